@@ -1,0 +1,53 @@
+# focusnet: two commands on a fresh machine.
+#   make demo   build the main environment if needed, then run the demo
+#   make test   build both environments if needed, then run every test
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+VENV_LATEST := .venv-latest
+MAIN_READY := $(VENV)/.complete
+LATEST_READY := $(VENV_LATEST)/.complete
+DEMO_IMAGE := examples/images/BBBC006_z_aligned__a07__s1__w1_10.tif
+DEMO_OUT := demo-output
+# Keep tool caches (matplotlib fonts) inside the clone.
+export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
+
+.PHONY: help env demo test test-main test-latest bench clean
+
+help:
+	@echo "make demo    simulate a defocus series of a real image (builds .venv on first use)"
+	@echo "make test    run the tests in both environments (builds them on first use)"
+	@echo "make env     only build the main environment (.venv: Python 3.9, TF 2.15.1, CellProfiler 4.2.8.1)"
+	@echo "make bench   print benchmark figures"
+	@echo "make clean   remove the environments and outputs"
+
+# An environment is rebuilt only when what defines it changes.
+$(MAIN_READY): requirements/main.in requirements/main.lock scripts/make-env.sh
+	scripts/make-env.sh main $(VENV)
+
+$(LATEST_READY): requirements/latest.in requirements/latest.lock scripts/make-env.sh
+	scripts/make-env.sh latest $(VENV_LATEST)
+
+env: $(MAIN_READY)
+
+demo: $(MAIN_READY)
+	$(VENV)/bin/focusnet simulate $(DEMO_IMAGE) --out $(DEMO_OUT)/simulate --seed 0
+	@echo
+	@echo "Open $(DEMO_OUT)/simulate/$(basename $(notdir $(DEMO_IMAGE)))_montage.png to see the defocus series."
+
+test: test-main test-latest
+
+# Everything, including headless CellProfiler, on Python 3.9 + TensorFlow 2.15.1.
+test-main: $(MAIN_READY)
+	$(VENV)/bin/python -m pytest
+
+# The library on a current Python with the newest TensorFlow (no CellProfiler there).
+test-latest: $(LATEST_READY)
+	$(VENV_LATEST)/bin/python -m pytest -m "not cellprofiler"
+
+bench: $(MAIN_READY)
+	$(VENV)/bin/python benchmarks/simulator.py
+
+clean:
+	rm -rf $(VENV) $(VENV_LATEST) $(DEMO_OUT) .cache build *.egg-info

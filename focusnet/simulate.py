@@ -1,0 +1,196 @@
+"""Physical defocus simulation: optical blur followed by a camera model.
+
+An in-focus image in raw camera counts is degraded to defocus level ``L`` by
+
+1. blurring it with the defocused PSF of that level (FFT convolution with
+   reflective borders; :mod:`focusnet.optics`), then
+2. simulating the sensor: counts above the source camera's offset become
+   photoelectrons, Poisson shot noise is drawn, and the result is multiplied
+   by a gain, shifted by a sensor offset, rounded and clipped to 16 bits.
+
+Blur conserves the total signal and noise conserves it on average, so with
+``gain=1`` and the default offset the mean intensity of every level equals
+that of the input. Level 0 applies the in-focus (diffraction-limited) PSF.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from .optics import DEFAULT_LEVELS, Optics, psf_kernels
+
+UINT16_MAX = 65535
+
+#: Gain and offset ranges of the training augmentation (Yang et al. 2018).
+GAIN_RANGE = (0.2, 5.0)
+OFFSET_RANGE = (1.0, 1000.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sensor:
+    """Camera model applied after the optical blur.
+
+    Parameters
+    ----------
+    gain : float
+        Multiplies the signal (photoelectrons times ``counts_per_electron``);
+        models exposure time, illumination and camera gain.
+    offset : float or None
+        Sensor offset (dark level) in counts added to the output. ``None``
+        keeps the source image's offset.
+    counts_per_electron : float
+        Conversion of the source image: counts per photoelectron (default 1).
+    source_offset : float or None
+        Dark level of the source image in counts, subtracted before counts
+        become photoelectrons. ``None`` estimates it as the image's minimum.
+    noise : bool
+        Draw Poisson shot noise on the photoelectrons.
+    """
+
+    gain: float = 1.0
+    offset: float | None = None
+    counts_per_electron: float = 1.0
+    source_offset: float | None = None
+    noise: bool = True
+
+    def __post_init__(self):
+        for name in ("gain", "counts_per_electron"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"Sensor.{name} must be a positive number, got {value!r}")
+        for name in ("offset", "source_offset"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and 0 <= value <= UINT16_MAX):
+                raise ValueError(f"Sensor.{name} must be in [0, {UINT16_MAX}] counts or None, got {value!r}")
+
+
+def random_sensor(rng: np.random.Generator, gain_range=GAIN_RANGE, offset_range=OFFSET_RANGE, **fields) -> Sensor:
+    """Draw a training augmentation: gain and offset log-uniform in their ranges.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness.
+    gain_range, offset_range : tuple of float
+        Inclusive ranges (defaults: the paper's gain 0.2-5 and offset 1-1000 counts).
+    **fields
+        Other :class:`Sensor` fields (e.g. ``noise=False``).
+    """
+    gain = math.exp(rng.uniform(math.log(gain_range[0]), math.log(gain_range[1])))
+    offset = math.exp(rng.uniform(math.log(offset_range[0]), math.log(offset_range[1])))
+    return Sensor(gain=gain, offset=offset, **fields)
+
+
+def _as_counts(image) -> np.ndarray:
+    from .images import check_single_channel
+
+    image = check_single_channel(image, "image")
+    if not np.all(np.isfinite(image)):
+        raise ValueError("image contains NaN or infinite values")
+    return image.astype(np.float64, copy=False)
+
+
+def blur_levels(image, levels=DEFAULT_LEVELS, optics: Optics = Optics()) -> np.ndarray:
+    """Blur an in-focus image to each defocus level, without noise.
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W)
+        In-focus image in raw counts.
+    levels : iterable of int
+        Defocus levels.
+    optics : Optics
+        Imaging parameters.
+
+    Returns
+    -------
+    ndarray, shape (len(levels), H, W), float64
+        Blurred images; borders are handled by reflecting the image.
+    """
+    from scipy.signal import fftconvolve
+
+    counts = _as_counts(image)
+    psf = psf_kernels(levels, optics)
+    r = psf.radius_px
+    padded = np.pad(counts, r, mode="reflect")
+    blurred = fftconvolve(padded[None], psf.kernels, mode="valid", axes=(1, 2))
+    # FFT round-off can leave tiny negatives where the image is zero.
+    return np.maximum(blurred, 0.0)
+
+
+def apply_sensor(blurred, sensor: Sensor = Sensor(), rng: np.random.Generator | None = None, source_offset=None):
+    """Turn a noise-free image in counts into a camera image (uint16).
+
+    Parameters
+    ----------
+    blurred : array_like
+        Noise-free intensities in source counts (any shape).
+    sensor : Sensor
+        Camera model.
+    rng : numpy.random.Generator, optional
+        Needed when ``sensor.noise`` is true.
+    source_offset : float, optional
+        Dark level to use when ``sensor.source_offset`` is None (e.g. the
+        minimum of the original in-focus image); defaults to the minimum of
+        ``blurred``.
+
+    Returns
+    -------
+    ndarray of uint16
+    """
+    blurred = np.asarray(blurred, dtype=np.float64)
+    if sensor.source_offset is not None:
+        dark = sensor.source_offset
+    elif source_offset is not None:
+        dark = float(source_offset)
+    else:
+        dark = float(blurred.min())
+    electrons = np.maximum(blurred - dark, 0.0) / sensor.counts_per_electron
+    if sensor.noise:
+        if rng is None:
+            raise ValueError("a random generator (rng or seed) is needed to draw noise")
+        electrons = rng.poisson(electrons).astype(np.float64)
+    offset = dark if sensor.offset is None else sensor.offset
+    counts = electrons * sensor.counts_per_electron * sensor.gain + offset
+    return np.clip(np.rint(counts), 0, UINT16_MAX).astype(np.uint16)
+
+
+def degrade(image, level: int, sensor: Sensor = Sensor(), optics: Optics = Optics(), seed=None) -> np.ndarray:
+    """Simulate one defocus level of an in-focus image.
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W)
+        In-focus image in raw counts (e.g. uint16).
+    level : int
+        Defocus level (``z = level * optics.z_step_um``).
+    sensor : Sensor
+        Camera model (gain, offset, noise).
+    optics : Optics
+        Imaging parameters.
+    seed : int or numpy.random.Generator, optional
+        Seeds the noise; the same seed gives the same output.
+
+    Returns
+    -------
+    ndarray of uint16, shape (H, W)
+    """
+    return simulate_series(image, [level], sensor=sensor, optics=optics, seed=seed)[0]
+
+
+def simulate_series(image, levels=DEFAULT_LEVELS, sensor: Sensor = Sensor(), optics: Optics = Optics(), seed=None):
+    """Simulate several defocus levels of one in-focus image.
+
+    Each level gets its own noise, drawn from one generator seeded by ``seed``.
+
+    Returns
+    -------
+    ndarray of uint16, shape (len(levels), H, W)
+    """
+    counts = _as_counts(image)
+    rng = np.random.default_rng(seed)
+    blurred = blur_levels(counts, levels, optics)
+    return np.stack([apply_sensor(b, sensor, rng, source_offset=counts.min()) for b in blurred])

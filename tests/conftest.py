@@ -1,0 +1,46 @@
+"""Shared fixtures: real images from ../shared/data and small synthetic ones."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("FOCUSNET_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def _shared_folder(name):
+    folder = SHARED_DATA / name
+    files = sorted(folder.glob("*")) if folder.is_dir() else []
+    if not files:
+        pytest.fail(
+            f"real test images missing: {folder} (the repository expects ../shared/data beside it, "
+            "or set FOCUSNET_SHARED_DATA)"
+        )
+    return files
+
+
+@pytest.fixture(scope="session")
+def in_focus_paths():
+    """The sharp BBBC006 images of ../shared/data."""
+    return _shared_folder("bbbc006_in_focus")
+
+
+@pytest.fixture(scope="session")
+def out_of_focus_paths():
+    """The real, optically defocused MCF-7 images of ../shared/data."""
+    return _shared_folder("mcf7_out_of_focus")
+
+
+@pytest.fixture(scope="session")
+def in_focus_image(in_focus_paths):
+    """One sharp 16-bit BBBC006 image (520 x 696, raw counts)."""
+    from focusnet.images import read_image
+
+    return read_image(in_focus_paths[0])
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
