@@ -118,6 +118,142 @@ def _command_simulate(arguments) -> int:
     return 0
 
 
+def _without_run_control(argv):
+    """The training arguments minus those that only control this run (--resume, --stop-after N)."""
+    kept, skip = [], False
+    for argument in argv:
+        if skip:
+            skip = False
+        elif argument == "--resume":
+            continue
+        elif argument == "--stop-after":
+            skip = True
+        elif not argument.startswith("--stop-after="):
+            kept.append(argument)
+    return kept
+
+
+def _command_train(arguments) -> int:
+    import shlex
+
+    from .train import TrainingSettings, train
+
+    settings = TrainingSettings(
+        architecture=arguments.config,
+        steps=arguments.steps,
+        batch_size=arguments.batch_size,
+        learning_rate=arguments.learning_rate,
+        seed=arguments.seed,
+        validate_every=arguments.validate_every,
+        checkpoint_every=arguments.checkpoint_every,
+    )
+    command = "focusnet " + " ".join(shlex.quote(a) for a in _without_run_control(arguments.argv))
+    out = train(arguments.images, arguments.out, settings, validation_images=arguments.validation or (),
+                optics=_optics_from_arguments(arguments), resume=arguments.resume, command=command,
+                stop_after=arguments.stop_after)
+    print(f"model written to {out} (card: {out / 'README.md'}, curves: {out / 'training.png'})")
+    return 0
+
+
+IMAGE_COLUMNS = ["image", "defocus_level", "mean_certainty", "aggregate_certainty"] + [
+    f"prob_{level}" for level in range(11)] + ["patches"]
+PATCH_COLUMNS = ["image", "row", "col", "y", "x", "defocus_level", "certainty"] + [
+    f"prob_{level}" for level in range(11)]
+
+
+def _number(value) -> str:
+    # Enough digits that a value read back equals the computed float32 result.
+    return f"{value:.9g}" if isinstance(value, float) else str(value)
+
+
+def _command_predict(arguments) -> int:
+    import csv
+    import warnings
+
+    from tqdm import tqdm
+
+    from .figures import save_overlay
+    from .images import ImageFormatError, find_images, read_image
+    from .inference import UnmeasurableImageError, predict_image
+    from .model import load_model
+
+    model = load_model(arguments.model)
+    paths = find_images(arguments.paths)
+    if arguments.overlay_dir:
+        Path(arguments.overlay_dir).mkdir(parents=True, exist_ok=True)
+    failed = 0
+    with open(arguments.csv, "w", newline="") as image_file, \
+            (open(arguments.patches_csv, "w", newline="") if arguments.patches_csv else _NullContext()) as patch_file:
+        image_writer = csv.writer(image_file)
+        image_writer.writerow(IMAGE_COLUMNS)
+        patch_writer = csv.writer(patch_file) if arguments.patches_csv else None
+        if patch_writer:
+            patch_writer.writerow(PATCH_COLUMNS)
+        for path in tqdm(paths, desc="predict", unit="image", disable=len(paths) < 2):
+            try:
+                image = read_image(path)
+                prediction = predict_image(image, model, scale=arguments.scale, name=path)
+            except (ImageFormatError, UnmeasurableImageError, ValueError) as error:
+                # One bad image must not stop a batch: NaN row and a warning naming it.
+                failed += 1
+                warnings.warn(f"{error} (measurements set to NaN)", stacklevel=1)
+                print(f"focusnet predict: warning: {error} (measurements set to NaN)", file=sys.stderr)
+                image_writer.writerow([path] + ["nan"] * (len(IMAGE_COLUMNS) - 2) + [0])
+                continue
+            image_writer.writerow(
+                [path, prediction.defocus_level, _number(prediction.mean_certainty),
+                 _number(prediction.aggregate_certainty)]
+                + [_number(float(p)) for p in prediction.distribution] + [prediction.num_patches])
+            if patch_writer:
+                for patch in prediction.patch_rows():
+                    patch_writer.writerow(
+                        [path, patch["row"], patch["col"], patch["y"], patch["x"], patch["defocus_level"],
+                         _number(patch["certainty"])] + [_number(float(p)) for p in patch["probabilities"]])
+            if arguments.overlay_dir:
+                save_overlay(Path(arguments.overlay_dir) / f"{Path(path).stem}_focus.png", image, prediction,
+                             title=f"{Path(path).name}: level {prediction.defocus_level}, aggregate certainty "
+                                   f"{prediction.aggregate_certainty:.2f}")
+    print(f"measured {len(paths) - failed} of {len(paths)} images with {model.name}: {arguments.csv}"
+          + (f", patches: {arguments.patches_csv}" if arguments.patches_csv else "")
+          + (f", overlays: {arguments.overlay_dir}" if arguments.overlay_dir else ""))
+    if failed:
+        print(f"{failed} image(s) could not be measured (NaN rows, see warnings above)", file=sys.stderr)
+    return 0
+
+
+class _NullContext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _command_evaluate(arguments) -> int:
+    import json
+
+    from .evaluate import evaluate, save_evaluation_plots
+
+    result = evaluate(arguments.paths, model=arguments.model, seed=arguments.seed)
+    summary = {key: value for key, value in result.items() if key != "records"}
+    text = json.dumps(summary, indent=2)
+    if arguments.json == "-":
+        print(text)
+    else:
+        if arguments.json:
+            Path(arguments.json).write_text(text + "\n")
+        print(f"{result['num_predictions']} predictions on {len(result['images'])} images: "
+              f"exact {result['exact_accuracy']:.1%}, within one {result['within_one_accuracy']:.1%}, "
+              f"confident patches within one {result['patch_within_one_accuracy']:.1%}")
+        for variant in result["variants"]:
+            print(f"  gain x{variant['gain']:g}, offset +{variant['offset']:g}: exact {variant['exact_accuracy']:.1%}, "
+                  f"within one {variant['within_one_accuracy']:.1%}")
+    if arguments.plots:
+        for path in save_evaluation_plots(result, arguments.plots):
+            print(f"plot: {path}", file=sys.stderr if arguments.json == "-" else sys.stdout)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``focusnet`` command."""
     parser = argparse.ArgumentParser(
@@ -152,18 +288,88 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default %(default)s)")
     _add_optics_arguments(simulate)
     simulate.set_defaults(handler=_command_simulate)
+
+    from .network import ARCHITECTURES
+
+    train = commands.add_parser(
+        "train",
+        help="train a classifier on simulated defocus of in-focus images",
+        description="Train the patch classifier on random 84x84 crops of in-focus images, degraded on the fly "
+        "to uniformly random defocus levels with random gain/offset, Poisson noise, flips and rotations. "
+        "Validation uses whole images held out from training. Writes a model folder (config.json, "
+        "weights.npz, README.md model card, training_log.csv, training.png) and checkpoints for --resume. "
+        "Only give in-focus images: each is treated as level 0.",
+    )
+    train.add_argument("--images", nargs="+", required=True, metavar="PATH",
+                       help="in-focus training images: files, folders or globs")
+    train.add_argument("--validation", nargs="+", metavar="PATH",
+                       help="in-focus images held out for validation (default: the last training image)")
+    train.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to write")
+    train.add_argument("--config", choices=sorted(ARCHITECTURES), default="default",
+                       help="architecture: 'default' (compact) or 'paper' (Yang et al. 2018) (default %(default)s)")
+    train.add_argument("--steps", type=int, default=20000, metavar="N", help="training steps (default %(default)s)")
+    train.add_argument("--batch-size", type=int, default=64, metavar="N", help="patches per step (default %(default)s)")
+    train.add_argument("--learning-rate", type=_positive_float, default=1e-3, metavar="LR",
+                       help="initial Adam learning rate, cosine-decayed (default %(default)s)")
+    train.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default %(default)s)")
+    train.add_argument("--validate-every", type=int, default=500, metavar="N",
+                       help="steps between validations (default %(default)s)")
+    train.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
+                       help="steps between checkpoints (default %(default)s)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in MODEL_DIR from its last checkpoint (same arguments)")
+    train.add_argument("--stop-after", type=int, metavar="N",
+                       help="stop after N steps of this run (checkpointed); continue later with --resume")
+    _add_optics_arguments(train)
+    train.set_defaults(handler=_command_train)
+
+    predict = commands.add_parser(
+        "predict",
+        help="measure the focus of images (per image and per patch)",
+        description="Measure how far each 84x84 region of each image is from focus (defocus level 0-10, "
+        "0 = in focus), how certain that is, and the answer for the whole image. Images that cannot be "
+        "measured (too small, constant, colour, stacks) get a NaN row and a warning.",
+    )
+    predict.add_argument("paths", nargs="+", metavar="PATH", help="images, folders or glob patterns")
+    predict.add_argument("--model", metavar="DIR", help="model folder (default: the model shipped with focusnet)")
+    predict.add_argument("--csv", required=True, metavar="OUT.csv",
+                         help="one row per image: " + ", ".join(IMAGE_COLUMNS[:5]) + ", ..., patches")
+    predict.add_argument("--patches-csv", metavar="OUT.csv", help="one row per patch: " + ", ".join(PATCH_COLUMNS[:8])
+                         + ", ...")
+    predict.add_argument("--overlay-dir", metavar="DIR",
+                         help="write <stem>_focus.png: patch borders coloured by level (hue) and certainty "
+                              "(pale = uncertain)")
+    predict.add_argument("--scale", type=_positive_float, metavar="COUNTS",
+                         help="for floating-point images in [0, 1]: the raw count 1.0 stands for (e.g. 65535)")
+    predict.set_defaults(handler=_command_predict)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="accuracy on simulated defocus series of in-focus images",
+        description="Synthesise every level 0-10 from each in-focus image (fixed seed), predict, and report "
+        "image-level exact and within-one accuracy, the confusion matrix, patch-level within-one accuracy "
+        "(patches with certainty >= 0.5), and the same under gain x0.2, x5 and offsets +100, +1000.",
+    )
+    evaluate.add_argument("paths", nargs="+", metavar="PATH", help="in-focus images, folders or globs")
+    evaluate.add_argument("--model", metavar="DIR", help="model folder (default: the shipped model)")
+    evaluate.add_argument("--json", metavar="OUT.json", help="write the results as JSON ('-': standard output)")
+    evaluate.add_argument("--plots", metavar="DIR", help="write confusion.png and certainty.png")
+    evaluate.add_argument("--seed", type=int, default=0, metavar="N", help="noise seed (default %(default)s)")
+    evaluate.set_defaults(handler=_command_evaluate)
     return parser
 
 
 def main(argv=None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     arguments = parser.parse_args(argv)
+    arguments.argv = argv
     from .images import ImageFormatError
 
     try:
         return arguments.handler(arguments)
-    except (FileNotFoundError, ImageFormatError, ValueError) as error:
+    except (FileNotFoundError, ImageFormatError, ValueError) as error:  # includes ModelError
         print(f"focusnet {arguments.command}: error: {error}", file=sys.stderr)
         return 1
 

@@ -57,3 +57,91 @@ def save_montage(images, titles, path, suptitle: str = "", columns: int = 4) -> 
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def level_colours(levels, certainties) -> np.ndarray:
+    """RGB colours (..., 3) in [0, 1]: hue by level, paleness by uncertainty.
+
+    Level 0 is green, then yellow, orange, red, up to magenta at level 10;
+    full certainty gives the saturated hue, zero certainty white (as in
+    Figure 2b of Yang et al. 2018).
+    """
+    from matplotlib.colors import hsv_to_rgb
+
+    levels = np.asarray(levels, dtype=float)
+    hue = np.mod(1.0 / 3.0 - 0.5 * levels / 10.0, 1.0)
+    saturation = np.clip(np.asarray(certainties, dtype=float), 0.0, 1.0)
+    hsv = np.stack(np.broadcast_arrays(hue, saturation, np.ones_like(hue)), axis=-1)
+    return hsv_to_rgb(hsv)
+
+
+def display_range(image) -> tuple:
+    """Robust display limits (0.5 and 99.5 percentiles) of an image."""
+    low, high = np.percentile(np.asarray(image, dtype=float), [0.5, 99.5])
+    return float(low), float(high if high > low else low + 1)
+
+
+def overlay_rgb(image, prediction, border: int = 2) -> np.ndarray:
+    """The image in grey with each patch's border coloured by level and certainty.
+
+    Parameters
+    ----------
+    image : array_like, 2-D
+        The measured image (any intensity scale).
+    prediction : focusnet.inference.FocusPrediction
+    border : int
+        Border width in pixels.
+
+    Returns
+    -------
+    ndarray, shape (H, W, 3), float in [0, 1]
+    """
+    from .network import PATCH_SIZE
+
+    image = np.asarray(image, dtype=float)
+    low, high = display_range(image)
+    grey = np.clip((image - low) / (high - low), 0, 1)
+    rgb = np.repeat(grey[..., None], 3, axis=-1)
+    colours = level_colours(prediction.patch_levels, prediction.patch_certainty)
+    for row, y in enumerate(prediction.y):
+        for col, x in enumerate(prediction.x):
+            colour = colours[row, col]
+            window = rgb[y:y + PATCH_SIZE, x:x + PATCH_SIZE]
+            window[:border] = colour
+            window[-border:] = colour
+            window[:, :border] = colour
+            window[:, -border:] = colour
+    return rgb
+
+
+def save_overlay(path, image, prediction, title: str = "") -> None:
+    """Save the overlay with a legend of levels and certainty as a PNG."""
+    plt = _pyplot()
+    rgb = overlay_rgb(image, prediction)
+    height, width = rgb.shape[:2]
+    figure = plt.figure(figsize=(8.5, 8.5 * height / width * 0.82 + 1.3))
+    grid = figure.add_gridspec(2, 2, width_ratios=[30, 1], height_ratios=[12, 1], wspace=0.05, hspace=0.25)
+    axis = figure.add_subplot(grid[0, 0])
+    axis.imshow(rgb, interpolation="nearest")
+    axis.set_axis_off()
+    axis.set_title(title or (f"defocus level {prediction.defocus_level}, aggregate certainty "
+                             f"{prediction.aggregate_certainty:.2f}, mean certainty "
+                             f"{prediction.mean_certainty:.2f}"), fontsize=9)
+    levels = np.arange(11)
+    level_axis = figure.add_subplot(grid[0, 1])
+    level_axis.imshow(level_colours(levels, 1.0)[:, None, :], aspect="auto", origin="lower",
+                      extent=(0, 1, -0.5, 10.5))
+    level_axis.set_xticks([])
+    level_axis.yaxis.tick_right()
+    level_axis.set_yticks(levels)
+    level_axis.set_ylabel("defocus level (0 = in focus)", fontsize=8)
+    level_axis.yaxis.set_label_position("right")
+    certainty_axis = figure.add_subplot(grid[1, 0])
+    ramp = np.linspace(0, 1, 101)
+    strip = np.concatenate([level_colours(np.full_like(ramp, level), ramp)[None] for level in (0, 5, 10)])
+    certainty_axis.imshow(strip, aspect="auto", extent=(0, 1, 0, 3))
+    certainty_axis.set_yticks([0.5, 1.5, 2.5])
+    certainty_axis.set_yticklabels(["10", "5", "0"], fontsize=7)
+    certainty_axis.set_xlabel("certainty (pale = uncertain)", fontsize=8)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)

@@ -44,3 +44,17 @@ def in_focus_image(in_focus_paths):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def random_model_dir(tmp_path_factory):
+    """A valid model folder with untrained (random) weights: for structure tests."""
+    from focusnet.model import make_config, save_model
+    from focusnet.network import ARCHITECTURES, build_trainable, fold_inference_weights
+    from focusnet.optics import Optics
+
+    directory = tmp_path_factory.mktemp("random_model")
+    network = build_trainable(ARCHITECTURES["default"], seed=3)
+    config = make_config("default", optics=Optics().to_dict(), augmentation={}, training={"steps": 0})
+    save_model(directory, config, fold_inference_weights(network, ARCHITECTURES["default"]))
+    return directory

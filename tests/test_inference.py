@@ -1,0 +1,112 @@
+"""Whole-image inference: tiling, certainty, aggregation and input checks."""
+
+import math
+
+import numpy as np
+import pytest
+
+from focusnet.images import ImageFormatError
+from focusnet.inference import (
+    UnmeasurableImageError,
+    aggregate,
+    certainty,
+    predict_image,
+    tile_starts,
+    to_counts,
+)
+from focusnet.model import load_model
+
+
+@pytest.fixture(scope="module")
+def model(random_model_dir):
+    return load_model(random_model_dir)
+
+
+def test_tiles_spread_leftover_pixels_as_fiji_does():
+    # 696 = 8 * 84 + 24: tile i starts at i*84 + (i+1)*24 // 9.
+    np.testing.assert_array_equal(tile_starts(696), [i * 84 + (i + 1) * 24 // 9 for i in range(8)])
+    assert list(tile_starts(696)[:3]) == [2, 89, 176]
+    assert list(tile_starts(168)) == [0, 84]
+    assert list(tile_starts(84)) == [0]
+    assert len(tile_starts(83)) == 0
+    for size in (84, 100, 520, 696, 1000, 2048):
+        starts = tile_starts(size)
+        assert len(starts) == size // 84
+        # Gaps before, between and after the tiles: never negative (no overlap),
+        # and spread evenly (they differ by at most one pixel).
+        ends = starts + 84
+        gaps = np.concatenate([[starts[0]], starts[1:] - ends[:-1], [size - ends[-1]]])
+        assert gaps.min() >= 0 and gaps.max() - gaps.min() <= 1, (size, gaps)
+
+
+def test_certainty_is_one_minus_normalised_entropy():
+    assert certainty(np.eye(11)[4]) == pytest.approx(1.0)
+    assert certainty(np.full(11, 1 / 11)) == pytest.approx(0.0, abs=1e-12)
+    two = np.zeros(11)
+    two[[2, 3]] = 0.5
+    assert certainty(two) == pytest.approx(1 - math.log(2) / math.log(11))
+
+
+def test_aggregate_weights_patches_by_certainty():
+    sure = np.eye(11)[7]
+    unsure = np.full(11, 1 / 11)
+    half = np.zeros(11)
+    half[[1, 2]] = 0.5
+    probabilities = np.stack([sure, unsure, half]).reshape(1, 3, 11)
+    result = aggregate(probabilities, [0], [0, 84, 168])
+    c_half = 1 - math.log(2) / math.log(11)
+    expected = (1.0 * sure + 0.0 * unsure + c_half * half) / (1.0 + c_half)
+    np.testing.assert_allclose(result.distribution, expected)
+    assert result.defocus_level == 7
+    assert result.mean_certainty == pytest.approx((1 + 0 + c_half) / 3)
+    assert result.aggregate_certainty == pytest.approx(certainty(expected))
+
+
+def test_prediction_of_a_real_image(model, in_focus_image):
+    prediction = predict_image(in_focus_image, model)
+    assert prediction.probabilities.shape == (6, 8, 11)
+    assert prediction.num_patches == 48
+    np.testing.assert_array_equal(prediction.x, tile_starts(696))
+    np.testing.assert_array_equal(prediction.y, tile_starts(520))
+    np.testing.assert_allclose(prediction.distribution.sum(), 1.0, atol=1e-6)
+    # Patches are predicted where the tiling says they are.
+    y, x = prediction.y[2], prediction.x[5]
+    alone = model.predict_patches(in_focus_image[None, y:y + 84, x:x + 84] / 65535)[0]
+    np.testing.assert_allclose(prediction.probabilities[2, 5], alone, atol=1e-6)
+    rows = list(prediction.patch_rows())
+    assert len(rows) == 48 and (rows[9]["row"], rows[9]["col"]) == (1, 1)
+
+
+def test_float_images_with_a_scale_give_the_same_answer(model, in_focus_image):
+    expected = predict_image(in_focus_image, model)
+    as_float = predict_image(in_focus_image / 65535.0, model, scale=65535)
+    np.testing.assert_allclose(as_float.probabilities, expected.probabilities, atol=1e-6)
+    # 12-bit data: CellProfiler-style floats in [0, 1] scaled by 4095.
+    twelve_bit = (in_focus_image.astype(float) / in_focus_image.max() * 4095).round()
+    counts = predict_image(twelve_bit.astype(np.uint16), model)
+    scaled = predict_image(twelve_bit / 4095, model, scale=4095)
+    np.testing.assert_allclose(scaled.probabilities, counts.probabilities, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "image,scale,error,match",
+    [
+        (np.ones((83, 200), np.uint16) * np.arange(200, dtype=np.uint16), None, UnmeasurableImageError,
+         "smaller than one 84x84 patch"),
+        (np.full((100, 100), 7, np.uint16), None, UnmeasurableImageError, "constant image"),
+        (np.full((100, 100), np.nan), 65535, ImageFormatError, "NaN or infinite"),
+        (np.random.default_rng(0).random((100, 100)), None, ImageFormatError, "explicit scale"),
+        (np.random.default_rng(0).random((100, 100)) * 3, 65535, ImageFormatError, r"must lie in \[0, 1\]"),
+        (np.zeros((100, 100, 3), np.uint16), None, ImageFormatError, "RGB"),
+        (np.zeros((4, 100, 100), np.uint16), None, ImageFormatError, "multi-plane"),
+        (np.full((100, 100), -5, np.int32), None, ImageFormatError, r"raw counts in \[0, 65535\]"),
+    ],
+)
+def test_bad_input_is_refused_clearly(model, image, scale, error, match):
+    with pytest.raises(error, match=match):
+        predict_image(image, model, scale=scale, name="sample.tif")
+
+
+def test_to_counts_names_the_image():
+    with pytest.raises(ImageFormatError, match="plate1_A01.tif"):
+        to_counts(np.zeros((10, 10, 3)), name="plate1_A01.tif")

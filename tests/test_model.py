@@ -1,0 +1,105 @@
+"""Model folders: saving, loading, and clear refusal of wrong or damaged ones."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from focusnet.model import DEFAULT_MODEL_DIR, ModelError, load_model, read_config
+
+
+@pytest.fixture
+def model_copy(tmp_path, random_model_dir):
+    target = tmp_path / "model"
+    shutil.copytree(random_model_dir, target)
+    return target
+
+
+def test_config_records_what_a_model_is(random_model_dir):
+    config = json.loads((random_model_dir / "config.json").read_text())
+    for key in ("format_version", "architecture", "patch_size", "num_levels", "input_scale", "simulator",
+                "training", "focusnet_version", "weights"):
+        assert key in config
+    assert config["patch_size"] == 84 and config["num_levels"] == 11 and config["input_scale"] == 65535
+    assert config["simulator"]["optics"]["numerical_aperture"] == 0.5
+
+
+def test_load_is_cached_per_process(random_model_dir):
+    assert load_model(random_model_dir) is load_model(str(random_model_dir))
+
+
+def test_predicts_distributions(random_model_dir):
+    model = load_model(random_model_dir)
+    probabilities = model.predict_patches(np.random.default_rng(0).uniform(0, 0.1, (7, 84, 84)))
+    assert probabilities.shape == (7, 11)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="patches must have shape"):
+        model.predict_patches(np.zeros((2, 80, 84)))
+
+
+def test_wrong_format_version(model_copy):
+    config = json.loads((model_copy / "config.json").read_text())
+    config["format_version"] = 99
+    (model_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="model format version 99 is not supported"):
+        load_model(model_copy)
+
+
+def test_damaged_weights_are_detected(model_copy):
+    data = bytearray((model_copy / "weights.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (model_copy / "weights.npz").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="damaged or modified"):
+        load_model(model_copy)
+
+
+def test_damaged_config(model_copy):
+    (model_copy / "config.json").write_text("{not json")
+    with pytest.raises(ModelError, match="damaged"):
+        read_config(model_copy)
+
+
+@pytest.mark.parametrize("problem", ["no folder", "no config", "no weights", "other format", "other patch size",
+                                     "other architecture"])
+def test_wrong_folders_are_refused(model_copy, problem):
+    config = json.loads((model_copy / "config.json").read_text())
+    if problem == "no folder":
+        target, match = model_copy / "missing", "model folder not found"
+    elif problem == "no config":
+        (model_copy / "config.json").unlink()
+        target, match = model_copy, "not a focusnet model folder"
+    elif problem == "no weights":
+        (model_copy / "weights.npz").unlink()
+        target, match = model_copy, "weights file weights.npz is missing"
+    else:
+        key, value, match = {"other format": ("format", "keras", "not a focusnet model config"),
+                             "other patch size": ("patch_size", 64, "patch_size is 64"),
+                             "other architecture": ("architecture", "resnet", "unknown architecture")}[problem]
+        config[key] = value
+        (model_copy / "config.json").write_text(json.dumps(config))
+        target = model_copy
+    with pytest.raises(ModelError, match=match):
+        load_model(target)
+
+
+def test_weights_of_the_wrong_shape(model_copy):
+    with np.load(model_copy / "weights.npz") as archive:
+        weights = dict(archive)
+    weights["levels/bias"] = np.zeros(12, np.float32)
+    config = json.loads((model_copy / "config.json").read_text())
+    from focusnet.model import save_model
+
+    with pytest.raises(ModelError, match="levels/bias has shape"):
+        save_model(model_copy, config, weights)
+
+
+def test_the_shipped_model_is_valid_and_small():
+    config = read_config(DEFAULT_MODEL_DIR)
+    assert config["architecture"] == "default"
+    assert (DEFAULT_MODEL_DIR / "weights.npz").stat().st_size <= 5e6
+    card = (DEFAULT_MODEL_DIR / "README.md").read_text()
+    for section in ("## Training data", "## Reproduce", "## Evaluation", "## Known limits"):
+        assert section in card
+    assert "focusnet train" in card
+    load_model()  # checks the hash and the shapes
