@@ -16,7 +16,7 @@ export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 .PHONY: help env demo test test-main test-latest bench clean
 
 help:
-	@echo "make demo    simulate a defocus series of a real image (builds .venv on first use)"
+	@echo "make demo    simulate defocus of a real image and measure it with the shipped model (builds .venv on first use)"
 	@echo "make test    run the tests in both environments (builds them on first use)"
 	@echo "make env     only build the main environment (.venv: Python 3.9, TF 2.15.1, CellProfiler 4.2.8.1)"
 	@echo "make bench   print benchmark figures"
@@ -32,9 +32,14 @@ $(LATEST_READY): requirements/latest.in requirements/latest.lock scripts/make-en
 env: $(MAIN_READY)
 
 demo: $(MAIN_READY)
-	$(VENV)/bin/focusnet simulate $(DEMO_IMAGE) --out $(DEMO_OUT)/simulate --seed 0
+	$(VENV)/bin/focusnet simulate $(DEMO_IMAGE) --out $(DEMO_OUT)/simulate --levels 0,2,4,6,8,10 --seed 0
 	@echo
-	@echo "Open $(DEMO_OUT)/simulate/$(basename $(notdir $(DEMO_IMAGE)))_montage.png to see the defocus series."
+	$(VENV)/bin/focusnet predict $(DEMO_IMAGE) $(DEMO_OUT)/simulate/*.tif --csv $(DEMO_OUT)/focus.csv \
+		--patches-csv $(DEMO_OUT)/patches.csv --overlay-dir $(DEMO_OUT)/overlays
+	@echo
+	@echo "Defocus series montage: $(DEMO_OUT)/simulate/$(basename $(notdir $(DEMO_IMAGE)))_montage.png"
+	@echo "Per-image results:      $(DEMO_OUT)/focus.csv (per patch: $(DEMO_OUT)/patches.csv)"
+	@echo "Overlays:               $(DEMO_OUT)/overlays/"
 
 test: test-main test-latest
 

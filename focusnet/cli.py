@@ -168,7 +168,7 @@ def _number(value) -> str:
 
 def _command_predict(arguments) -> int:
     import csv
-    import warnings
+    from contextlib import nullcontext
 
     from tqdm import tqdm
 
@@ -182,8 +182,9 @@ def _command_predict(arguments) -> int:
     if arguments.overlay_dir:
         Path(arguments.overlay_dir).mkdir(parents=True, exist_ok=True)
     failed = 0
+    summary = []
     with open(arguments.csv, "w", newline="") as image_file, \
-            (open(arguments.patches_csv, "w", newline="") if arguments.patches_csv else _NullContext()) as patch_file:
+            (open(arguments.patches_csv, "w", newline="") if arguments.patches_csv else nullcontext()) as patch_file:
         image_writer = csv.writer(image_file)
         image_writer.writerow(IMAGE_COLUMNS)
         patch_writer = csv.writer(patch_file) if arguments.patches_csv else None
@@ -196,10 +197,13 @@ def _command_predict(arguments) -> int:
             except (ImageFormatError, UnmeasurableImageError, ValueError) as error:
                 # One bad image must not stop a batch: NaN row and a warning naming it.
                 failed += 1
-                warnings.warn(f"{error} (measurements set to NaN)", stacklevel=1)
                 print(f"focusnet predict: warning: {error} (measurements set to NaN)", file=sys.stderr)
                 image_writer.writerow([path] + ["nan"] * (len(IMAGE_COLUMNS) - 2) + [0])
+                summary.append((path, "not measured"))
                 continue
+            summary.append((path, f"defocus level {prediction.defocus_level:2d}, aggregate certainty "
+                                  f"{prediction.aggregate_certainty:.2f}, mean certainty "
+                                  f"{prediction.mean_certainty:.2f}"))
             image_writer.writerow(
                 [path, prediction.defocus_level, _number(prediction.mean_certainty),
                  _number(prediction.aggregate_certainty)]
@@ -213,20 +217,16 @@ def _command_predict(arguments) -> int:
                 save_overlay(Path(arguments.overlay_dir) / f"{Path(path).stem}_focus.png", image, prediction,
                              title=f"{Path(path).name}: level {prediction.defocus_level}, aggregate certainty "
                                    f"{prediction.aggregate_certainty:.2f}")
+    if len(summary) <= 20:
+        width = max(len(Path(p).name) for p, _ in summary)
+        for path, text in summary:
+            print(f"{Path(path).name:<{width}}  {text}")
     print(f"measured {len(paths) - failed} of {len(paths)} images with {model.name}: {arguments.csv}"
           + (f", patches: {arguments.patches_csv}" if arguments.patches_csv else "")
           + (f", overlays: {arguments.overlay_dir}" if arguments.overlay_dir else ""))
     if failed:
         print(f"{failed} image(s) could not be measured (NaN rows, see warnings above)", file=sys.stderr)
     return 0
-
-
-class _NullContext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _command_evaluate(arguments) -> int:

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import __version__
 from .network import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE, expected_weight_shapes, get_architecture
+from .tf import import_tensorflow
 
 MODEL_FORMAT = "focusnet-model"
 MODEL_FORMAT_VERSION = 1
@@ -149,7 +150,7 @@ class FocusModel:
         return f"{self.directory.name} ({self.architecture.name})"
 
     def _build(self):
-        import tensorflow as tf
+        tf = import_tensorflow()
 
         constants = {name: tf.constant(value) for name, value in self.weights.items()}
         from .network import inference_graph

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from .tf import import_tensorflow
 
 PATCH_SIZE = 84
 NUM_LEVELS = 11
@@ -112,7 +113,7 @@ def preprocess(patches):
     tf.Tensor, same shape
         ``log(1 + counts - min)`` minus its patch mean.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     counts = patches * INPUT_SCALE
     above_floor = counts - tf.reduce_min(counts, axis=[1, 2, 3], keepdims=True)
@@ -133,7 +134,7 @@ def ranked_probability_score(true_levels, probabilities):
     true_levels : tf.Tensor of int, shape (N,)
     probabilities : tf.Tensor, shape (N, K)
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     num_levels = probabilities.shape[-1]
     true_cdf = tf.cumsum(tf.one_hot(tf.cast(true_levels, tf.int32), num_levels), axis=-1)
@@ -143,7 +144,7 @@ def ranked_probability_score(true_levels, probabilities):
 
 def build_trainable(architecture: Architecture, seed: int = 0):
     """The Keras model that is trained (batch norm and dropout active)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     layers = tf.keras.layers
     initializer = tf.keras.initializers.HeUniform
@@ -239,7 +240,7 @@ def inference_graph(patches, weights: dict, architecture: Architecture, tf=None)
     tensor, shape (N, 11)
     """
     if tf is None:
-        import tensorflow as tf
+        tf = import_tensorflow()
     x = preprocess(patches)
     for index, conv in enumerate(architecture.convs):
         x = tf.nn.conv2d(x, weights[f"conv{index}/kernel"], strides=[1, conv.stride, conv.stride, 1], padding="SAME")

@@ -27,6 +27,7 @@ from .model import CARD_FILE, make_config, save_model
 from .network import build_trainable, fold_inference_weights, get_architecture, ranked_probability_score
 from .optics import Optics
 from .simulate import GAIN_RANGE, OFFSET_RANGE
+from .tf import import_tensorflow
 
 CHECKPOINT_DIR = "checkpoint"
 LOG_FILE = "training_log.csv"
@@ -69,7 +70,7 @@ def _load_sources(paths, optics, role):
 
 def _evaluate_patches(model, patches, levels):
     probabilities = model(patches, training=False).numpy()
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     rps = float(ranked_probability_score(tf.constant(levels), tf.constant(probabilities)))
     predicted = probabilities.argmax(axis=1)
@@ -157,7 +158,7 @@ def train(images, out, settings: TrainingSettings, validation_images=(), optics:
     Path
         The model folder.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
     from tqdm import tqdm
 
     out = Path(out)
@@ -200,12 +201,12 @@ def train(images, out, settings: TrainingSettings, validation_images=(), optics:
     start_step = 0
     if resume:
         start_step = _restore_checkpoint(checkpoint_dir, model, optimizer)
-    end_step = settings.steps if stop_after is None else min(settings.steps, start_step + stop_after)
     else:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         settings_path.write_text(json.dumps(recorded, indent=2))
         with open(out / LOG_FILE, "w", newline="") as handle:
             csv.writer(handle).writerow(LOG_COLUMNS)
+    end_step = settings.steps if stop_after is None else min(settings.steps, start_step + stop_after)
 
     @tf.function
     def train_step(patches, levels):

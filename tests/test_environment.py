@@ -17,7 +17,8 @@ BIN = Path(sys.executable).parent
 
 def test_import_focusnet_is_light():
     # Importing the package (and the simulator) must not pull in TensorFlow.
-    code = "import sys, focusnet, focusnet.simulate, focusnet.cli; print('tensorflow' in sys.modules)"
+    code = ("import sys, focusnet, focusnet.simulate, focusnet.cli, focusnet.inference, focusnet.model, "
+            "focusnet.train, focusnet.evaluate; print('tensorflow' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
@@ -42,7 +43,12 @@ def test_wheel_holds_only_the_focusnet_package(tmp_path):
         check=True, capture_output=True,
     )
     (wheel,) = tmp_path.glob("focusnet-*.whl")
-    top_level = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    names = zipfile.ZipFile(wheel).namelist()
+    top_level = {name.split("/")[0] for name in names}
+    # The shipped model travels inside the package; its training checkpoint does not.
+    for required in ("config.json", "weights.npz", "README.md"):
+        assert f"focusnet/models/default/{required}" in names
+    assert not [name for name in names if "checkpoint" in name]
     # No generic names such as export/ or plugins/ in site-packages.
     assert {name for name in top_level if not name.endswith(".dist-info")} == {"focusnet"}, top_level
 

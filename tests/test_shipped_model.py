@@ -1,0 +1,77 @@
+"""The model shipped with focusnet, on images it was not trained on.
+
+Properties that must hold without any tuning: the predicted level grows with
+simulated blur, a camera's gain and offset barely matter, real sharp images
+are called in focus and real out-of-focus images out of focus.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from focusnet.images import read_image
+from focusnet.inference import predict_image
+from focusnet.model import DEFAULT_MODEL_DIR, load_model
+from focusnet.simulate import Sensor, apply_sensor, blur_levels
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def held_out_paths(in_focus_paths):
+    config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    trained_on = {p.rsplit("/", 1)[-1] for p in config["training"]["images"]}
+    held_out = [p for p in in_focus_paths if p.name not in trained_on]
+    assert held_out, "the shipped model should leave some BBBC006 images out of training"
+    return held_out
+
+
+def predicted_series(model, image, gain=1.0, added_offset=0.0, seed=0):
+    counts = image.astype(float)
+    dark = counts.min()
+    rng = np.random.default_rng(seed)
+    sensor = Sensor(gain=gain, offset=dark + added_offset)
+    return np.array([predict_image(apply_sensor(b, sensor, rng, source_offset=dark), model).defocus_level
+                     for b in blur_levels(counts)])
+
+
+def test_predicted_level_grows_with_blur(model, held_out_paths):
+    for path in held_out_paths:
+        levels = predicted_series(model, read_image(path))
+        assert spearmanr(np.arange(11), levels).correlation > 0.97, levels
+        assert np.all(np.abs(levels - np.arange(11)) <= 1), levels
+
+
+@pytest.mark.parametrize("gain,added_offset", [(0.2, 0.0), (5.0, 0.0), (1.0, 1000.0)])
+def test_camera_gain_and_offset_barely_matter(model, held_out_paths, gain, added_offset):
+    image = read_image(held_out_paths[0])
+    reference = predicted_series(model, image)
+    changed = predicted_series(model, image, gain=gain, added_offset=added_offset)
+    assert np.all(np.abs(changed - reference) <= 1), (reference, changed)
+    assert np.all(np.abs(changed - np.arange(11)) <= 1), changed
+
+
+def test_real_sharp_images_are_in_focus(model, in_focus_paths):
+    levels = {p.name: predict_image(read_image(p), model).defocus_level for p in in_focus_paths}
+    assert all(level <= 1 for level in levels.values()), levels
+
+
+def test_real_out_of_focus_images_are_out_of_focus(model, out_of_focus_paths):
+    levels = {p.name: predict_image(read_image(p), model).defocus_level for p in out_of_focus_paths}
+    assert all(level >= 3 for level in levels.values()), levels
+
+
+def test_background_is_less_certain_than_nuclei(model, held_out_paths):
+    image = read_image(held_out_paths[0])
+    prediction = predict_image(image, model)
+    # Patch content: bright structure vs flat background.
+    contrast = np.array([[np.percentile(image[y:y + 84, x:x + 84], 99) - np.percentile(image[y:y + 84, x:x + 84], 1)
+                          for x in prediction.x] for y in prediction.y])
+    structured = contrast > np.percentile(contrast, 75)
+    empty = contrast < np.percentile(contrast, 25)
+    assert prediction.patch_certainty[structured].mean() > prediction.patch_certainty[empty].mean()

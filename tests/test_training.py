@@ -1,0 +1,81 @@
+"""Training runs: outputs, reproducibility, resume."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from focusnet.images import read_image, write_tiff
+from focusnet.model import load_model
+from focusnet.train import TrainingSettings, train
+
+
+@pytest.fixture(scope="module")
+def small_images(tmp_path_factory, in_focus_paths):
+    """Crops of real in-focus images: three for training, one held out."""
+    folder = tmp_path_factory.mktemp("train_images")
+    paths = []
+    for index, path in enumerate(in_focus_paths[:4]):
+        target = folder / f"crop{index}.tif"
+        write_tiff(target, read_image(path)[100:300, 200:450])
+        paths.append(str(target))
+    return paths
+
+
+SETTINGS = dict(steps=6, batch_size=8, validate_every=3, checkpoint_every=3, validation_patches_per_level=2)
+
+
+def test_training_writes_a_complete_model_folder(tmp_path, small_images):
+    out = tmp_path / "model"
+    train(small_images[:3], out, TrainingSettings(**SETTINGS), validation_images=small_images[3:], progress=False,
+          command="focusnet train ...")
+    for name in ("config.json", "weights.npz", "README.md", "training_log.csv", "training.png",
+                 "checkpoint/state.npz"):
+        assert (out / name).is_file(), name
+    with open(out / "training_log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows] == [3, 6]
+    assert all(float(r["train_rps"]) > 0 for r in rows)
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["completed_steps"] == 6
+    assert config["training"]["validation_images"] == small_images[3:]
+    assert small_images[3] not in config["training"]["images"]
+    model = load_model(out)
+    assert model.predict_patches(np.full((1, 84, 84), 0.01)).shape == (1, 11)
+
+
+def test_resumed_training_equals_an_uninterrupted_run(tmp_path, small_images):
+    settings = TrainingSettings(**SETTINGS)
+    straight = train(small_images[:3], tmp_path / "straight", settings, validation_images=small_images[3:],
+                     progress=False)
+    chunked = tmp_path / "chunked"
+    train(small_images[:3], chunked, settings, validation_images=small_images[3:], progress=False, stop_after=3)
+    assert json.loads((chunked / "config.json").read_text())["training"]["completed_steps"] == 3
+    with pytest.raises(ValueError, match="use --resume"):
+        train(small_images[:3], chunked, settings, validation_images=small_images[3:], progress=False)
+    train(small_images[:3], chunked, settings, validation_images=small_images[3:], progress=False, resume=True)
+    with np.load(straight / "weights.npz") as a, np.load(chunked / "weights.npz") as b:
+        for name in a.files:
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_resume_refuses_a_different_run(tmp_path, small_images):
+    out = tmp_path / "model"
+    train(small_images[:3], out, TrainingSettings(**SETTINGS), validation_images=small_images[3:], progress=False,
+          stop_after=3)
+    changed = TrainingSettings(**dict(SETTINGS, batch_size=16))
+    with pytest.raises(ValueError, match="differs from the checkpoint's in \\['settings'\\]"):
+        train(small_images[:3], out, changed, validation_images=small_images[3:], progress=False, resume=True)
+
+
+def test_paper_architecture_trains_too(tmp_path, small_images):
+    out = train(small_images[:3], tmp_path / "paper", TrainingSettings(**dict(SETTINGS, architecture="paper", steps=2,
+                                                                               validate_every=2, checkpoint_every=2)),
+                validation_images=small_images[3:], progress=False)
+    assert load_model(out).architecture.name == "paper"
+
+
+def test_too_few_images(tmp_path, small_images):
+    with pytest.raises(ValueError, match="at least two images"):
+        train(small_images[:1], tmp_path / "m", TrainingSettings(**SETTINGS), progress=False)
