@@ -326,6 +326,8 @@ def write_model_card(directory, evaluation_markdown: str = "") -> Path:
         "",
         "## Reproduce",
         "",
+        "From the repository root, in the environment `make env` builds (relative paths are as given):",
+        "",
         "```bash",
         training.get("command") or "(command not recorded)",
         "```",
