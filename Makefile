@@ -8,12 +8,14 @@ VENV := .venv
 VENV_LATEST := .venv-latest
 MAIN_READY := $(VENV)/.complete
 LATEST_READY := $(VENV_LATEST)/.complete
+# Fiji's TensorFlow runtimes, as Python wheels: exported bundles are loaded there in the tests.
+TF1_READY := .venv-tf1.15/.complete .venv-tf1.12/.complete
 DEMO_IMAGE := examples/images/BBBC006_z_aligned__a07__s1__w1_10.tif
 DEMO_OUT := demo-output
 # Keep tool caches (matplotlib fonts) inside the clone.
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
-.PHONY: help env demo test test-main test-latest bench clean
+.PHONY: help env tf1-envs demo test test-main test-latest bench clean
 
 help:
 	@echo "make demo    simulate defocus of a real image and measure it with the shipped model (builds .venv on first use)"
@@ -29,9 +31,19 @@ $(MAIN_READY): requirements/main.in requirements/main.lock scripts/make-env.sh
 $(LATEST_READY): requirements/latest.in requirements/latest.lock scripts/make-env.sh
 	scripts/make-env.sh latest $(VENV_LATEST)
 
-env: $(MAIN_READY)
+.venv-tf1.%/.complete: requirements/tf1.%.in requirements/tf1.%.lock scripts/make-env.sh
+	scripts/make-env.sh tf1.$* .venv-tf1.$*
 
-demo: $(MAIN_READY)
+# focusnet's packaging (setup.cfg) changes reinstall it, without rebuilding the environment.
+%/.focusnet-installed: %/.complete setup.cfg pyproject.toml
+	$*/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+env: $(VENV)/.focusnet-installed
+
+tf1-envs: $(TF1_READY)
+
+demo: $(VENV)/.focusnet-installed
 	$(VENV)/bin/focusnet simulate $(DEMO_IMAGE) --out $(DEMO_OUT)/simulate --levels 0,2,4,6,8,10 --seed 0
 	@echo
 	$(VENV)/bin/focusnet predict $(DEMO_IMAGE) $(DEMO_OUT)/simulate/*.tif --csv $(DEMO_OUT)/focus.csv \
@@ -43,16 +55,17 @@ demo: $(MAIN_READY)
 
 test: test-main test-latest
 
-# Everything, including headless CellProfiler, on Python 3.9 + TensorFlow 2.15.1.
-test-main: $(MAIN_READY)
+# Everything, including headless CellProfiler and Fiji's TF1 runtimes, on Python 3.9 + TensorFlow 2.15.1.
+test-main: $(VENV)/.focusnet-installed $(TF1_READY)
 	$(VENV)/bin/python -m pytest
 
-# The library on a current Python with the newest TensorFlow (no CellProfiler there).
-test-latest: $(LATEST_READY)
+# The library on a current Python with the newest TensorFlow (no CellProfiler there); its exported
+# bundles are checked in the TF1 runtimes too.
+test-latest: $(VENV_LATEST)/.focusnet-installed $(TF1_READY)
 	$(VENV_LATEST)/bin/python -m pytest -m "not cellprofiler"
 
-bench: $(MAIN_READY)
+bench: $(VENV)/.focusnet-installed
 	$(VENV)/bin/python benchmarks/simulator.py
 
 clean:
-	rm -rf $(VENV) $(VENV_LATEST) $(DEMO_OUT) .cache build *.egg-info
+	rm -rf $(VENV) $(VENV_LATEST) .venv-tf1.15 .venv-tf1.12 $(DEMO_OUT) .cache build *.egg-info

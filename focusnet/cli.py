@@ -254,6 +254,19 @@ def _command_evaluate(arguments) -> int:
     return 0
 
 
+def _command_export(arguments) -> int:
+    try:
+        from focusnet.export import export_bundle
+    except ImportError:  # pragma: no cover - a broken installation
+        raise ValueError("focusnet.export is not installed; reinstall focusnet") from None
+    out = export_bundle(arguments.model, arguments.out)
+    kind = "zip" if out.suffix.lower() == ".zip" else "folder"
+    print(f"bundle ({kind}) written to {out}")
+    if kind == "zip":
+        print("Fiji: unzip it into Fiji.app/models/microscope-image-quality/ (see the README, 'Fiji').")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``focusnet`` command."""
     parser = argparse.ArgumentParser(
@@ -331,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
         "measured (too small, constant, colour, stacks) get a NaN row and a warning.",
     )
     predict.add_argument("paths", nargs="+", metavar="PATH", help="images, folders or glob patterns")
-    predict.add_argument("--model", metavar="DIR", help="model folder (default: the model shipped with focusnet)")
+    predict.add_argument("--model", metavar="DIR|BUNDLE",
+                         help="model folder or exported bundle (.zip or folder); default: the shipped model")
     predict.add_argument("--csv", required=True, metavar="OUT.csv",
                          help="one row per image: " + ", ".join(IMAGE_COLUMNS[:5]) + ", ..., patches")
     predict.add_argument("--patches-csv", metavar="OUT.csv", help="one row per patch: " + ", ".join(PATCH_COLUMNS[:8])
@@ -356,6 +370,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--plots", metavar="DIR", help="write confusion.png and certainty.png")
     evaluate.add_argument("--seed", type=int, default=0, metavar="N", help="noise seed (default %(default)s)")
     evaluate.set_defaults(handler=_command_evaluate)
+
+    export = commands.add_parser(
+        "export",
+        help="write a SavedModel bundle for Fiji and CellProfiler",
+        description="Write a model as a TensorFlow 1 SavedModel bundle (tag 'inference', signature "
+        "'serving_default': input 'input' [rows*84, cols*84] raw/65535 -> outputs 'probabilities' [N, 11] and "
+        "'patches' [N, 84, 84, 1]) that Fiji's Microscope Image Focus Quality plugin (TensorFlow 1.12-1.15), "
+        "the MeasureImageFocus CellProfiler plugin and 'focusnet predict --model' load. It carries a "
+        "focusnet.json manifest with the SHA-256 of every file.",
+    )
+    export.add_argument("--model", metavar="DIR", help="model folder (default: the shipped model)")
+    export.add_argument("--out", required=True, metavar="PATH",
+                        help="PATH.zip for a zip (as Fiji downloads it), otherwise an unzipped bundle folder")
+    export.set_defaults(handler=_command_export)
     return parser
 
 

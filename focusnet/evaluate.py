@@ -50,10 +50,9 @@ def evaluate(paths, model=None, seed: int = 0, optics: Optics | None = None, pro
     """
     from tqdm import tqdm
 
-    from .model import FocusModel, load_model
+    from .model import load_model
 
-    if not isinstance(model, FocusModel):
-        model = load_model(model)
+    model = load_model(model)
     if optics is None:
         optics = Optics(**model.config["simulator"]["optics"])
     files = find_images(paths)

@@ -139,8 +139,9 @@ def predict_image(image, model=None, scale=None, name: str = "image") -> FocusPr
     ----------
     image : array_like, 2-D
         Raw counts (uint16 or other integers), or floats in [0, 1] with ``scale``.
-    model : FocusModel, str or Path, optional
-        A loaded model or a model folder; default: the model shipped with focusnet.
+    model : FocusModel, BundleModel, str or Path, optional
+        A loaded model, a model folder or an exported bundle; default: the
+        model shipped with focusnet.
     scale : float, optional
         For float images, the count that 1.0 stands for.
     name : str
@@ -157,10 +158,9 @@ def predict_image(image, model=None, scale=None, name: str = "image") -> FocusPr
     UnmeasurableImageError
         Smaller than one patch, or constant (no content to judge).
     """
-    from .model import FocusModel, load_model
+    from .model import load_model
 
-    if not isinstance(model, FocusModel):
-        model = load_model(model)
+    model = load_model(model)
     counts = to_counts(image, scale, name)
     height, width = counts.shape
     if height < PATCH_SIZE or width < PATCH_SIZE:

@@ -194,15 +194,34 @@ _cache = {}
 _cache_lock = threading.Lock()
 
 
-def load_model(directory=None) -> FocusModel:
-    """Load a model folder (default: the model shipped with focusnet), once per process.
+def load_model(directory=None):
+    """Load a model once per process: a model folder, or an exported bundle.
+
+    Parameters
+    ----------
+    directory : str, Path, FocusModel or BundleModel, optional
+        A model folder, a bundle (``.zip`` or unzipped folder, see
+        :mod:`focusnet.bundle`), or an already loaded model (returned as is).
+        Default: the model shipped with focusnet.
+
+    Returns
+    -------
+    FocusModel or BundleModel
+        Both offer ``predict_patches``.
 
     Raises
     ------
     ModelError
-        If the folder is missing, damaged (hash mismatch, unreadable weights,
-        wrong shapes) or of an unsupported format version.
+        If the folder or bundle is missing, damaged (hash mismatch,
+        unreadable weights, wrong shapes), of an unsupported format version,
+        or (bundles) holds ops outside the allow-list.
     """
+    if hasattr(directory, "predict_patches"):
+        return directory
+    from .bundle import is_bundle, load_bundle
+
+    if directory is not None and is_bundle(directory):
+        return load_bundle(directory)
     directory = Path(DEFAULT_MODEL_DIR if directory is None else directory).resolve()
     config = read_config(directory)
     weights_path = directory / config["weights"].get("file", WEIGHTS_FILE)

@@ -3,6 +3,11 @@
 #
 #   scripts/make-env.sh main   DIR   Python 3.9 + tensorflow-cpu 2.15.1 + headless CellProfiler 4.2.8.1
 #   scripts/make-env.sh latest DIR   Python 3.12 (or 3.11) + the newest TensorFlow 2.x pinned in the lock
+#   scripts/make-env.sh tf1.15 DIR   Python 3.7 + tensorflow 1.15.5 (Fiji's newest TF runtime)
+#   scripts/make-env.sh tf1.12 DIR   Python 3.6 + tensorflow 1.12.3 (Fiji's default TF runtime)
+#
+# The TF1 environments only load exported bundles (export/tf1_check.py); they
+# hold no focusnet.
 #
 # Versions come from requirements/<name>.lock, used as pip constraints, so a
 # fresh machine builds the same environment. If the lock is missing (only when
@@ -56,6 +61,11 @@ main)
     export JAVA_HOME
     [[ -d $JAVA_HOME/include ]] || die "JDK at $JAVA_HOME has no include/ folder (a JRE, not a JDK?). Install a full JDK 17."
     ;;
+tf1.15 | tf1.12)
+    version=$([[ $name == tf1.15 ]] && echo 3.7 || echo 3.6)
+    python=$(find_python "$version") || die "Python $version is required to prove bundles load in TensorFlow ${name#tf} (Fiji's runtime) and was not found.
+  Install it, e.g. 'pyenv install $version' (https://github.com/pyenv/pyenv), then run make again."
+    ;;
 latest)
     python=$(find_python 3.12 || find_python 3.11) || die "Python 3.12 or 3.11 is required for the second (current TensorFlow) environment and was not found.
   Install it, e.g. 'pyenv install 3.12.1' or your OS package 'python3.12 python3.12-venv', then run make again."
@@ -77,18 +87,26 @@ else
     echo "make-env: $lock is missing: resolving $requirements_in and writing a new lock"
 fi
 
-"${pip[@]}" install --upgrade "${constraints[@]}" pip
+# pip 22+ no longer runs on Python 3.6; old pips cannot always tell that from an index.
+"${pip[@]}" install --upgrade "${constraints[@]}" "pip$([[ $name == tf1.12 ]] && echo '<22')"
 if [[ $name == main ]]; then
     # Build prerequisites of python-javabridge, which must build without isolation.
     "${pip[@]}" install --upgrade "${constraints[@]}" "setuptools>=64,<70" wheel "numpy<1.25" cython
     "${pip[@]}" install "${constraints[@]}" --no-build-isolation python-javabridge==4.0.3
 fi
-"${pip[@]}" install "${constraints[@]}" -r "$requirements_in"
+if [[ $name == tf1.* ]]; then
+    # Old wheels only: never build these from source.
+    "${pip[@]}" install "${constraints[@]}" --only-binary tensorflow,numpy,grpcio,h5py,protobuf -r "$requirements_in"
+else
+    "${pip[@]}" install "${constraints[@]}" -r "$requirements_in"
+fi
 if [[ $name == main ]]; then
     "${pip[@]}" install "${constraints[@]}" --no-deps cellprofiler==4.2.8.1 cellprofiler-core==4.2.8.1
 fi
-# focusnet itself, editable; its dependencies are all installed above.
-"${pip[@]}" install --no-deps --no-build-isolation -e "$root"
+if [[ $name == main || $name == latest ]]; then
+    # focusnet itself, editable; its dependencies are all installed above.
+    "${pip[@]}" install --no-deps --no-build-isolation -e "$root"
+fi
 
 if [[ ! -f $lock ]]; then
     {

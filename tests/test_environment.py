@@ -49,6 +49,8 @@ def test_wheel_holds_only_the_focusnet_package(tmp_path):
     for required in ("config.json", "weights.npz", "README.md"):
         assert f"focusnet/models/default/{required}" in names
     assert not [name for name in names if "checkpoint" in name]
+    # export/ is installed as focusnet.export, never as a top-level "export".
+    assert "focusnet/export/savedmodel.py" in names
     # No generic names such as export/ or plugins/ in site-packages.
     assert {name for name in top_level if not name.endswith(".dist-info")} == {"focusnet"}, top_level
 

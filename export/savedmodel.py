@@ -1,0 +1,123 @@
+"""Build the serving adapter of a model and write it as a TensorFlow 1 SavedModel bundle.
+
+The adapter is what Fiji's "Microscope Image Focus Quality" plugin expects:
+it takes the plugin's stitched tiles (``input``: float32 ``[rows*84,
+cols*84]``, raw counts / 65535), cuts them into row-major patches
+(``patches``) and runs the classifier on them (``probabilities``). The
+classifier's weights are constants in the graph (nothing to freeze), the
+graph is built in a ``tf.compat.v1`` graph with the same
+:func:`focusnet.network.inference_graph` that TensorFlow 2 inference uses,
+and :class:`tf.compat.v1.saved_model.Builder` writes it with default
+attributes stripped, so TensorFlow 1.12 and 1.15 (Fiji's runtimes) load it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from focusnet import __version__
+from focusnet.bundle import (
+    ALLOWED_OPS,
+    BUNDLE_FORMAT,
+    BUNDLE_FORMAT_VERSION,
+    INPUT_KEY,
+    MANIFEST_FILE,
+    SIGNATURE,
+    TAG,
+    graph_ops,
+    sha256_bytes,
+    zip_bundle_folder,
+)
+from focusnet.model import FocusModel, load_model
+from focusnet.network import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE, inference_graph
+from focusnet.tf import import_tensorflow
+
+
+def build_serving_graph(model: FocusModel):
+    """The serving adapter as a ``tf.Graph`` and its input/output tensors."""
+    tf = import_tensorflow()
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        image = v1.placeholder(tf.float32, shape=[None, None], name=INPUT_KEY)
+        shape = tf.shape(image)
+        rows = tf.math.floordiv(shape[0], PATCH_SIZE)
+        cols = tf.math.floordiv(shape[1], PATCH_SIZE)
+        # [rows*84, cols*84] -> [rows, 84, cols, 84] -> [rows, cols, 84, 84] -> [N, 84, 84, 1], row-major.
+        tiles = tf.reshape(image, tf.stack([rows, PATCH_SIZE, cols, PATCH_SIZE]))
+        patches = tf.reshape(tf.transpose(tiles, [0, 2, 1, 3]), [-1, PATCH_SIZE, PATCH_SIZE, 1])
+        patches = tf.identity(patches, name="patches")
+        weights = {name: tf.constant(value, name=name.replace("/", "_")) for name, value in model.weights.items()}
+        probabilities = tf.identity(inference_graph(patches, weights, model.architecture), name="probabilities")
+    return graph, image, patches, probabilities
+
+
+def export_bundle(model=None, out=None) -> Path:
+    """Export a model folder as a bundle: a ``.zip`` for Fiji, or a folder.
+
+    Parameters
+    ----------
+    model : FocusModel, str or Path, optional
+        Model folder (default: the shipped model).
+    out : str or Path
+        ``*.zip`` writes a zip as Fiji's plugin downloads it; anything else
+        is written as the unzipped folder.
+
+    Returns
+    -------
+    Path
+        The written bundle.
+    """
+    tf = import_tensorflow()
+    v1 = tf.compat.v1
+    if not isinstance(model, FocusModel):
+        model = load_model(model)
+    if out is None:
+        raise ValueError("an output path (.zip or folder) is required")
+    out = Path(out)
+    graph, image, patches, probabilities = build_serving_graph(model)
+    unexpected = graph_ops(graph.as_graph_def()) - ALLOWED_OPS
+    if unexpected:  # the exporter must never write what the loader refuses
+        raise RuntimeError(f"serving graph contains ops outside the allow-list: {sorted(unexpected)}")
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / "bundle"
+        with v1.Session(graph=graph) as session:
+            builder = v1.saved_model.Builder(str(folder))
+            signature = v1.saved_model.signature_def_utils.predict_signature_def(
+                inputs={INPUT_KEY: image}, outputs={"probabilities": probabilities, "patches": patches})
+            builder.add_meta_graph_and_variables(session, [TAG], signature_def_map={SIGNATURE: signature},
+                                                 strip_default_attrs=True)
+            builder.save()
+        (folder / "variables").mkdir(exist_ok=True)  # Fiji's plugin expects the folder even when empty
+        files = {p.relative_to(folder).as_posix(): sha256_bytes(p.read_bytes())
+                 for p in sorted(folder.rglob("*")) if p.is_file()}
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "format_version": BUNDLE_FORMAT_VERSION,
+            "focusnet_version": __version__,
+            "model_config": model.config,
+            "num_levels": NUM_LEVELS,
+            "patch_size": PATCH_SIZE,
+            "input_scale": INPUT_SCALE,
+            "tag": TAG,
+            "signature": SIGNATURE,
+            "input": {"key": INPUT_KEY, "dtype": "float32", "shape": ["rows*84", "cols*84"],
+                      "values": "raw counts / 65535"},
+            "outputs": {"probabilities": ["N", NUM_LEVELS], "patches": ["N", PATCH_SIZE, PATCH_SIZE, 1]},
+            "files": files,
+        }
+        (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+        if out.suffix.lower() == ".zip":
+            out.parent.mkdir(parents=True, exist_ok=True)
+            zip_bundle_folder(folder, out)
+        else:
+            if out.exists():
+                if not (out / MANIFEST_FILE).is_file():
+                    raise ValueError(f"{out} exists and is not a focusnet bundle: refusing to overwrite it")
+                shutil.rmtree(out)
+            shutil.copytree(folder, out)
+    return out

@@ -1,0 +1,261 @@
+"""The SavedModel bundle that Fiji and CellProfiler load, and its TensorFlow 2 loader.
+
+A bundle (a zip, or the folder it unzips to) holds at its root:
+
+* ``saved_model.pb``: one MetaGraph tagged ``inference`` with signature
+  ``serving_default``: input ``input`` (float32, ``[rows*84, cols*84]``,
+  raw counts / 65535: Fiji's stitched tiles) and outputs ``probabilities``
+  (``[N, 11]``) and ``patches`` (``[N, 84, 84, 1]``), ``N = rows*cols`` in
+  row-major order. Tensor names are ``<op>:0``. Written for TensorFlow 1.12.
+* ``variables/``: empty (the weights are constants in the graph).
+* ``focusnet.json``: the manifest: format and version, focusnet version, the
+  model's config, levels, patch size, input scaling, and the SHA-256 of every
+  other file.
+
+:func:`load_bundle` refuses a bundle that is damaged, tampered with, of an
+unknown format version, or whose graph holds any op outside
+:data:`ALLOWED_OPS` (a SavedModel can carry file-reading and -writing ops;
+loading an untrusted bundle must not run them), before TensorFlow sees it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .model import ModelError
+from .network import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
+from .tf import import_tensorflow
+
+BUNDLE_FORMAT = "focusnet-bundle"
+BUNDLE_FORMAT_VERSION = 1
+MANIFEST_FILE = "focusnet.json"
+SAVED_MODEL_FILE = "saved_model.pb"
+VARIABLES_DIR = "variables"
+TAG = "inference"
+SIGNATURE = "serving_default"
+INPUT_KEY = "input"
+OUTPUT_KEYS = ("probabilities", "patches")
+
+#: Every op a focusnet classifier graph may contain: tiling the stitched input
+#: into patches, the network, and graph plumbing. Nothing that touches files.
+ALLOWED_OPS = frozenset({
+    "Placeholder", "Const", "Identity", "NoOp",
+    "Shape", "StridedSlice", "FloorDiv", "Pack", "Reshape", "Transpose",
+    "Conv2D", "BiasAdd", "Relu", "MaxPool", "AvgPool", "Mean", "Min", "Max", "Sub", "Add", "Mul", "Log",
+    "Log1p", "MatMul", "Softmax",
+})
+
+
+class BundleError(ModelError):
+    """A bundle that is missing, damaged, tampered with or not allowed to run."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_bundle(path) -> bool:
+    """Whether a path looks like a bundle (a zip file, or a folder with saved_model.pb)."""
+    path = Path(path)
+    return (path.is_file() and zipfile.is_zipfile(path)) or (path / SAVED_MODEL_FILE).is_file()
+
+
+def read_bundle_files(path) -> dict:
+    """All files of a bundle (zip or folder) as ``{relative posix path: bytes}``."""
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"{path}: bundle not found")
+    files = {}
+    if path.is_file():
+        try:
+            with zipfile.ZipFile(path) as archive:
+                for entry in archive.infolist():
+                    if entry.is_dir():
+                        continue
+                    name = entry.filename
+                    if name.startswith("/") or ".." in Path(name).parts:
+                        raise BundleError(f"{path}: unsafe path {name!r} in the zip")
+                    files[name] = archive.read(entry)
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            raise BundleError(f"{path}: damaged zip ({error})") from None
+    else:
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            files[file.relative_to(path).as_posix()] = file.read_bytes()
+    return files
+
+
+def check_manifest(files: dict, where) -> dict:
+    """Validate the manifest and every file's hash; return the manifest."""
+    if MANIFEST_FILE not in files:
+        raise BundleError(f"{where}: not a focusnet bundle (no {MANIFEST_FILE})")
+    try:
+        manifest = json.loads(files[MANIFEST_FILE].decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BundleError(f"{where}: damaged {MANIFEST_FILE} ({error})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{where}: {MANIFEST_FILE} is not a focusnet bundle manifest")
+    if manifest.get("format_version") != BUNDLE_FORMAT_VERSION:
+        raise BundleError(f"{where}: bundle format version {manifest.get('format_version')!r} is not supported "
+                          f"(this focusnet reads version {BUNDLE_FORMAT_VERSION})")
+    for key, expected in (("num_levels", NUM_LEVELS), ("patch_size", PATCH_SIZE), ("input_scale", INPUT_SCALE)):
+        if manifest.get(key) != expected:
+            raise BundleError(f"{where}: {key} is {manifest.get(key)!r}, this focusnet supports {expected}")
+    recorded = manifest.get("files")
+    if not isinstance(recorded, dict) or SAVED_MODEL_FILE not in recorded:
+        raise BundleError(f"{where}: manifest lists no {SAVED_MODEL_FILE}")
+    present = set(files) - {MANIFEST_FILE}
+    if present != set(recorded):
+        raise BundleError(f"{where}: files differ from the manifest (unexpected: {sorted(present - set(recorded))}, "
+                          f"missing: {sorted(set(recorded) - present)}): tampered with or incomplete")
+    for name, digest in recorded.items():
+        if sha256_bytes(files[name]) != digest:
+            raise BundleError(f"{where}: {name} is damaged or modified (SHA-256 does not match the manifest)")
+    return manifest
+
+
+def graph_ops(graph_def) -> set:
+    """Op types of a GraphDef, including those inside its function library."""
+    ops = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        ops.update(node.op for node in function.node_def)
+    return ops
+
+
+def check_saved_model(data: bytes, where):
+    """Parse ``saved_model.pb``, check tag, signature and ops; return the MetaGraphDef."""
+    import_tensorflow()  # quiet start-up before the protobuf module pulls TensorFlow in
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    try:
+        saved_model.ParseFromString(data)
+    except Exception as error:  # protobuf raises DecodeError and others
+        raise BundleError(f"{where}: damaged {SAVED_MODEL_FILE} ({error})") from None
+    graphs = [g for g in saved_model.meta_graphs if TAG in g.meta_info_def.tags]
+    if len(graphs) != 1:
+        raise BundleError(f"{where}: needs exactly one MetaGraph tagged {TAG!r}")
+    meta_graph = graphs[0]
+    forbidden = graph_ops(meta_graph.graph_def) - ALLOWED_OPS
+    if forbidden:
+        raise BundleError(f"{where}: graph contains ops outside the classifier allow-list: {sorted(forbidden)}; "
+                          "refusing to load it")
+    if SIGNATURE not in meta_graph.signature_def:
+        raise BundleError(f"{where}: no {SIGNATURE!r} signature")
+    signature = meta_graph.signature_def[SIGNATURE]
+    if INPUT_KEY not in signature.inputs or any(key not in signature.outputs for key in OUTPUT_KEYS):
+        raise BundleError(f"{where}: signature {SIGNATURE!r} must have input {INPUT_KEY!r} and outputs "
+                          f"{list(OUTPUT_KEYS)}")
+    return meta_graph
+
+
+class BundleModel:
+    """A loaded bundle, with the same ``predict_patches`` as :class:`focusnet.model.FocusModel`.
+
+    Patches are stitched into one row (``[84, N*84]``), the way Fiji feeds
+    its tiles, and run through the bundle's own graph by op name.
+    """
+
+    def __init__(self, path, manifest: dict, meta_graph):
+        from .network import get_architecture
+
+        self.directory = Path(path)
+        self.manifest = manifest
+        self.config = manifest["model_config"]
+        self.architecture = get_architecture(self.config["architecture"])
+        self._meta_graph = meta_graph
+        self._run = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return f"bundle {self.directory.name} ({self.architecture.name})"
+
+    def _build(self):
+        tf = self._tf = import_tensorflow()
+        signature = self._meta_graph.signature_def[SIGNATURE]
+        input_name = signature.inputs[INPUT_KEY].name
+        output_name = signature.outputs["probabilities"].name
+        graph_def = self._meta_graph.graph_def
+
+        def imported():
+            tf.compat.v1.import_graph_def(graph_def, name="")
+
+        wrapped = tf.compat.v1.wrap_function(imported, [])
+        return wrapped.prune(feeds=[wrapped.graph.get_tensor_by_name(input_name)],
+                             fetches=wrapped.graph.get_tensor_by_name(output_name))
+
+    def predict_patches(self, patches: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Level probabilities of patches (raw counts / 65535), shape (N, 11)."""
+        with self._lock:
+            if self._run is None:
+                self._run = self._build()
+        patches = np.asarray(patches, np.float32)
+        if patches.ndim == 4 and patches.shape[-1] == 1:
+            patches = patches[..., 0]
+        if patches.ndim != 3 or patches.shape[1:] != (PATCH_SIZE, PATCH_SIZE):
+            raise ValueError(f"patches must have shape (N, {PATCH_SIZE}, {PATCH_SIZE}[, 1]), got {patches.shape}")
+        outputs = []
+        for start in range(0, len(patches), batch_size):
+            batch = patches[start:start + batch_size]
+            mosaic = np.concatenate(list(batch), axis=1)  # one row of tiles: [84, n*84]
+            outputs.append(self._run(self._tf.constant(mosaic)).numpy())
+        if not outputs:
+            return np.zeros((0, NUM_LEVELS))
+        return np.concatenate(outputs).astype(np.float64)
+
+
+_cache = {}
+_cache_lock = threading.Lock()
+
+
+def load_bundle(path) -> BundleModel:
+    """Check and load a bundle (zip or folder) for TensorFlow 2, once per process.
+
+    Raises
+    ------
+    BundleError
+        Missing, damaged, tampered with, unknown format version, or ops
+        outside :data:`ALLOWED_OPS`.
+    """
+    path = Path(path).resolve()
+    files = read_bundle_files(path)
+    key = (str(path), sha256_bytes(files.get(MANIFEST_FILE, b"")), sha256_bytes(files.get(SAVED_MODEL_FILE, b"")))
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+        manifest = check_manifest(files, path)
+        meta_graph = check_saved_model(files[SAVED_MODEL_FILE], path)
+        model = BundleModel(path, manifest, meta_graph)
+        _cache[key] = model
+        return model
+
+
+def zip_bundle_folder(folder, zip_path) -> Path:
+    """Zip a bundle folder the way Fiji's unzip needs it.
+
+    Entries sit at the zip's root, and every directory entry comes before the
+    files inside it (Fiji's unzip does not create parent folders).
+    """
+    folder, zip_path = Path(folder), Path(zip_path)
+    entries = []
+    for item in sorted(folder.rglob("*")):
+        relative = item.relative_to(folder).as_posix()
+        entries.append((relative + "/", None) if item.is_dir() else (relative, item))
+    # Sort so that "variables/" precedes "variables/x", and files by path.
+    entries.sort(key=lambda entry: (entry[0].rstrip("/").split("/")[:-1], entry[1] is not None, entry[0]))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, item in entries:
+            if item is None:
+                archive.writestr(zipfile.ZipInfo(name), b"")
+            else:
+                archive.write(item, name)
+    zip_path.write_bytes(buffer.getvalue())
+    return zip_path
