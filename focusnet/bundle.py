@@ -33,6 +33,10 @@ from .model import ModelError
 from .network import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
 from .tf import import_tensorflow
 
+#: The shipped model exported as a bundle (``focusnet export --out`` this path),
+#: the CellProfiler plugin's default. Tests check it matches the shipped model.
+DEFAULT_BUNDLE = Path(__file__).resolve().parent / "models" / "default-bundle.zip"
+
 BUNDLE_FORMAT = "focusnet-bundle"
 BUNDLE_FORMAT_VERSION = 1
 MANIFEST_FILE = "focusnet.json"

@@ -239,3 +239,14 @@ def test_tf1_runtime_reproduces_focusnet_predict(version, tmp_path, bundle_zip, 
     # The bundle's own patches are the tiles, row-major.
     first_row = mosaic[:84].reshape(84, -1, 84).transpose(1, 0, 2)
     np.testing.assert_array_equal(output["patches"][:first_row.shape[0], ..., 0], first_row)
+
+
+def test_the_shipped_bundle_is_the_shipped_model(in_focus_paths):
+    from focusnet.bundle import DEFAULT_BUNDLE
+
+    bundle = load_model(DEFAULT_BUNDLE)
+    folder = load_model()
+    assert bundle.config == folder.config, "re-export: focusnet export --out focusnet/models/default-bundle.zip"
+    image = read_image(in_focus_paths[0])
+    np.testing.assert_allclose(predict_image(image, bundle).probabilities, predict_image(image, folder).probabilities,
+                               atol=1e-6)
