@@ -49,9 +49,16 @@ demo: $(VENV)/.focusnet-installed
 	$(VENV)/bin/focusnet predict $(DEMO_IMAGE) $(DEMO_OUT)/simulate/*.tif --csv $(DEMO_OUT)/focus.csv \
 		--patches-csv $(DEMO_OUT)/patches.csv --overlay-dir $(DEMO_OUT)/overlays
 	@echo
+	$(VENV)/bin/cellprofiler -c -r -p pipelines/measure_focus.cppipe -i examples/images \
+		-o $(DEMO_OUT)/cellprofiler --plugins-directory plugins > $(DEMO_OUT)/cellprofiler.log 2>&1
+	@$(VENV)/bin/python -c "import csv; rows = list(csv.DictReader(open('$(DEMO_OUT)/cellprofiler/Image.csv'))); \
+		[print('CellProfiler MeasureImageFocus:', r['FileName_DNA'], 'defocus level', r['ImageFocus_DefocusLevel_DNA'], \
+		'aggregate certainty', r['ImageFocus_AggregateCertainty_DNA'][:5]) for r in rows]"
+	@echo
 	@echo "Defocus series montage: $(DEMO_OUT)/simulate/$(basename $(notdir $(DEMO_IMAGE)))_montage.png"
-	@echo "Per-image results:      $(DEMO_OUT)/focus.csv (per patch: $(DEMO_OUT)/patches.csv)"
-	@echo "Overlays:               $(DEMO_OUT)/overlays/"
+	@echo "focusnet predict:       $(DEMO_OUT)/focus.csv (per patch: $(DEMO_OUT)/patches.csv), overlays in $(DEMO_OUT)/overlays/"
+	@echo "CellProfiler (headless, pipelines/measure_focus.cppipe on examples/images):"
+	@echo "                        $(DEMO_OUT)/cellprofiler/Image.csv, overlays $(DEMO_OUT)/cellprofiler/*_focus.png"
 
 test: test-main test-latest
 

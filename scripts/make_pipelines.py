@@ -1,0 +1,121 @@
+"""Write the example pipelines in pipelines/ with CellProfiler's own API.
+
+Usage (main environment): python scripts/make_pipelines.py
+
+* measure_focus.cppipe: Images -> Metadata -> NamesAndTypes (every image "DNA") -> Groups ->
+  MeasureImageFocus (DNA, overlay "FocusOverlay") -> SaveImages (the overlay, <name>_focus.png)
+  -> ExportToSpreadsheet (Image.csv in the output folder, overwritten without asking).
+* focus_qc.cppipe: the same measurement, plus CellProfiler's MeasureImageQuality blur
+  features of DNA, and FlagImage setting Metadata_OutOfFocus = 1 when
+  ImageFocus_DefocusLevel_DNA > 2; exports Image.csv.
+"""
+
+import io
+import sys
+from pathlib import Path
+
+import cellprofiler_core.preferences as preferences
+
+preferences.set_headless()
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "plugins"))
+
+from cellprofiler.modules.exporttospreadsheet import ExportToSpreadsheet  # noqa: E402
+from cellprofiler.modules.flagimage import S_IMAGE, FlagImage  # noqa: E402
+from cellprofiler.modules.measureimagequality import O_SELECT, MeasureImageQuality  # noqa: E402
+from cellprofiler.modules.saveimages import BIT_DEPTH_8, FF_PNG, FN_FROM_IMAGE, SaveImages  # noqa: E402
+from cellprofiler_core.modules.groups import Groups  # noqa: E402
+from cellprofiler_core.modules.images import Images  # noqa: E402
+from cellprofiler_core.modules.metadata import Metadata  # noqa: E402
+from cellprofiler_core.modules.namesandtypes import NamesAndTypes  # noqa: E402
+from cellprofiler_core.pipeline import Pipeline  # noqa: E402
+from measureimagefocus import MeasureImageFocus  # noqa: E402
+
+IMAGE = "DNA"
+OVERLAY = "FocusOverlay"
+FLAG_LEVEL = 2
+
+
+def input_modules():
+    names_and_types = NamesAndTypes()
+    names_and_types.single_image_provider.value = IMAGE  # "All images" are named DNA
+    return [Images(), Metadata(), names_and_types, Groups()]
+
+
+def focus_module(overlay=True):
+    module = MeasureImageFocus()
+    group = module.image_groups[0]
+    group.image_name.value = IMAGE
+    group.wants_overlay.value = overlay
+    group.overlay_name.value = OVERLAY
+    return module
+
+
+def save_overlay():
+    module = SaveImages()
+    module.image_name.value = OVERLAY
+    module.file_name_method.value = FN_FROM_IMAGE
+    module.file_image_name.value = IMAGE
+    module.wants_file_name_suffix.value = True
+    module.file_name_suffix.value = "_focus"
+    module.file_format.value = FF_PNG
+    module.bit_depth.value = BIT_DEPTH_8
+    module.overwrite.value = True
+    return module
+
+
+def export_image_table():
+    module = ExportToSpreadsheet()
+    module.wants_prefix.value = False
+    module.wants_overwrite_without_warning.value = True
+    return module
+
+
+def blur_quality():
+    module = MeasureImageQuality()
+    module.images_choice.value = O_SELECT
+    group = module.image_groups[0]
+    group.image_names.value = IMAGE
+    group.check_blur.value = True
+    group.check_saturation.value = False
+    group.check_intensity.value = False
+    group.calculate_threshold.value = False
+    return module
+
+
+def flag_out_of_focus():
+    module = FlagImage()
+    flag = module.flags[0]
+    flag.category.value = "Metadata"
+    flag.feature_name.value = "OutOfFocus"
+    measurement = flag.measurement_settings[0]
+    measurement.source_choice.value = S_IMAGE
+    measurement.measurement.value = f"ImageFocus_DefocusLevel_{IMAGE}"
+    measurement.wants_minimum.value = False
+    measurement.wants_maximum.value = True
+    measurement.maximum_value.value = FLAG_LEVEL
+    return module
+
+
+def write(path, modules):
+    pipeline = Pipeline()
+    for number, module in enumerate(modules, 1):
+        module.set_module_num(number)
+        pipeline.add_module(module)
+    text = io.StringIO()
+    pipeline.dump(text, save_image_plane_details=False)
+    path.write_text(text.getvalue())
+    print(f"wrote {path}")
+
+
+def main():
+    folder = REPO / "pipelines"
+    folder.mkdir(exist_ok=True)
+    write(folder / "measure_focus.cppipe", input_modules() + [focus_module(), save_overlay(), export_image_table()])
+    write(folder / "focus_qc.cppipe",
+          input_modules() + [focus_module(overlay=False), blur_quality(), flag_out_of_focus(), export_image_table()])
+
+
+if __name__ == "__main__":
+    main()

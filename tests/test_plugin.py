@@ -1,0 +1,231 @@
+"""The MeasureImageFocus CellProfiler module, with CellProfiler's own objects."""
+
+import io
+import logging
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.cellprofiler
+
+from conftest import REPO  # noqa: E402
+
+import cellprofiler_core.preferences  # noqa: E402
+
+cellprofiler_core.preferences.set_headless()  # first, before other CellProfiler imports
+
+from cellprofiler_core.image import Image, ImageSetList  # noqa: E402
+from cellprofiler_core.measurement import Measurements  # noqa: E402
+from cellprofiler_core.object import ObjectSet  # noqa: E402
+from cellprofiler_core.pipeline import Pipeline  # noqa: E402
+from cellprofiler_core.setting import ValidationError  # noqa: E402
+from cellprofiler_core.workspace import Workspace  # noqa: E402
+
+sys.path.insert(0, str(REPO / "plugins"))
+import measureimagefocus as plugin  # noqa: E402
+
+from focusnet.bundle import DEFAULT_BUNDLE  # noqa: E402
+from focusnet.images import read_image  # noqa: E402
+from focusnet.inference import predict_image  # noqa: E402
+from focusnet.model import load_model  # noqa: E402
+
+
+def make_workspace(images, module=None, file_names=None):
+    """A one-image-set workspace holding ``{name: Image}`` and the module."""
+    module = module or plugin.MeasureImageFocus()
+    module.set_module_num(1)
+    pipeline = Pipeline()
+    pipeline.add_module(module)
+    image_set_list = ImageSetList()
+    image_set = image_set_list.get_image_set(0)
+    measurements = Measurements()
+    for name, image in images.items():
+        image_set.add(name, image)
+        if file_names and name in file_names:
+            measurements.add_image_measurement(f"FileName_{name}", file_names[name])
+    workspace = Workspace(pipeline, module, image_set, ObjectSet(), measurements, image_set_list)
+    return workspace, module
+
+
+def configure(module, names, overlay=False):
+    while len(module.image_groups) < len(names):
+        module.add_image()
+    for group, name in zip(module.image_groups, names):
+        group.image_name.value = name
+        group.wants_overlay.value = overlay
+        group.overlay_name.value = f"Overlay{name}"
+
+
+@pytest.fixture(scope="module")
+def raw_images(in_focus_paths, out_of_focus_paths):
+    return {"DNA": read_image(in_focus_paths[-1]), "Blurry": read_image(out_of_focus_paths[0])}
+
+
+def test_measurements_equal_focusnet_predict(raw_images):
+    images = {name: Image(raw / 65535.0, scale=65535) for name, raw in raw_images.items()}
+    workspace, module = make_workspace(images)
+    configure(module, list(images), overlay=True)
+    module.run(workspace)
+    m = workspace.measurements
+    bundle = load_model(DEFAULT_BUNDLE)
+    for name, raw in raw_images.items():
+        expected = predict_image(raw, bundle)
+        assert m.get_current_image_measurement(f"ImageFocus_DefocusLevel_{name}") == expected.defocus_level
+        assert m.get_current_image_measurement(f"ImageFocus_AggregateCertainty_{name}") == pytest.approx(
+            expected.aggregate_certainty, abs=1e-6)
+        assert m.get_current_image_measurement(f"ImageFocus_MeanCertainty_{name}") == pytest.approx(
+            expected.mean_certainty, abs=1e-6)
+        probabilities = [m.get_current_image_measurement(f"ImageFocus_ProbabilityLevel{k}_{name}") for k in range(11)]
+        np.testing.assert_allclose(probabilities, expected.distribution, atol=1e-6)
+        assert m.get_current_image_measurement(f"ImageFocus_PatchCount_{name}") == 48
+        overlay = workspace.image_set.get_image(f"Overlay{name}")
+        assert overlay.pixel_data.shape == raw.shape + (3,)
+    assert m.get_current_image_measurement("ImageFocus_DefocusLevel_DNA") <= 1
+    assert m.get_current_image_measurement("ImageFocus_DefocusLevel_Blurry") >= 3
+
+
+def test_12_bit_image_is_measured_from_its_raw_counts(raw_images):
+    # 12-bit data: CellProfiler divides by 4095, not 65535.
+    raw12 = np.round(raw_images["DNA"].astype(float) * 4095 / raw_images["DNA"].max()).astype(np.uint16)
+    workspace, module = make_workspace({"DNA": Image(raw12 / 4095.0, scale=4095)})
+    configure(module, ["DNA"])
+    module.run(workspace)
+    expected = predict_image(raw12, load_model(DEFAULT_BUNDLE))
+    got = workspace.measurements.get_current_image_measurement("ImageFocus_AggregateCertainty_DNA")
+    assert got == pytest.approx(expected.aggregate_certainty, abs=1e-6)
+    # Misreading the scale would change the answer: the check above can fail.
+    wrong = predict_image(raw12 / 4095.0, load_model(DEFAULT_BUNDLE), scale=65535)
+    assert abs(wrong.aggregate_certainty - expected.aggregate_certainty) > 1e-4
+
+
+def test_too_small_image_gets_nan_and_a_warning_naming_it(caplog):
+    small = Image(np.random.default_rng(0).random((60, 200)), scale=65535)
+    workspace, module = make_workspace({"DNA": small}, file_names={"DNA": "plate1_A01_tiny.tif"})
+    configure(module, ["DNA"], overlay=True)
+    with caplog.at_level(logging.WARNING):
+        module.run(workspace)
+    m = workspace.measurements
+    for feature in plugin.FEATURES:
+        value = m.get_current_image_measurement(f"ImageFocus_{feature}_DNA")
+        assert (value == 0) if feature == "PatchCount" else np.isnan(value)
+    assert "plate1_A01_tiny.tif" in caplog.text and "smaller than one" in caplog.text
+    assert workspace.image_set.get_image("OverlayDNA").pixel_data.shape == (60, 200, 3)
+
+
+def test_colour_and_3d_images_get_a_clear_error():
+    workspace, module = make_workspace({"DNA": Image(np.zeros((100, 100, 3)), scale=255)})
+    configure(module, ["DNA"])
+    with pytest.raises(ValueError, match="colour image"):
+        module.run(workspace)
+    workspace, module = make_workspace({"DNA": Image(np.zeros((5, 100, 100)), scale=65535, dimensions=3)})
+    configure(module, ["DNA"])
+    with pytest.raises(ValueError, match="3-D"):
+        module.run(workspace)
+
+
+def test_measurement_bookkeeping_agrees_with_run(raw_images):
+    images = {name: Image(raw / 65535.0, scale=65535) for name, raw in raw_images.items()}
+    workspace, module = make_workspace(images)
+    configure(module, list(images))
+    module.run(workspace)
+    pipeline = workspace.pipeline
+    columns = module.get_measurement_columns(pipeline)
+    written = {f for f in workspace.measurements.get_feature_names("Image") if f.startswith("ImageFocus_")}
+    assert {c[1] for c in columns} == written
+    assert all(c[0] == "Image" for c in columns)
+    types = {c[1]: c[2] for c in columns}
+    assert types["ImageFocus_PatchCount_DNA"].startswith("integer")
+    assert types["ImageFocus_DefocusLevel_DNA"] == "float"
+    assert module.get_categories(pipeline, "Image") == ["ImageFocus"]
+    assert module.get_categories(pipeline, "Nuclei") == []
+    features = module.get_measurements(pipeline, "Image", "ImageFocus")
+    from_categories = {f"ImageFocus_{feature}_{image}" for feature in features
+                       for image in module.get_measurement_images(pipeline, "Image", "ImageFocus", feature)}
+    assert from_categories == written
+
+
+def test_missing_or_damaged_bundle_fails_before_the_first_image(tmp_path):
+    workspace, module = make_workspace({})
+    module.model_choice.value = plugin.MODEL_CUSTOM
+    module.model_directory.value = f"Elsewhere...|{tmp_path}"
+    module.model_file.value = "missing.zip"
+    with pytest.raises(ValidationError, match="model bundle not found") as raised:
+        module.validate_module(workspace.pipeline)
+    assert raised.value.get_setting() is module.model_file
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 garbage")
+    module.model_file.value = "broken.zip"
+    with pytest.raises(ValidationError, match="refused"):
+        module.validate_module(workspace.pipeline)
+    # Headless runs never call validate_module: prepare_run refuses to start.
+    errors = []
+    workspace.pipeline.report_prepare_run_error = lambda mod, message: errors.append((mod, message))
+    assert module.prepare_run(workspace) is False
+    assert errors and "Model bundle file" in errors[0][1]
+
+
+def test_shipped_bundle_passes_the_checks():
+    workspace, module = make_workspace({})
+    module.validate_module(workspace.pipeline)
+    assert module.prepare_run(workspace) is True
+
+
+def test_importing_the_plugin_does_not_import_tensorflow():
+    import subprocess
+
+    code = ("import sys; sys.path.insert(0, %r); import cellprofiler_core.preferences as p; p.set_headless(); "
+            "import measureimagefocus; print('tensorflow' in sys.modules)" % str(REPO / "plugins"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+OLD_PIPELINE = """CellProfiler Pipeline: http://www.cellprofiler.org
+Version:5
+DateRevision:413
+GitHash:
+ModuleCount:1
+HasImagePlaneDetails:False
+
+MeasureImageFocus:[module_num:1|svn_version:'Unknown'|variable_revision_number:1|show_window:False|notes:[]|batch_state:array([], dtype=uint8)|enabled:True|wants_pause:False]
+    Select an image to measure:OrigBlue
+"""
+
+
+def load_pipeline(text):
+    from cellprofiler_core.preferences import set_plugin_directory
+    from cellprofiler_core.utilities.core.modules import fill_modules
+
+    set_plugin_directory(str(REPO / "plugins"), globally=False)
+    fill_modules()
+    pipeline = Pipeline()
+    errors = []
+    pipeline.add_listener(lambda caller, event: errors.append(event) if "LoadException" in type(event).__name__
+                          else None)
+    pipeline.load(io.StringIO(text))
+    assert not errors, errors
+    return pipeline
+
+
+def test_pipelines_saved_with_the_old_plugin_load():
+    pipeline = load_pipeline(OLD_PIPELINE)
+    (module,) = pipeline.modules()
+    assert isinstance(module, plugin.MeasureImageFocus) or type(module).__name__ == "MeasureImageFocus"
+    assert module.image_groups[0].image_name.value == "OrigBlue"
+    assert module.model_choice.value == plugin.MODEL_SHIPPED
+    assert module.image_groups[0].wants_overlay.value is False
+
+
+def test_saved_pipeline_round_trips():
+    module = plugin.MeasureImageFocus()
+    module.set_module_num(1)
+    configure(module, ["DNA", "Actin"], overlay=True)
+    module.image_groups[1].wants_overlay.value = False
+    pipeline = Pipeline()
+    pipeline.add_module(module)
+    text = io.StringIO()
+    pipeline.dump(text)
+    (loaded,) = load_pipeline(text.getvalue()).modules()
+    assert [g.image_name.value for g in loaded.image_groups] == ["DNA", "Actin"]
+    assert [g.wants_overlay.value for g in loaded.image_groups] == [True, False]
+    assert loaded.image_groups[0].overlay_name.value == "OverlayDNA"
+    assert loaded.variable_revision_number == 2
