@@ -89,3 +89,37 @@ def test_qc_pipeline_flags_out_of_focus_images(image_folder, tmp_path):
             assert int(row["Metadata_OutOfFocus"]) == (1 if level > 2 else 0), row["FileName_DNA"]
     flagged = {row["FileName_DNA"] for row in rows if row["Metadata_OutOfFocus"] == "1"}
     assert flagged == {row["FileName_DNA"] for row in rows if row["FileName_DNA"].startswith("00_mcf")}
+
+
+def test_headless_run_with_a_missing_bundle_stops_before_the_first_image(image_folder, tmp_path):
+    text = (REPO / "pipelines" / "measure_focus.cppipe").read_text()
+    text = text.replace("Focus model:Shipped with focusnet", "Focus model:Custom bundle")
+    lines = [f"    Folder holding the model bundle:Elsewhere...|{tmp_path / 'nowhere'}"
+             if line.strip().startswith("Folder holding the model bundle:") else line for line in text.splitlines()]
+    assert "Focus model:Custom bundle" in text
+    pipeline = tmp_path / "bad.cppipe"
+    pipeline.write_text("\n".join(lines) + "\n")
+    result = subprocess.run(
+        [str(CELLPROFILER), "-c", "-r", "-p", str(pipeline), "-i", str(image_folder), "-o", str(tmp_path / "out"),
+         "--plugins-directory", str(REPO / "plugins")], capture_output=True, text=True, timeout=900)
+    output = result.stdout + result.stderr
+    assert "model bundle not found" in output and "Model bundle file" in output
+    assert not (tmp_path / "out" / "Image.csv").exists()
+    assert result.returncode != 0
+
+
+def test_split_runs_give_the_same_results(image_folder, tmp_path):
+    """Cluster-style: image-set ranges (-f/-l) in separate processes reproduce one whole run."""
+    whole, _ = run_pipeline("measure_focus.cppipe", image_folder, tmp_path / "whole")
+    parts = []
+    for first, last in ((1, 3), (4, 6)):
+        out = tmp_path / f"part{first}"
+        subprocess.run(
+            [str(CELLPROFILER), "-c", "-r", "-p", str(REPO / "pipelines" / "measure_focus.cppipe"), "-i",
+             str(image_folder), "-o", str(out), "--plugins-directory", str(REPO / "plugins"), "-f", str(first), "-l",
+             str(last)], capture_output=True, text=True, timeout=900)
+        parts += read_csv(out / "Image.csv")
+    assert len(parts) == len(whole) == 6
+    column = "ImageFocus_AggregateCertainty_DNA"
+    split = {row["FileName_DNA"]: row[column] for row in parts}
+    assert split == {row["FileName_DNA"]: row[column] for row in whole}
