@@ -73,8 +73,10 @@ def export_bundle(model=None, out=None) -> Path:
     """
     tf = import_tensorflow()
     v1 = tf.compat.v1
+    model = load_model(model)
     if not isinstance(model, FocusModel):
-        model = load_model(model)
+        raise ValueError(f"{model.directory} is already a bundle; export needs a model folder (config.json, "
+                         "weights.npz)")
     if out is None:
         raise ValueError("an output path (.zip or folder) is required")
     out = Path(out)

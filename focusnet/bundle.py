@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import ModelError
+from .model import ModelError, PatchClassifier
 from .network import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
 from .tf import import_tensorflow
 
@@ -159,60 +159,45 @@ def check_saved_model(data: bytes, where):
     return meta_graph
 
 
-class BundleModel:
-    """A loaded bundle, with the same ``predict_patches`` as :class:`focusnet.model.FocusModel`.
+class BundleModel(PatchClassifier):
+    """A loaded bundle, predicting like :class:`focusnet.model.FocusModel`.
 
-    Patches are stitched into one row (``[84, N*84]``), the way Fiji feeds
-    its tiles, and run through the bundle's own graph by op name.
+    Patches are stitched into one row (``[84, n*84]``), the way Fiji feeds
+    its tiles, and run through the bundle's own graph, fed and fetched by
+    the signature's tensor names.
     """
 
     def __init__(self, path, manifest: dict, meta_graph):
         from .network import get_architecture
 
+        super().__init__()
         self.directory = Path(path)
         self.manifest = manifest
         self.config = manifest["model_config"]
         self.architecture = get_architecture(self.config["architecture"])
         self._meta_graph = meta_graph
-        self._run = None
-        self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
         return f"bundle {self.directory.name} ({self.architecture.name})"
 
     def _build(self):
-        tf = self._tf = import_tensorflow()
+        tf = import_tensorflow()
         signature = self._meta_graph.signature_def[SIGNATURE]
-        input_name = signature.inputs[INPUT_KEY].name
-        output_name = signature.outputs["probabilities"].name
         graph_def = self._meta_graph.graph_def
 
         def imported():
             tf.compat.v1.import_graph_def(graph_def, name="")
 
         wrapped = tf.compat.v1.wrap_function(imported, [])
-        return wrapped.prune(feeds=[wrapped.graph.get_tensor_by_name(input_name)],
-                             fetches=wrapped.graph.get_tensor_by_name(output_name))
+        run = wrapped.prune(feeds=[wrapped.graph.get_tensor_by_name(signature.inputs[INPUT_KEY].name)],
+                            fetches=wrapped.graph.get_tensor_by_name(signature.outputs["probabilities"].name))
 
-    def predict_patches(self, patches: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Level probabilities of patches (raw counts / 65535), shape (N, 11)."""
-        with self._lock:
-            if self._run is None:
-                self._run = self._build()
-        patches = np.asarray(patches, np.float32)
-        if patches.ndim == 4 and patches.shape[-1] == 1:
-            patches = patches[..., 0]
-        if patches.ndim != 3 or patches.shape[1:] != (PATCH_SIZE, PATCH_SIZE):
-            raise ValueError(f"patches must have shape (N, {PATCH_SIZE}, {PATCH_SIZE}[, 1]), got {patches.shape}")
-        outputs = []
-        for start in range(0, len(patches), batch_size):
-            batch = patches[start:start + batch_size]
-            mosaic = np.concatenate(list(batch), axis=1)  # one row of tiles: [84, n*84]
-            outputs.append(self._run(self._tf.constant(mosaic)).numpy())
-        if not outputs:
-            return np.zeros((0, NUM_LEVELS))
-        return np.concatenate(outputs).astype(np.float64)
+        def predict(batch):
+            mosaic = np.concatenate(list(batch[..., 0]), axis=1)  # one row of tiles: [84, n*84]
+            return run(tf.constant(mosaic)).numpy()
+
+        return predict
 
 
 _cache = {}

@@ -130,36 +130,24 @@ def read_config(directory) -> dict:
     return config
 
 
-class FocusModel:
-    """A loaded classifier: configuration, weights and a batched predictor.
+class PatchClassifier:
+    """What inference needs of a model: ``predict_patches``, built lazily, thread-safe.
 
-    Use :func:`load_model` rather than the constructor: it caches instances.
-    TensorFlow is imported when :meth:`predict_patches` is first called.
+    Subclasses set ``directory``, ``config`` and ``architecture`` and implement
+    :meth:`_build`, which returns a function from a float32 batch
+    ``(n, 84, 84, 1)`` to probabilities ``(n, 11)``. TensorFlow is imported
+    there, on the first prediction.
     """
 
-    def __init__(self, directory, config: dict, weights: dict):
-        self.directory = Path(directory)
-        self.config = config
-        self.architecture = get_architecture(config["architecture"])
-        self.weights = weights
+    directory: Path
+    config: dict
+
+    def __init__(self):
         self._predict = None
         self._lock = threading.Lock()
 
-    @property
-    def name(self) -> str:
-        return f"{self.directory.name} ({self.architecture.name})"
-
     def _build(self):
-        tf = import_tensorflow()
-
-        constants = {name: tf.constant(value) for name, value in self.weights.items()}
-        from .network import inference_graph
-
-        @tf.function(input_signature=[tf.TensorSpec([None, PATCH_SIZE, PATCH_SIZE, 1], tf.float32)])
-        def predict(patches):
-            return inference_graph(patches, constants, self.architecture)
-
-        return predict
+        raise NotImplementedError
 
     def predict_patches(self, patches: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Level probabilities of patches.
@@ -183,11 +171,41 @@ class FocusModel:
             patches = patches[..., None]
         if patches.shape[1:] != (PATCH_SIZE, PATCH_SIZE, 1):
             raise ValueError(f"patches must have shape (N, {PATCH_SIZE}, {PATCH_SIZE}[, 1]), got {patches.shape}")
-        outputs = [self._predict(patches[start:start + batch_size]).numpy()
+        outputs = [np.asarray(self._predict(patches[start:start + batch_size]))
                    for start in range(0, len(patches), batch_size)]
         if not outputs:
             return np.zeros((0, NUM_LEVELS))
         return np.concatenate(outputs).astype(np.float64)
+
+
+class FocusModel(PatchClassifier):
+    """A loaded model folder: configuration, weights and a batched predictor.
+
+    Use :func:`load_model` rather than the constructor: it caches instances.
+    """
+
+    def __init__(self, directory, config: dict, weights: dict):
+        super().__init__()
+        self.directory = Path(directory)
+        self.config = config
+        self.architecture = get_architecture(config["architecture"])
+        self.weights = weights
+
+    @property
+    def name(self) -> str:
+        return f"{self.directory.name} ({self.architecture.name})"
+
+    def _build(self):
+        tf = import_tensorflow()
+        from .network import inference_graph
+
+        constants = {name: tf.constant(value) for name, value in self.weights.items()}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, PATCH_SIZE, PATCH_SIZE, 1], tf.float32)])
+        def predict(patches):
+            return inference_graph(patches, constants, self.architecture)
+
+        return lambda batch: predict(batch).numpy()
 
 
 _cache = {}
@@ -207,7 +225,7 @@ def load_model(directory=None):
     Returns
     -------
     FocusModel or BundleModel
-        Both offer ``predict_patches``.
+        Both are :class:`PatchClassifier` s, offering ``predict_patches``.
 
     Raises
     ------

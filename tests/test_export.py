@@ -250,3 +250,8 @@ def test_the_shipped_bundle_is_the_shipped_model(in_focus_paths):
     image = read_image(in_focus_paths[0])
     np.testing.assert_allclose(predict_image(image, bundle).probabilities, predict_image(image, folder).probabilities,
                                atol=1e-6)
+
+
+def test_exporting_a_bundle_again_is_refused_clearly(tmp_path, bundle_zip):
+    with pytest.raises(ValueError, match="already a bundle; export needs a model folder"):
+        export_bundle(bundle_zip, tmp_path / "again.zip")
