@@ -21,7 +21,7 @@ help:
 	@echo "make demo    simulate defocus of a real image and measure it with the shipped model (builds .venv on first use)"
 	@echo "make test    run the tests in both environments (builds them on first use)"
 	@echo "make env     only build the main environment (.venv: Python 3.9, TF 2.15.1, CellProfiler 4.2.8.1)"
-	@echo "make bench   print benchmark figures"
+	@echo "make bench   accuracy and speed benchmarks against CellProfiler's focus metrics (prints tables)"
 	@echo "make clean   remove the environments and outputs"
 
 # An environment is rebuilt only when what defines it changes.
@@ -71,8 +71,12 @@ test-main: $(VENV)/.focusnet-installed $(TF1_READY)
 test-latest: $(VENV_LATEST)/.focusnet-installed $(TF1_READY)
 	$(VENV_LATEST)/bin/python -m pytest -m "not cellprofiler"
 
+# Accuracy and speed against CellProfiler's classic focus metrics (minutes); figures go to
+# benchmarks/results/ and the README's "How good is it".
 bench: $(VENV)/.focusnet-installed
 	$(VENV)/bin/python benchmarks/simulator.py
+	$(VENV)/bin/python benchmarks/accuracy.py --out benchmarks/results
+	$(VENV)/bin/python benchmarks/speed.py --json benchmarks/results/speed.json --markdown benchmarks/results/speed.md
 
 clean:
 	rm -rf $(VENV) $(VENV_LATEST) .venv-tf1.15 .venv-tf1.12 $(DEMO_OUT) .cache build *.egg-info

@@ -1,0 +1,126 @@
+"""Shared pieces of the benchmarks: CellProfiler's MeasureImageQuality, test images, models.
+
+The classic focus metrics are computed by CellProfiler's own MeasureImageQuality module code
+(not re-implemented): a real module instance runs on a real Workspace.
+"""
+
+import resource
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+EXAMPLE_FLY = "cellprofiler/data/examples/ExampleFly/images"
+
+#: The classic blur features of MeasureImageQuality (scale 20 for LocalFocusScore and Correlation).
+CLASSIC_METRICS = ("FocusScore", "LocalFocusScore_DNA_20", "Correlation_DNA_20", "PowerLogLogSlope")
+#: Direction of each metric: +1 if larger means sharper.
+SHARPER_IF_LARGER = {"FocusScore": 1, "LocalFocusScore_DNA_20": 1, "Correlation_DNA_20": -1, "PowerLogLogSlope": 1}
+
+
+def headless_cellprofiler():
+    import cellprofiler_core.preferences as preferences
+
+    preferences.set_headless()
+
+
+def quality_module(scale=20):
+    """A MeasureImageQuality module measuring only the blur features of image DNA."""
+    headless_cellprofiler()
+    from cellprofiler.modules.measureimagequality import O_SELECT, MeasureImageQuality
+
+    module = MeasureImageQuality()
+    module.set_module_num(1)
+    module.images_choice.value = O_SELECT
+    group = module.image_groups[0]
+    group.image_names.value = "DNA"
+    group.check_blur.value = True
+    group.scale_groups[0].scale.value = scale
+    group.check_saturation.value = False
+    group.check_intensity.value = False
+    group.calculate_threshold.value = False
+    group.include_image_scalings.value = False
+    return module
+
+
+def workspace_for(module, counts):
+    """A one-image workspace holding ``counts`` as CellProfiler loads a 16-bit image."""
+    from cellprofiler_core.image import Image, ImageSetList
+    from cellprofiler_core.measurement import Measurements
+    from cellprofiler_core.object import ObjectSet
+    from cellprofiler_core.pipeline import Pipeline
+    from cellprofiler_core.workspace import Workspace
+
+    pipeline = Pipeline()
+    pipeline.add_module(module)
+    image_set_list = ImageSetList()
+    image_set = image_set_list.get_image_set(0)
+    image_set.add("DNA", Image(np.asarray(counts, float) / 65535.0, scale=65535))
+    return Workspace(pipeline, module, image_set, ObjectSet(), Measurements(), image_set_list)
+
+
+def classic_metrics(module, counts):
+    """MeasureImageQuality's blur features of one image, as CellProfiler computes them."""
+    workspace = workspace_for(module, counts)
+    module.run(workspace)
+    m = workspace.measurements
+    return {name: float(m.get_current_image_measurement(f"ImageQuality_{name}" + ("" if "DNA" in name else "_DNA")))
+            for name in CLASSIC_METRICS}
+
+
+def power_log_log_slope_only(module, counts):
+    """PowerLogLogSlope alone, with MeasureImageQuality's own method."""
+    workspace = workspace_for(module, counts)
+    module.calculate_power_spectrum(module.image_groups[0], workspace)
+    return float(workspace.measurements.get_current_image_measurement("ImageQuality_PowerLogLogSlope_DNA"))
+
+
+def in_focus_sources(held_out_only=True):
+    """Paths of in-focus images; by default only those the shipped model never trained on."""
+    import json
+
+    from focusnet.model import DEFAULT_MODEL_DIR
+
+    config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    trained = {Path(p).name for p in config["training"]["images"]}
+    fly = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages" / EXAMPLE_FLY
+    paths = sorted((SHARED_DATA / "bbbc006_in_focus").glob("*")) + sorted(fly.glob("*_D.TIF"))
+    return [p for p in paths if not held_out_only or p.name not in trained]
+
+
+def tiled_image(height, width, sources, seed=0):
+    """A 16-bit image of the given size built from 84 x 84 tiles of real images."""
+    from focusnet.images import read_image
+
+    rng = np.random.default_rng(seed)
+    images = [read_image(p).astype(np.uint16) for p in sources]
+    out = np.empty((height, width), np.uint16)
+    for y in range(0, height, 84):
+        for x in range(0, width, 84):
+            source = images[rng.integers(len(images))]
+            sy = rng.integers(0, source.shape[0] - 84 + 1)
+            sx = rng.integers(0, source.shape[1] - 84 + 1)
+            tile = source[sy:sy + 84, sx:sx + 84]
+            out[y:y + 84, x:x + 84] = tile[:min(84, height - y), :min(84, width - x)]
+    return out
+
+
+def random_model(architecture_name, seed=0):
+    """A model of an architecture with random weights (for timing the same code path)."""
+    from focusnet.model import FocusModel, make_config
+    from focusnet.network import expected_weight_shapes, get_architecture
+    from focusnet.optics import Optics
+
+    rng = np.random.default_rng(seed)
+    architecture = get_architecture(architecture_name)
+    weights = {name: (rng.standard_normal(shape) * 0.05).astype(np.float32)
+               for name, shape in expected_weight_shapes(architecture).items()}
+    config = make_config(architecture_name, optics=Optics().to_dict(), augmentation={}, training={})
+    return FocusModel(REPO / f"random-{architecture_name}", config, weights)
+
+
+def peak_memory_mb():
+    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
