@@ -7,11 +7,13 @@ and number of steps, then evaluated on the same held-out images
 Usage::
 
     python benchmarks/architectures.py --out DIR --steps N --images IMG... --validation IMG...
-        [--architectures default paper] [--resume]
+        [--architectures default paper] [--learning-rate LR] [--resume]
 
-Writes ``DIR/<architecture>/`` model folders and ``DIR/comparison.json`` and
-``DIR/comparison.md``. Training runs checkpoint and can be resumed
-(``--resume``) after an interruption.
+Writes ``DIR/<architecture>_lr<LR>/`` model folders, and adds each run's
+figures to ``DIR/comparison.json`` and ``DIR/comparison.md`` (runs made by
+earlier invocations are kept, and re-timed if their folder is still there).
+A finished run is not retrained; an interrupted one continues with
+``--resume``.
 """
 
 import argparse
@@ -50,26 +52,32 @@ def main():
     parser.add_argument("--images", nargs="+", required=True)
     parser.add_argument("--validation", nargs="+", required=True)
     parser.add_argument("--architectures", nargs="+", default=["default", "paper"])
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--resume", action="store_true")
     arguments = parser.parse_args()
 
     out = Path(arguments.out)
     timing_image = read_image(arguments.validation[0])
-    results = {}
+    report_path = out / "comparison.json"
+    results = json.loads(report_path.read_text())["results"] if report_path.is_file() else {}
     for name in arguments.architectures:
-        folder = out / name
+        run = f"{name}_lr{arguments.learning_rate:g}"
+        folder = out / run
         settings = TrainingSettings(architecture=name, steps=arguments.steps, batch_size=arguments.batch_size,
-                                    seed=arguments.seed)
+                                    seed=arguments.seed, learning_rate=arguments.learning_rate)
         finished = (folder / "config.json").is_file() and json.loads((folder / "config.json").read_text())[
             "training"].get("completed_steps") == arguments.steps
         if not finished:
             resume = arguments.resume and (folder / "checkpoint" / "state.npz").is_file()
             train(arguments.images, folder, settings, validation_images=arguments.validation, resume=resume,
-                  command=f"python benchmarks/architectures.py --out {arguments.out} --steps {arguments.steps}")
+                  command=f"python benchmarks/architectures.py --out {arguments.out} --steps {arguments.steps} "
+                          f"--architectures {name} --learning-rate {arguments.learning_rate:g}")
         model = load_model(folder)
         evaluation = evaluate(arguments.validation, model=model, seed=arguments.seed)
         parameters = sum(int(np.prod(w.shape)) for w in model.weights.values())
-        results[name] = {
+        results[run] = {
+            "architecture": name,
+            "learning_rate": arguments.learning_rate,
             "parameters": parameters,
             "weights_mb": os.path.getsize(folder / "weights.npz") / 1e6,
             "seconds_per_image": seconds_per_image(model, timing_image),
@@ -87,19 +95,21 @@ def main():
                    f"{platform.python_version()}",
         "results": results,
     }
-    if {"default", "paper"} <= set(results):
-        report["speedup_default_over_paper"] = (results["paper"]["seconds_per_image"]
-                                               / results["default"]["seconds_per_image"])
-    (out / "comparison.json").write_text(json.dumps(report, indent=2) + "\n")
+    seconds = {r["architecture"]: r["seconds_per_image"] for r in results.values()}
+    if {"default", "paper"} <= set(seconds):
+        report["speedup_default_over_paper"] = seconds["paper"] / seconds["default"]
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"Trained the same way: {arguments.steps} steps of {arguments.batch_size} patches, seed "
              f"{arguments.seed}; evaluated on {len(arguments.validation)} held-out images; timed on one "
              f"{report['image_for_timing']} image ({report['machine']}).", "",
-             "| architecture | parameters | weights | s / image | exact | within one | worst camera variant, within one |",
-             "|---|---|---|---|---|---|---|"]
-    for name, r in results.items():
+             "| architecture | learning rate | parameters | weights | s / image | exact | within one | "
+             "worst camera variant, within one |",
+             "|---|---|---|---|---|---|---|---|"]
+    for run, r in sorted(results.items()):
         worst = min(v["within_one_accuracy"] for v in r["variants"])
-        lines.append(f"| `{name}` | {r['parameters']:,} | {r['weights_mb']:.2f} MB | {r['seconds_per_image']:.4f} | "
-                     f"{r['exact_accuracy']:.1%} | {r['within_one_accuracy']:.1%} | {worst:.1%} |")
+        lines.append(f"| `{r['architecture']}` | {r['learning_rate']:g} | {r['parameters']:,} | "
+                     f"{r['weights_mb']:.2f} MB | {r['seconds_per_image']:.4f} | {r['exact_accuracy']:.1%} | "
+                     f"{r['within_one_accuracy']:.1%} | {worst:.1%} |")
     if "speedup_default_over_paper" in report:
         lines += ["", f"`default` is {report['speedup_default_over_paper']:.1f}x faster per image than `paper`."]
     (out / "comparison.md").write_text("\n".join(lines) + "\n")
