@@ -96,7 +96,10 @@ class FocusPrediction:
 
 
 def to_counts(image, scale=None, name: str = "image") -> np.ndarray:
-    """Raw counts of an image as float64, with clear errors for bad input.
+    """Raw counts of an image, with clear errors for bad input.
+
+    Integer images are returned as they are (no copy: patches are converted as
+    they are cut out); float images become float32 counts.
 
     Parameters
     ----------
@@ -123,13 +126,30 @@ def to_counts(image, scale=None, name: str = "image") -> np.ndarray:
                                    f"found [{image.min():g}, {image.max():g}]")
         if not (math.isfinite(scale) and 0 < scale <= INPUT_SCALE):
             raise ValueError(f"{name}: scale must be in (0, {INPUT_SCALE:g}], got {scale!r}")
-        return np.clip(image.astype(np.float64) * scale, 0, INPUT_SCALE)
+        return np.clip(image.astype(np.float64) * scale, 0, INPUT_SCALE).astype(np.float32)
     if scale not in (None, 1, 1.0):
         raise ValueError(f"{name}: scale applies to float images only; integer pixels are already raw counts")
     if image.min() < 0 or image.max() > INPUT_SCALE:
         raise ImageFormatError(f"{name}: integer pixels must be raw counts in [0, 65535], "
                                f"found [{image.min()}, {image.max()}]")
-    return image.astype(np.float64)
+    return image
+
+
+def extract_patches(counts: np.ndarray, ys, xs) -> np.ndarray:
+    """The patches at the given tile starts, row-major, as network input (counts / 65535, float32).
+
+    ``counts`` may be any numeric array of raw counts (e.g. uint16): each patch is
+    converted as it is copied, without a float copy of the whole image.
+    """
+    patches = np.empty((len(ys) * len(xs), PATCH_SIZE, PATCH_SIZE), np.float32)
+    index = 0
+    for y in ys:
+        band = counts[y:y + PATCH_SIZE]
+        for x in xs:
+            patches[index] = band[:, x:x + PATCH_SIZE]
+            index += 1
+    patches *= np.float32(1.0 / INPUT_SCALE)
+    return patches
 
 
 def predict_image(image, model=None, scale=None, name: str = "image") -> FocusPrediction:
@@ -171,8 +191,7 @@ def predict_image(image, model=None, scale=None, name: str = "image") -> FocusPr
                                      "there is nothing to judge focus by")
     ys, xs = tile_starts(height), tile_starts(width)
     # Row-major patches (row outer), as Fiji's plugin and the export order them.
-    patches = np.stack([counts[y:y + PATCH_SIZE, x:x + PATCH_SIZE] for y in ys for x in xs]) / INPUT_SCALE
-    probabilities = model.predict_patches(patches).reshape(len(ys), len(xs), NUM_LEVELS)
+    probabilities = model.predict_patches(extract_patches(counts, ys, xs)).reshape(len(ys), len(xs), NUM_LEVELS)
     return aggregate(probabilities, ys, xs)
 
 

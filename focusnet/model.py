@@ -149,7 +149,7 @@ class PatchClassifier:
     def _build(self):
         raise NotImplementedError
 
-    def predict_patches(self, patches: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def predict_patches(self, patches: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Level probabilities of patches.
 
         Parameters
