@@ -11,6 +11,8 @@ pytestmark = pytest.mark.cellprofiler
 
 from conftest import REPO  # noqa: E402
 
+# Only the main environment has CellProfiler (test_environment.py checks it is there).
+pytest.importorskip("cellprofiler_core")
 import cellprofiler_core.preferences  # noqa: E402
 
 cellprofiler_core.preferences.set_headless()  # first, before other CellProfiler imports
