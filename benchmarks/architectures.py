@@ -20,8 +20,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,15 +31,12 @@ from focusnet.inference import predict_image
 from focusnet.model import load_model
 from focusnet.train import TrainingSettings, train
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import median_seconds  # noqa: E402
+
 
 def seconds_per_image(model, image, repeats=9):
-    predict_image(image, model)  # warm-up: graph tracing
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        predict_image(image, model)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(lambda: predict_image(image, model), repeats)
 
 
 def main():

@@ -5,7 +5,9 @@ The classic focus metrics are computed by CellProfiler's own MeasureImageQuality
 """
 
 import resource
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +126,14 @@ def random_model(architecture_name, seed=0):
 def peak_memory_mb():
     """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def median_seconds(function, repeats):
+    """Median wall time of ``function()`` over ``repeats`` runs, after one warm-up run."""
+    function()  # warm-up (graph tracing, caches), excluded
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from common import (  # noqa: E402
     REPO,
     classic_metrics,
     in_focus_sources,
+    median_seconds,
     power_log_log_slope_only,
     quality_module,
     random_model,
@@ -73,16 +73,6 @@ class PeakMemory:
         self._running = False
         self._thread.join()
         self.peak_mb = max(self.peak_mb, self._process.memory_info().rss / 1e6)
-
-
-def median_seconds(function, repeats):
-    function()  # warm-up (graph tracing, caches), excluded
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def cellprofiler_throughput(count, smoke):
