@@ -226,10 +226,9 @@ def main():
 
 
 def save_plots(records, fscores, real_fscores, methods, out):
-    sys.path.insert(0, str(REPO))
-    from focusnet.figures import _pyplot
+    from focusnet.figures import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(9, 4))
     groups = [c for c, _, _ in CONDITIONS] + ["real images"]
     width = 0.8 / len(methods)

@@ -204,6 +204,19 @@ _cache = {}
 _cache_lock = threading.Lock()
 
 
+def _file_signature(path: Path) -> tuple:
+    """Names, sizes and modification times of a bundle's files: any change on disk means a new check.
+
+    Cheap enough to run on every call (callers such as a CellProfiler module ask
+    for the model once per image set), unlike reading and hashing the files.
+    """
+    if not path.exists():
+        raise BundleError(f"{path}: bundle not found")
+    items = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return tuple((p.relative_to(path).as_posix() if p != path else p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                 for p in items)
+
+
 def load_bundle(path) -> BundleModel:
     """Check and load a bundle (zip or folder) for TensorFlow 2, once per process.
 
@@ -214,11 +227,11 @@ def load_bundle(path) -> BundleModel:
         outside :data:`ALLOWED_OPS`.
     """
     path = Path(path).resolve()
-    files = read_bundle_files(path)
-    key = (str(path), sha256_bytes(files.get(MANIFEST_FILE, b"")), sha256_bytes(files.get(SAVED_MODEL_FILE, b"")))
+    key = (str(path), _file_signature(path))
     with _cache_lock:
         if key in _cache:
             return _cache[key]
+        files = read_bundle_files(path)
         manifest = check_manifest(files, path)
         meta_graph = check_saved_model(files[SAVED_MODEL_FILE], path)
         model = BundleModel(path, manifest, meta_graph)

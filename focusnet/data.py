@@ -17,7 +17,7 @@ import numpy as np
 
 from .network import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
 from .optics import Optics
-from .simulate import GAIN_RANGE, OFFSET_RANGE, UINT16_MAX, blur_levels
+from .simulate import GAIN_RANGE, OFFSET_RANGE, blur_levels, camera_counts
 
 # 8-bit sources (e.g. CellProfiler's ExampleFly) are brought to a 16-bit-like
 # intensity range; their photon statistics stay those of the 8-bit values.
@@ -97,10 +97,9 @@ def sample_batch(sources, batch_size: int, rng: np.random.Generator, augment: bo
         offsets = np.exp(rng.uniform(np.log(OFFSET_RANGE[0]), np.log(OFFSET_RANGE[1]), batch_size))
     else:
         gains, offsets = np.ones(batch_size), darks
-    # The camera model of focusnet.simulate.apply_sensor, vectorised over the batch.
-    electrons = rng.poisson(np.maximum(crops - darks[:, None, None], 0.0) / per_electron[:, None, None])
-    counts = electrons * (per_electron * gains)[:, None, None] + offsets[:, None, None]
-    counts = np.clip(np.rint(counts), 0, UINT16_MAX)
+    # One camera per patch: each parameter broadcasts over its patch.
+    counts = camera_counts(crops, darks[:, None, None], per_electron[:, None, None], gains[:, None, None],
+                           offsets[:, None, None], rng)
     if augment:
         for i in range(batch_size):
             counts[i] = np.rot90(counts[i], rng.integers(4))

@@ -109,9 +109,9 @@ def save_evaluation_plots(result: dict, directory) -> list:
     """Confusion matrix (as Figure 4 of the paper) and mean vs aggregate certainty (Figure 2c)."""
     from pathlib import Path
 
-    from .figures import _pyplot
+    from .figures import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     confusion = np.asarray(result["confusion"], dtype=float)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
 
-def _pyplot():
-    # Headless-safe: select a non-interactive backend before pyplot loads,
-    # unless one was chosen already (e.g. inside a GUI).
+def pyplot():
+    """matplotlib.pyplot, headless-safe.
+
+    Selects the non-interactive Agg backend before pyplot loads, unless pyplot
+    was loaded already (e.g. inside a GUI that chose its own backend).
+    """
     import matplotlib
 
-    if "matplotlib.pyplot" not in __import__("sys").modules:
+    if "matplotlib.pyplot" not in sys.modules:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -37,7 +41,7 @@ def save_montage(images, titles, path, suptitle: str = "", columns: int = 4) -> 
     columns : int
         Panels per row.
     """
-    plt = _pyplot()
+    plt = pyplot()
     images = [np.asarray(image) for image in images]
     low, high = np.percentile(images[0], [0.1, 99.9])
     columns = min(columns, len(images))
@@ -116,7 +120,7 @@ def overlay_rgb(image, prediction, border: int = 2) -> np.ndarray:
 
 def save_overlay(path, image, prediction, title: str = "") -> None:
     """Save the overlay with a legend of levels and certainty as a PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     rgb = overlay_rgb(image, prediction)
     height, width = rgb.shape[:2]
     figure = plt.figure(figsize=(8.5, 8.5 * height / width * 0.82 + 1.3))

@@ -148,14 +148,26 @@ def apply_sensor(blurred, sensor: Sensor = Sensor(), rng: np.random.Generator | 
         dark = float(source_offset)
     else:
         dark = float(blurred.min())
-    electrons = np.maximum(blurred - dark, 0.0) / sensor.counts_per_electron
-    if sensor.noise:
-        if rng is None:
-            raise ValueError("a random generator (rng or seed) is needed to draw noise")
-        electrons = rng.poisson(electrons).astype(np.float64)
+    if sensor.noise and rng is None:
+        raise ValueError("a random generator (rng or seed) is needed to draw noise")
     offset = dark if sensor.offset is None else sensor.offset
-    counts = electrons * sensor.counts_per_electron * sensor.gain + offset
-    return np.clip(np.rint(counts), 0, UINT16_MAX).astype(np.uint16)
+    counts = camera_counts(blurred, dark, sensor.counts_per_electron, sensor.gain, offset,
+                           rng if sensor.noise else None)
+    return counts.astype(np.uint16)
+
+
+def camera_counts(blurred, dark, counts_per_electron, gain, offset, rng=None) -> np.ndarray:
+    """The camera model on noise-free counts; every parameter may be an array that broadcasts.
+
+    Counts above ``dark`` become photoelectrons, Poisson noise is drawn when
+    ``rng`` is given, then gain and offset apply; the result is rounded and
+    clipped to 16 bits (as float64). :func:`apply_sensor` uses it for one
+    camera, training batches for a different camera per patch.
+    """
+    electrons = np.maximum(np.asarray(blurred, dtype=np.float64) - dark, 0.0) / counts_per_electron
+    if rng is not None:
+        electrons = rng.poisson(electrons).astype(np.float64)
+    return np.clip(np.rint(electrons * counts_per_electron * gain + offset), 0, UINT16_MAX)
 
 
 def degrade(image, level: int, sensor: Sensor = Sensor(), optics: Optics = Optics(), seed=None) -> np.ndarray:

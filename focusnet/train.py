@@ -98,13 +98,13 @@ def _restore_checkpoint(directory: Path, model, optimizer) -> int:
 
 def write_training_plot(log_path, plot_path) -> None:
     """Plot RPS loss and accuracy against step from the training log."""
-    from .figures import _pyplot
+    from .figures import pyplot
 
     with open(log_path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows:
         return
-    plt = _pyplot()
+    plt = pyplot()
     step = [int(r["step"]) for r in rows]
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
     loss_axis.plot(step, [float(r["train_rps"]) for r in rows], label="training")

@@ -255,3 +255,10 @@ def test_the_shipped_bundle_is_the_shipped_model(in_focus_paths):
 def test_exporting_a_bundle_again_is_refused_clearly(tmp_path, bundle_zip):
     with pytest.raises(ValueError, match="already a bundle; export needs a model folder"):
         export_bundle(bundle_zip, tmp_path / "again.zip")
+
+
+def test_a_loaded_bundle_changed_on_disk_is_checked_again(bundle_folder):
+    assert load_bundle(bundle_folder) is load_bundle(bundle_folder)  # cached while unchanged
+    (bundle_folder / "variables" / "late.data").write_bytes(b"added after loading")
+    with pytest.raises(BundleError, match="files differ from the manifest"):
+        load_bundle(bundle_folder)
