@@ -11,7 +11,8 @@ Usage::
 
 Writes ``DIR/<architecture>_lr<LR>/`` model folders, and adds each run's
 figures to ``DIR/comparison.json`` and ``DIR/comparison.md`` (runs made by
-earlier invocations are kept, and re-timed if their folder is still there).
+earlier invocations are kept; every run whose weights are present is re-timed, all in
+turn in one process, so their times compare fairly).
 A finished run is not retrained; an interrupted one continues with
 ``--resume``.
 """
@@ -32,11 +33,7 @@ from focusnet.model import load_model
 from focusnet.train import TrainingSettings, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_seconds  # noqa: E402
-
-
-def seconds_per_image(model, image, repeats=9):
-    return median_seconds(lambda: predict_image(image, model), repeats)
+from common import median_seconds_each  # noqa: E402
 
 
 def main():
@@ -55,7 +52,7 @@ def main():
     out = Path(arguments.out)
     timing_image = read_image(arguments.validation[0])
     report_path = out / "comparison.json"
-    results = json.loads(report_path.read_text())["results"] if report_path.is_file() else {}
+    new_results = {}
     for name in arguments.architectures:
         run = f"{name}_lr{arguments.learning_rate:g}"
         folder = out / run
@@ -71,17 +68,26 @@ def main():
         model = load_model(folder)
         evaluation = evaluate(arguments.validation, model=model, seed=arguments.seed)
         parameters = sum(int(np.prod(w.shape)) for w in model.weights.values())
-        results[run] = {
+        new_results[run] = {
             "architecture": name,
             "learning_rate": arguments.learning_rate,
             "parameters": parameters,
             "weights_mb": os.path.getsize(folder / "weights.npz") / 1e6,
-            "seconds_per_image": seconds_per_image(model, timing_image),
             "exact_accuracy": evaluation["exact_accuracy"],
             "within_one_accuracy": evaluation["within_one_accuracy"],
             "patch_within_one_accuracy": evaluation["patch_within_one_accuracy"],
             "variants": evaluation["variants"],
         }
+    # Read earlier runs only now: another invocation may have finished while this one trained.
+    results = json.loads(report_path.read_text())["results"] if report_path.is_file() else {}
+    results.update(new_results)
+    # Time every run whose weights are here in this one process, so the speed ratio compares
+    # figures taken under the same conditions.
+    timed = {run: (lambda model=load_model(out / run): predict_image(timing_image, model))
+             for run in results if (out / run / "weights.npz").is_file()}
+    measured = median_seconds_each(timed, repeats=9)
+    for run, seconds in measured.items():
+        results[run]["seconds_per_image"] = seconds
     report = {
         "steps": arguments.steps,
         "batch_size": arguments.batch_size,
@@ -91,7 +97,7 @@ def main():
                    f"{platform.python_version()}",
         "results": results,
     }
-    seconds = {r["architecture"]: r["seconds_per_image"] for r in results.values()}
+    seconds = {results[run]["architecture"]: value for run, value in measured.items()}
     if {"default", "paper"} <= set(seconds):
         report["speedup_default_over_paper"] = seconds["paper"] / seconds["default"]
     report_path.write_text(json.dumps(report, indent=2) + "\n")

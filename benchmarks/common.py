@@ -128,12 +128,34 @@ def peak_memory_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def median_seconds_each(functions, repeats):
+    """Median wall time of each of several functions, timed in turn (interleaved).
+
+    Each function runs once as a warm-up (graph tracing, caches), excluded; then every
+    repeat times each function once, so a change in machine load during the run affects
+    all of them alike and their ratios stay fair.
+
+    Parameters
+    ----------
+    functions : dict of str to callable
+    repeats : int
+
+    Returns
+    -------
+    dict of str to float
+        Median seconds per call, by the same keys.
+    """
+    for function in functions.values():
+        function()
+    times = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def median_seconds(function, repeats):
     """Median wall time of ``function()`` over ``repeats`` runs, after one warm-up run."""
-    function()  # warm-up (graph tracing, caches), excluded
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds_each({"function": function}, repeats)["function"]

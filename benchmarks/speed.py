@@ -9,8 +9,9 @@ through
   Correlation, PowerLogLogSlope), run as a module on a Workspace,
 * PowerLogLogSlope alone (MeasureImageQuality's own method),
 
-at 696 x 520, 2048 x 2048 and 8192 x 8192 pixels. Each is warmed up once, then timed; the
-median is reported. Peak memory is the largest resident size sampled while focusnet runs.
+at 696 x 520, 2048 x 2048 and 8192 x 8192 pixels. Each is warmed up once, then the four are
+timed in turn, repeatedly (so load changes affect all alike); the median is reported. Peak
+memory is the largest resident size sampled during focusnet's first (warm-up) call.
 Last, a headless CellProfiler run of ``pipelines/measure_focus.cppipe`` gives images per
 second.
 
@@ -40,7 +41,7 @@ from common import (  # noqa: E402
     REPO,
     classic_metrics,
     in_focus_sources,
-    median_seconds,
+    median_seconds_each,
     power_log_log_slope_only,
     quality_module,
     random_model,
@@ -128,16 +129,15 @@ def main():
         image = tiled_image(height, width, sources)
         repeats = 1 if arguments.smoke else (7 if height * width < 1e6 else 5 if height * width < 1e7 else 3)
         with PeakMemory() as memory:
-            focusnet_s = median_seconds(lambda: predict_image(image, focusnet_model), repeats)
-        row = {
-            "size": f"{width}x{height}",
-            "patches": (height // 84) * (width // 84),
-            "focusnet_s": focusnet_s,
-            "focusnet_peak_mb": memory.peak_mb,
-            "paper_arch_s": median_seconds(lambda: predict_image(image, paper_model), repeats),
-            "measureimagequality_s": median_seconds(lambda: classic_metrics(module, image), repeats),
-            "plls_s": median_seconds(lambda: power_log_log_slope_only(module, image), repeats),
-        }
+            predict_image(image, focusnet_model)
+        seconds = median_seconds_each({
+            "focusnet_s": lambda: predict_image(image, focusnet_model),
+            "paper_arch_s": lambda: predict_image(image, paper_model),
+            "measureimagequality_s": lambda: classic_metrics(module, image),
+            "plls_s": lambda: power_log_log_slope_only(module, image),
+        }, repeats)
+        row = {"size": f"{width}x{height}", "patches": (height // 84) * (width // 84), **seconds,
+               "focusnet_peak_mb": memory.peak_mb}
         rows.append(row)
         print(f"{row['size']}: focusnet {row['focusnet_s']:.3f} s, paper architecture {row['paper_arch_s']:.3f} s, "
               f"MeasureImageQuality blur {row['measureimagequality_s']:.3f} s, PowerLogLogSlope "
