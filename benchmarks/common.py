@@ -4,6 +4,7 @@ The classic focus metrics are computed by CellProfiler's own MeasureImageQuality
 (not re-implemented): a real module instance runs on a real Workspace.
 """
 
+import math
 import resource
 import statistics
 import sys
@@ -128,31 +129,40 @@ def peak_memory_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def median_seconds_each(functions, repeats):
-    """Median wall time of each of several functions, timed in turn (interleaved).
+def median_seconds_each(functions, repeats, block_seconds=0.2):
+    """Median wall time per call of each of several functions, timed in turn.
 
-    Each function runs once as a warm-up (graph tracing, caches), excluded; then every
-    repeat times each function once, so a change in machine load during the run affects
-    all of them alike and their ratios stay fair.
+    Each function runs once as a warm-up (graph tracing, caches), excluded. Then every
+    repeat times a block of consecutive calls of each function in turn: consecutive, as in
+    a batch run, where one model's weights stay in the CPU caches between images; in turn,
+    so a change in machine load during the run affects all functions alike and their
+    ratios stay fair. A block lasts about ``block_seconds`` (at least one call).
 
     Parameters
     ----------
     functions : dict of str to callable
     repeats : int
+        Blocks per function; the median block's time per call is reported.
+    block_seconds : float
 
     Returns
     -------
     dict of str to float
         Median seconds per call, by the same keys.
     """
-    for function in functions.values():
+    block_sizes = {}
+    for name, function in functions.items():
         function()
+        start = time.perf_counter()
+        function()
+        block_sizes[name] = max(1, math.ceil(block_seconds / max(time.perf_counter() - start, 1e-9)))
     times = {name: [] for name in functions}
     for _ in range(repeats):
         for name, function in functions.items():
             start = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - start)
+            for _ in range(block_sizes[name]):
+                function()
+            times[name].append((time.perf_counter() - start) / block_sizes[name])
     return {name: statistics.median(values) for name, values in times.items()}
 
 

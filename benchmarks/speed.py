@@ -8,10 +8,13 @@ through
 * CellProfiler's MeasureImageQuality with its blur features (FocusScore, LocalFocusScore,
   Correlation, PowerLogLogSlope), run as a module on a Workspace,
 * PowerLogLogSlope alone (MeasureImageQuality's own method),
+* both networks alone on the image's patches (``predict_patches``, no tiling or aggregation),
 
-at 696 x 520, 2048 x 2048 and 8192 x 8192 pixels. Each is warmed up once, then the four are
-timed in turn, repeatedly (so load changes affect all alike); the median is reported. Peak
-memory is the largest resident size sampled during focusnet's first (warm-up) call.
+at 696 x 520, 2048 x 2048 and 8192 x 8192 pixels. Each is warmed up once, then timed in
+blocks of consecutive calls (as in a batch run), the methods in turn so that load changes
+affect all alike; the median block's time per image is reported. Memory
+is focusnet's alone, in a fresh process: the resident size with TensorFlow, the model and the
+image loaded, and the largest sampled while it measures the image.
 Last, a headless CellProfiler run of ``pipelines/measure_focus.cppipe`` gives images per
 second.
 
@@ -59,7 +62,7 @@ class PeakMemory:
         import psutil
 
         self._process = psutil.Process()
-        self.peak_mb = self._process.memory_info().rss / 1e6
+        self.start_mb = self.peak_mb = self._process.memory_info().rss / 1e6
         self._running = True
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -109,14 +112,43 @@ def cellprofiler_throughput(count, smoke):
             "startup_s": max(times[count] - count / steady, 0.0)}
 
 
+def focusnet_memory(height, width):
+    """Memory of focusnet alone measuring one image, in a fresh process (nothing else loaded).
+
+    Returns ``{"ready_mb": ..., "peak_mb": ...}``: the resident size once TensorFlow, the
+    model and the image are loaded (after one warm-up prediction on a small image), and the
+    peak during the prediction of the whole image.
+    """
+    result = subprocess.run([sys.executable, __file__, "--memory-of", f"{height}x{width}"], check=True,
+                            capture_output=True, text=True, timeout=1800)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure_memory_here(size):
+    """The child side of :func:`focusnet_memory`: prints one JSON line."""
+    from focusnet.inference import predict_image
+    from focusnet.model import load_model
+
+    height, width = (int(v) for v in size.split("x"))
+    model = load_model()
+    image = tiled_image(height, width, in_focus_sources())
+    predict_image(image[:168, :168], model)
+    with PeakMemory() as memory:
+        predict_image(image, model)
+    print(json.dumps({"ready_mb": memory.start_mb, "peak_mb": memory.peak_mb}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", help="write the figures as JSON")
     parser.add_argument("--markdown", help="write the tables as Markdown")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat (a check that it runs)")
+    parser.add_argument("--memory-of", metavar="HEIGHTxWIDTH", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
+    if arguments.memory_of:
+        return measure_memory_here(arguments.memory_of)
 
-    from focusnet.inference import predict_image
+    from focusnet.inference import extract_patches, predict_image, tile_starts
     from focusnet.model import load_model
 
     focusnet_model = load_model()
@@ -128,20 +160,22 @@ def main():
     for height, width in sizes:
         image = tiled_image(height, width, sources)
         repeats = 1 if arguments.smoke else (7 if height * width < 1e6 else 5 if height * width < 1e7 else 3)
-        with PeakMemory() as memory:
-            predict_image(image, focusnet_model)
+        patches = extract_patches(image, [(y, x) for y in tile_starts(height) for x in tile_starts(width)])
         seconds = median_seconds_each({
             "focusnet_s": lambda: predict_image(image, focusnet_model),
             "paper_arch_s": lambda: predict_image(image, paper_model),
+            "focusnet_network_s": lambda: focusnet_model.predict_patches(patches),
+            "paper_network_s": lambda: paper_model.predict_patches(patches),
             "measureimagequality_s": lambda: classic_metrics(module, image),
             "plls_s": lambda: power_log_log_slope_only(module, image),
         }, repeats)
         row = {"size": f"{width}x{height}", "patches": (height // 84) * (width // 84), **seconds,
-               "focusnet_peak_mb": memory.peak_mb}
+               **{f"focusnet_{key}": value for key, value in focusnet_memory(height, width).items()}}
         rows.append(row)
         print(f"{row['size']}: focusnet {row['focusnet_s']:.3f} s, paper architecture {row['paper_arch_s']:.3f} s, "
               f"MeasureImageQuality blur {row['measureimagequality_s']:.3f} s, PowerLogLogSlope "
-              f"{row['plls_s']:.3f} s, focusnet peak memory {row['focusnet_peak_mb']:.0f} MB", flush=True)
+              f"{row['plls_s']:.3f} s; focusnet alone: {row['focusnet_ready_mb']:.0f} MB ready, peak "
+              f"{row['focusnet_peak_mb']:.0f} MB", flush=True)
     throughput = cellprofiler_throughput(2 if arguments.smoke else 24, arguments.smoke)
     reference = next((r for r in rows if r["size"] == "2048x2048"), rows[-1])
     report = {
@@ -151,6 +185,7 @@ def main():
         "measureimagequality_s": reference["measureimagequality_s"],
         "plls_s": reference["plls_s"],
         "focusnet_peak_mb": reference["focusnet_peak_mb"],
+        "focusnet_ready_mb": reference["focusnet_ready_mb"],
         "cellprofiler_images_per_s": throughput["steady_images_per_s"],
         "cellprofiler": throughput,
         "sizes": rows,
@@ -161,14 +196,16 @@ def main():
         f"Seconds per image (median; warm-up excluded), {report['machine']}:",
         "",
         "| image | patches | focusnet | `paper` architecture | MeasureImageQuality blur | PowerLogLogSlope alone "
-        "| paper / focusnet | focusnet / MIQ | focusnet peak memory |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| paper / focusnet | same, network alone | focusnet / MIQ | focusnet memory: ready, peak |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(f"| {r['size']} | {r['patches']} | {r['focusnet_s']:.3f} | {r['paper_arch_s']:.3f} | "
                      f"{r['measureimagequality_s']:.3f} | {r['plls_s']:.3f} | "
                      f"{r['paper_arch_s'] / r['focusnet_s']:.1f}x | "
-                     f"{r['focusnet_s'] / r['measureimagequality_s']:.2f} | {r['focusnet_peak_mb']:.0f} MB |")
+                     f"{r['paper_network_s'] / r['focusnet_network_s']:.1f}x | "
+                     f"{r['focusnet_s'] / r['measureimagequality_s']:.2f} | {r['focusnet_ready_mb']:.0f} MB, "
+                     f"{r['focusnet_peak_mb']:.0f} MB |")
     lines += ["", f"Headless CellProfiler, `pipelines/measure_focus.cppipe` on 696 x 520 images: "
                   f"{throughput['steady_images_per_s']:.2f} images/s at steady state "
                   f"({throughput['whole_run_images_per_s']:.2f} images/s for a whole run of "
@@ -187,4 +224,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from .images import ImageFormatError, check_single_channel
+from .model import PATCHES_PER_BATCH
 from .network import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
 
 
@@ -129,25 +130,30 @@ def to_counts(image, scale=None, name: str = "image") -> np.ndarray:
         return np.clip(image.astype(np.float64) * scale, 0, INPUT_SCALE).astype(np.float32)
     if scale not in (None, 1, 1.0):
         raise ValueError(f"{name}: scale applies to float images only; integer pixels are already raw counts")
-    if image.min() < 0 or image.max() > INPUT_SCALE:
+    # uint8/uint16 pixels are in range by type; only other integer types need a scan.
+    if image.dtype not in (np.uint8, np.uint16) and (image.min() < 0 or image.max() > INPUT_SCALE):
         raise ImageFormatError(f"{name}: integer pixels must be raw counts in [0, 65535], "
                                f"found [{image.min()}, {image.max()}]")
     return image
 
 
-def extract_patches(counts: np.ndarray, ys, xs) -> np.ndarray:
-    """The patches at the given tile starts, row-major, as network input (counts / 65535, float32).
+def extract_patches(counts: np.ndarray, positions) -> np.ndarray:
+    """Patches at the given top-left corners, as network input (counts / 65535, float32).
 
-    ``counts`` may be any numeric array of raw counts (e.g. uint16): each patch is
-    converted as it is copied, without a float copy of the whole image.
+    Parameters
+    ----------
+    counts : ndarray, 2-D
+        Raw counts of any numeric type (e.g. uint16): each patch is converted as it
+        is copied, without a float copy of the whole image.
+    positions : sequence of (y, x)
+
+    Returns
+    -------
+    ndarray, shape (len(positions), 84, 84), float32
     """
-    patches = np.empty((len(ys) * len(xs), PATCH_SIZE, PATCH_SIZE), np.float32)
-    index = 0
-    for y in ys:
-        band = counts[y:y + PATCH_SIZE]
-        for x in xs:
-            patches[index] = band[:, x:x + PATCH_SIZE]
-            index += 1
+    patches = np.empty((len(positions), PATCH_SIZE, PATCH_SIZE), np.float32)
+    for index, (y, x) in enumerate(positions):
+        patches[index] = counts[y:y + PATCH_SIZE, x:x + PATCH_SIZE]
     patches *= np.float32(1.0 / INPUT_SCALE)
     return patches
 
@@ -190,9 +196,14 @@ def predict_image(image, model=None, scale=None, name: str = "image") -> FocusPr
         raise UnmeasurableImageError(f"{name}: constant image (every pixel is {counts.min():g}); "
                                      "there is nothing to judge focus by")
     ys, xs = tile_starts(height), tile_starts(width)
-    # Row-major patches (row outer), as Fiji's plugin and the export order them.
-    probabilities = model.predict_patches(extract_patches(counts, ys, xs)).reshape(len(ys), len(xs), NUM_LEVELS)
-    return aggregate(probabilities, ys, xs)
+    # Row-major patches (row outer), as Fiji's plugin and the export order them. Cut and
+    # classified one batch at a time, so memory stays bounded however large the image.
+    positions = [(y, x) for y in ys for x in xs]
+    probabilities = np.concatenate([
+        model.predict_patches(extract_patches(counts, positions[start:start + PATCHES_PER_BATCH]))
+        for start in range(0, len(positions), PATCHES_PER_BATCH)
+    ])
+    return aggregate(probabilities.reshape(len(ys), len(xs), NUM_LEVELS), ys, xs)
 
 
 def aggregate(probabilities, ys, xs) -> FocusPrediction:

@@ -35,6 +35,9 @@ WEIGHTS_FILE = "weights.npz"
 CARD_FILE = "README.md"
 PREPROCESSING = "log(1 + counts - patch minimum) - patch mean"
 
+#: Patches per network call (1024 float32 patches are 29 MB): bounds memory on huge images.
+PATCHES_PER_BATCH = 1024
+
 #: The model shipped inside the package, used when no model is given.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
 
@@ -149,7 +152,7 @@ class PatchClassifier:
     def _build(self):
         raise NotImplementedError
 
-    def predict_patches(self, patches: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    def predict_patches(self, patches: np.ndarray, batch_size: int = PATCHES_PER_BATCH) -> np.ndarray:
         """Level probabilities of patches.
 
         Parameters

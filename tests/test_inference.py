@@ -14,7 +14,7 @@ from focusnet.inference import (
     tile_starts,
     to_counts,
 )
-from focusnet.model import load_model
+from focusnet.model import PATCHES_PER_BATCH, load_model
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,17 @@ def test_prediction_of_a_real_image(model, in_focus_image):
     assert len(rows) == 48 and (rows[9]["row"], rows[9]["col"]) == (1, 1)
 
 
+def test_an_image_of_several_batches_equals_one_call_on_all_its_patches(model, in_focus_image):
+    # 33 x 33 tiles: more patches than one batch, so the last batch is a partial one.
+    image = np.tile(in_focus_image, (6, 4))[:84 * 33 + 50, :84 * 33 + 20]
+    assert 33 * 33 > PATCHES_PER_BATCH
+    prediction = predict_image(image, model)
+    positions = [(y, x) for y in prediction.y for x in prediction.x]
+    every_patch = np.stack([image[y:y + 84, x:x + 84] for y, x in positions]) / 65535
+    expected = model.predict_patches(every_patch, batch_size=len(positions))
+    np.testing.assert_allclose(prediction.probabilities.reshape(-1, 11), expected, atol=1e-6)
+
+
 def test_float_images_with_a_scale_give_the_same_answer(model, in_focus_image):
     expected = predict_image(in_focus_image, model)
     as_float = predict_image(in_focus_image / 65535.0, model, scale=65535)
@@ -100,6 +111,7 @@ def test_float_images_with_a_scale_give_the_same_answer(model, in_focus_image):
         (np.zeros((100, 100, 3), np.uint16), None, ImageFormatError, "RGB"),
         (np.zeros((4, 100, 100), np.uint16), None, ImageFormatError, "multi-plane"),
         (np.full((100, 100), -5, np.int32), None, ImageFormatError, r"raw counts in \[0, 65535\]"),
+        (np.arange(10000, dtype=np.uint32).reshape(100, 100) * 7, None, ImageFormatError, r"found \[0, 69993\]"),
     ],
 )
 def test_bad_input_is_refused_clearly(model, image, scale, error, match):
