@@ -5,7 +5,6 @@ The classic focus metrics are computed by CellProfiler's own MeasureImageQuality
 """
 
 import math
-import resource
 import statistics
 import sys
 import time
@@ -122,11 +121,6 @@ def random_model(architecture_name, seed=0):
                for name, shape in expected_weight_shapes(architecture).items()}
     config = make_config(architecture_name, optics=Optics().to_dict(), augmentation={}, training={})
     return FocusModel(REPO / f"random-{architecture_name}", config, weights)
-
-
-def peak_memory_mb():
-    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def median_seconds_each(functions, repeats, block_seconds=0.2):
