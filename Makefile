@@ -1,11 +1,12 @@
 # focusnet: two commands on a fresh machine.
 #   make demo   build the main environment if needed, then run the demo
-#   make test   build both environments if needed, then run every test
+#   make test   build the environments if needed, then lint and run every test
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV := .venv
 VENV_LATEST := .venv-latest
+VENV_LINT := .venv-lint
 MAIN_READY := $(VENV)/.complete
 LATEST_READY := $(VENV_LATEST)/.complete
 # Fiji's TensorFlow runtimes, as Python wheels: exported bundles are loaded there in the tests.
@@ -15,11 +16,13 @@ DEMO_OUT := demo-output
 # Keep tool caches (matplotlib fonts) inside the clone.
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
-.PHONY: help env tf1-envs demo test test-main test-latest bench clean
+.PHONY: help env tf1-envs demo test test-fast test-main test-latest lint bench clean
 
 help:
 	@echo "make demo    simulate defocus of a real image and measure it with the shipped model (builds .venv on first use)"
-	@echo "make test    run the tests in both environments (builds them on first use)"
+	@echo "make test    lint, then run every test in both environments (builds them on first use)"
+	@echo "make test-fast  the library's logic only (no subprocesses, training, TF1 or CellProfiler): seconds"
+	@echo "make lint    ruff on the whole repository"
 	@echo "make env     only build the main environment (.venv: Python 3.9, TF 2.15.1, CellProfiler 4.2.8.1)"
 	@echo "make bench   accuracy and speed benchmarks against CellProfiler's focus metrics (prints tables)"
 	@echo "make clean   remove the environments and outputs"
@@ -30,6 +33,9 @@ $(MAIN_READY): requirements/main.in requirements/main.lock scripts/make-env.sh
 
 $(LATEST_READY): requirements/latest.in requirements/latest.lock scripts/make-env.sh
 	scripts/make-env.sh latest $(VENV_LATEST)
+
+$(VENV_LINT)/.complete: requirements/lint.in requirements/lint.lock scripts/make-env.sh
+	scripts/make-env.sh lint $(VENV_LINT)
 
 .venv-tf1.%/.complete: requirements/tf1.%.in requirements/tf1.%.lock scripts/make-env.sh
 	scripts/make-env.sh tf1.$* .venv-tf1.$*
@@ -60,7 +66,14 @@ demo: $(VENV)/.focusnet-installed
 	@echo "CellProfiler (headless, pipelines/measure_focus.cppipe on examples/images):"
 	@echo "                        $(DEMO_OUT)/cellprofiler/Image.csv, overlays $(DEMO_OUT)/cellprofiler/*_focus.png"
 
-test: test-main test-latest
+test: lint test-main test-latest
+
+lint: $(VENV_LINT)/.complete
+	$(VENV_LINT)/bin/ruff check .
+
+# Tests marked slow (subprocesses, training, TF1 runtimes, headless CellProfiler, benchmarks) are left out.
+test-fast: $(VENV)/.focusnet-installed
+	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 # Everything, including headless CellProfiler and Fiji's TF1 runtimes, on Python 3.9 + TensorFlow 2.15.1.
 test-main: $(VENV)/.focusnet-installed $(TF1_READY)
@@ -72,11 +85,11 @@ test-latest: $(VENV_LATEST)/.focusnet-installed $(TF1_READY)
 	$(VENV_LATEST)/bin/python -m pytest -m "not cellprofiler"
 
 # Accuracy and speed against CellProfiler's classic focus metrics (minutes); figures go to
-# benchmarks/results/ and the README's "How good is it".
+# benchmarks/results/ (docs/benchmarks.md explains them).
 bench: $(VENV)/.focusnet-installed
 	$(VENV)/bin/python benchmarks/simulator.py
 	$(VENV)/bin/python benchmarks/accuracy.py --out benchmarks/results
 	$(VENV)/bin/python benchmarks/speed.py --json benchmarks/results/speed.json --markdown benchmarks/results/speed.md
 
 clean:
-	rm -rf $(VENV) $(VENV_LATEST) .venv-tf1.15 .venv-tf1.12 $(DEMO_OUT) .cache build *.egg-info
+	rm -rf $(VENV) $(VENV_LATEST) $(VENV_LINT) .venv-tf1.15 .venv-tf1.12 $(DEMO_OUT) .cache build *.egg-info

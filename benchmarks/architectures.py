@@ -29,7 +29,7 @@ import numpy as np
 from focusnet.evaluate import evaluate
 from focusnet.images import read_image
 from focusnet.inference import predict_image
-from focusnet.model import load_model
+from focusnet.loader import load_model
 from focusnet.train import TrainingSettings, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -110,7 +110,7 @@ def main():
              "| architecture | learning rate | parameters | weights | s / image | exact | within one | "
              "worst camera variant, within one |",
              "|---|---|---|---|---|---|---|---|"]
-    for run, r in sorted(results.items()):
+    for _, r in sorted(results.items()):
         worst = min(v["within_one_accuracy"] for v in r["variants"])
         lines.append(f"| `{r['architecture']}` | {r['learning_rate']:g} | {r['parameters']:,} | "
                      f"{r['weights_mb']:.2f} MB | {r['seconds_per_image']:.4f} | {r['exact_accuracy']:.1%} | "

@@ -5,6 +5,7 @@ The classic focus metrics are computed by CellProfiler's own MeasureImageQuality
 """
 
 import math
+import os
 import statistics
 import sys
 import time
@@ -13,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# The development data set (as the tests: FOCUSNET_SHARED_DATA, else ../shared/data).
+SHARED_DATA = Path(os.environ.get("FOCUSNET_SHARED_DATA", REPO.parent / "shared" / "data"))
 EXAMPLE_FLY = "cellprofiler/data/examples/ExampleFly/images"
 
 #: The classic blur features of MeasureImageQuality (scale 20 for LocalFocusScore and Correlation).
@@ -83,11 +85,12 @@ def in_focus_sources(held_out_only=True):
     """Paths of in-focus images; by default only those the shipped model never trained on."""
     import json
 
-    from focusnet.model import DEFAULT_MODEL_DIR
+    from focusnet.contract import SHIPPED_MODEL_DIR as DEFAULT_MODEL_DIR
 
     config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
     trained = {Path(p).name for p in config["training"]["images"]}
-    fly = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages" / EXAMPLE_FLY
+    python = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    fly = Path(sys.prefix) / "lib" / python / "site-packages" / EXAMPLE_FLY
     paths = sorted((SHARED_DATA / "bbbc006_in_focus").glob("*")) + sorted(fly.glob("*_D.TIF"))
     return [p for p in paths if not held_out_only or p.name not in trained]
 
@@ -111,7 +114,8 @@ def tiled_image(height, width, sources, seed=0):
 
 def random_model(architecture_name, seed=0):
     """A model of an architecture with random weights (for timing the same code path)."""
-    from focusnet.model import FocusModel, make_config
+    from focusnet.classifier import make_config
+    from focusnet.model import FocusModel
     from focusnet.network import expected_weight_shapes, get_architecture
     from focusnet.optics import Optics
 

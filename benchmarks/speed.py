@@ -37,8 +37,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     REPO,
@@ -127,7 +125,7 @@ def focusnet_memory(height, width):
 def measure_memory_here(size):
     """The child side of :func:`focusnet_memory`: prints one JSON line."""
     from focusnet.inference import predict_image
-    from focusnet.model import load_model
+    from focusnet.loader import load_model
 
     height, width = (int(v) for v in size.split("x"))
     model = load_model()
@@ -149,7 +147,7 @@ def main():
         return measure_memory_here(arguments.memory_of)
 
     from focusnet.inference import extract_patches, predict_image, tile_starts
-    from focusnet.model import load_model
+    from focusnet.loader import load_model
 
     focusnet_model = load_model()
     paper_model = random_model("paper")
@@ -162,12 +160,12 @@ def main():
         repeats = 1 if arguments.smoke else (7 if height * width < 1e6 else 5 if height * width < 1e7 else 3)
         patches = extract_patches(image, [(y, x) for y in tile_starts(height) for x in tile_starts(width)])
         seconds = median_seconds_each({
-            "focusnet_s": lambda: predict_image(image, focusnet_model),
-            "paper_arch_s": lambda: predict_image(image, paper_model),
-            "focusnet_network_s": lambda: focusnet_model.predict_patches(patches),
-            "paper_network_s": lambda: paper_model.predict_patches(patches),
-            "measureimagequality_s": lambda: classic_metrics(module, image),
-            "plls_s": lambda: power_log_log_slope_only(module, image),
+            "focusnet_s": lambda image=image: predict_image(image, focusnet_model),
+            "paper_arch_s": lambda image=image: predict_image(image, paper_model),
+            "focusnet_network_s": lambda patches=patches: focusnet_model.predict_patches(patches),
+            "paper_network_s": lambda patches=patches: paper_model.predict_patches(patches),
+            "measureimagequality_s": lambda image=image: classic_metrics(module, image),
+            "plls_s": lambda image=image: power_log_log_slope_only(module, image),
         }, repeats)
         row = {"size": f"{width}x{height}", "patches": (height // 84) * (width // 84), **seconds,
                **{f"focusnet_{key}": value for key, value in focusnet_memory(height, width).items()}}

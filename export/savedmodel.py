@@ -19,20 +19,28 @@ import tempfile
 from pathlib import Path
 
 from focusnet import __version__
-from focusnet.bundle import (
-    ALLOWED_OPS,
+from focusnet.bundle import ALLOWED_OPS, graph_ops, zip_bundle_folder
+from focusnet.classifier import sha256_bytes
+from focusnet.contract import (
     BUNDLE_FORMAT,
     BUNDLE_FORMAT_VERSION,
-    INPUT_KEY,
+    BUNDLE_INPUT_KEY,
+    BUNDLE_INPUT_SPEC,
+    BUNDLE_OUTPUT_SPECS,
+    BUNDLE_PATCHES_KEY,
+    BUNDLE_PROBABILITIES_KEY,
+    BUNDLE_SIGNATURE,
+    BUNDLE_TAG,
+    INPUT_SCALE,
     MANIFEST_FILE,
-    SIGNATURE,
-    TAG,
-    graph_ops,
-    sha256_bytes,
-    zip_bundle_folder,
+    NUM_LEVELS,
+    PATCH_SIZE,
+    VARIABLES_DIR,
 )
-from focusnet.model import FocusModel, load_model
-from focusnet.network import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE, inference_graph
+from focusnet.errors import ExportError
+from focusnet.loader import load_model
+from focusnet.model import FocusModel
+from focusnet.network import inference_graph
 from focusnet.tf import import_tensorflow
 
 
@@ -42,16 +50,17 @@ def build_serving_graph(model: FocusModel):
     v1 = tf.compat.v1
     graph = tf.Graph()
     with graph.as_default():
-        image = v1.placeholder(tf.float32, shape=[None, None], name=INPUT_KEY)
+        image = v1.placeholder(tf.float32, shape=[None, None], name=BUNDLE_INPUT_KEY)
         shape = tf.shape(image)
         rows = tf.math.floordiv(shape[0], PATCH_SIZE)
         cols = tf.math.floordiv(shape[1], PATCH_SIZE)
         # [rows*84, cols*84] -> [rows, 84, cols, 84] -> [rows, cols, 84, 84] -> [N, 84, 84, 1], row-major.
         tiles = tf.reshape(image, tf.stack([rows, PATCH_SIZE, cols, PATCH_SIZE]))
         patches = tf.reshape(tf.transpose(tiles, [0, 2, 1, 3]), [-1, PATCH_SIZE, PATCH_SIZE, 1])
-        patches = tf.identity(patches, name="patches")
+        patches = tf.identity(patches, name=BUNDLE_PATCHES_KEY)
         weights = {name: tf.constant(value, name=name.replace("/", "_")) for name, value in model.weights.items()}
-        probabilities = tf.identity(inference_graph(patches, weights, model.architecture), name="probabilities")
+        probabilities = tf.identity(inference_graph(patches, weights, model.architecture),
+                                    name=BUNDLE_PROBABILITIES_KEY)
     return graph, image, patches, probabilities
 
 
@@ -75,10 +84,10 @@ def export_bundle(model=None, out=None) -> Path:
     v1 = tf.compat.v1
     model = load_model(model)
     if not isinstance(model, FocusModel):
-        raise ValueError(f"{model.directory} is already a bundle; export needs a model folder (config.json, "
+        raise ExportError(f"{model.directory} is already a bundle; export needs a model folder (config.json, "
                          "weights.npz)")
     if out is None:
-        raise ValueError("an output path (.zip or folder) is required")
+        raise ExportError("an output path (.zip or folder) is required")
     out = Path(out)
     graph, image, patches, probabilities = build_serving_graph(model)
     unexpected = graph_ops(graph.as_graph_def()) - ALLOWED_OPS
@@ -90,11 +99,12 @@ def export_bundle(model=None, out=None) -> Path:
         with v1.Session(graph=graph) as session:
             builder = v1.saved_model.Builder(str(folder))
             signature = v1.saved_model.signature_def_utils.predict_signature_def(
-                inputs={INPUT_KEY: image}, outputs={"probabilities": probabilities, "patches": patches})
-            builder.add_meta_graph_and_variables(session, [TAG], signature_def_map={SIGNATURE: signature},
+                inputs={BUNDLE_INPUT_KEY: image},
+                outputs={BUNDLE_PROBABILITIES_KEY: probabilities, BUNDLE_PATCHES_KEY: patches})
+            builder.add_meta_graph_and_variables(session, [BUNDLE_TAG], signature_def_map={BUNDLE_SIGNATURE: signature},
                                                  strip_default_attrs=True)
             builder.save()
-        (folder / "variables").mkdir(exist_ok=True)  # Fiji's plugin expects the folder even when empty
+        (folder / VARIABLES_DIR).mkdir(exist_ok=True)  # Fiji's plugin expects the folder even when empty
         files = {p.relative_to(folder).as_posix(): sha256_bytes(p.read_bytes())
                  for p in sorted(folder.rglob("*")) if p.is_file()}
         manifest = {
@@ -105,11 +115,10 @@ def export_bundle(model=None, out=None) -> Path:
             "num_levels": NUM_LEVELS,
             "patch_size": PATCH_SIZE,
             "input_scale": INPUT_SCALE,
-            "tag": TAG,
-            "signature": SIGNATURE,
-            "input": {"key": INPUT_KEY, "dtype": "float32", "shape": ["rows*84", "cols*84"],
-                      "values": "raw counts / 65535"},
-            "outputs": {"probabilities": ["N", NUM_LEVELS], "patches": ["N", PATCH_SIZE, PATCH_SIZE, 1]},
+            "tag": BUNDLE_TAG,
+            "signature": BUNDLE_SIGNATURE,
+            "input": BUNDLE_INPUT_SPEC,
+            "outputs": BUNDLE_OUTPUT_SPECS,
             "files": files,
         }
         (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -119,7 +128,7 @@ def export_bundle(model=None, out=None) -> Path:
         else:
             if out.exists():
                 if not (out / MANIFEST_FILE).is_file():
-                    raise ValueError(f"{out} exists and is not a focusnet bundle: refusing to overwrite it")
+                    raise ExportError(f"{out} exists and is not a focusnet bundle: refusing to overwrite it")
                 shutil.rmtree(out)
             shutil.copytree(folder, out)
     return out

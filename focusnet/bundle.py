@@ -20,32 +20,30 @@ loading an untrusted bundle must not run them), before TensorFlow sees it.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import threading
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .model import ModelError, PatchClassifier
-from .network import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
+from .classifier import MODEL_CACHE, PatchClassifier, check_config, sha256_bytes
+from .contract import (
+    BUNDLE_FORMAT,
+    BUNDLE_FORMAT_VERSION,
+    BUNDLE_INPUT_KEY,
+    BUNDLE_OUTPUT_KEYS,
+    BUNDLE_PROBABILITIES_KEY,
+    BUNDLE_SIGNATURE,
+    BUNDLE_TAG,
+    INPUT_SCALE,
+    MANIFEST_FILE,
+    NUM_LEVELS,
+    PATCH_SIZE,
+    SAVED_MODEL_FILE,
+)
+from .errors import BundleError, ModelError
 from .tf import import_tensorflow
-
-#: The shipped model exported as a bundle (``focusnet export --out`` this path),
-#: the CellProfiler plugin's default. Tests check it matches the shipped model.
-DEFAULT_BUNDLE = Path(__file__).resolve().parent / "models" / "default-bundle.zip"
-
-BUNDLE_FORMAT = "focusnet-bundle"
-BUNDLE_FORMAT_VERSION = 1
-MANIFEST_FILE = "focusnet.json"
-SAVED_MODEL_FILE = "saved_model.pb"
-VARIABLES_DIR = "variables"
-TAG = "inference"
-SIGNATURE = "serving_default"
-INPUT_KEY = "input"
-OUTPUT_KEYS = ("probabilities", "patches")
 
 #: Every op a focusnet classifier graph may contain: tiling the stitched input
 #: into patches, the network, and graph plumbing. Nothing that touches files.
@@ -55,14 +53,6 @@ ALLOWED_OPS = frozenset({
     "Conv2D", "BiasAdd", "Relu", "MaxPool", "AvgPool", "Mean", "Min", "Max", "Sub", "Add", "Mul", "Log",
     "Log1p", "MatMul", "Softmax",
 })
-
-
-class BundleError(ModelError):
-    """A bundle that is missing, damaged, tampered with or not allowed to run."""
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def is_bundle(path) -> bool:
@@ -142,20 +132,20 @@ def check_saved_model(data: bytes, where):
         saved_model.ParseFromString(data)
     except Exception as error:  # protobuf raises DecodeError and others
         raise BundleError(f"{where}: damaged {SAVED_MODEL_FILE} ({error})") from None
-    graphs = [g for g in saved_model.meta_graphs if TAG in g.meta_info_def.tags]
+    graphs = [g for g in saved_model.meta_graphs if BUNDLE_TAG in g.meta_info_def.tags]
     if len(graphs) != 1:
-        raise BundleError(f"{where}: needs exactly one MetaGraph tagged {TAG!r}")
+        raise BundleError(f"{where}: needs exactly one MetaGraph tagged {BUNDLE_TAG!r}")
     meta_graph = graphs[0]
     forbidden = graph_ops(meta_graph.graph_def) - ALLOWED_OPS
     if forbidden:
         raise BundleError(f"{where}: graph contains ops outside the classifier allow-list: {sorted(forbidden)}; "
                           "refusing to load it")
-    if SIGNATURE not in meta_graph.signature_def:
-        raise BundleError(f"{where}: no {SIGNATURE!r} signature")
-    signature = meta_graph.signature_def[SIGNATURE]
-    if INPUT_KEY not in signature.inputs or any(key not in signature.outputs for key in OUTPUT_KEYS):
-        raise BundleError(f"{where}: signature {SIGNATURE!r} must have input {INPUT_KEY!r} and outputs "
-                          f"{list(OUTPUT_KEYS)}")
+    if BUNDLE_SIGNATURE not in meta_graph.signature_def:
+        raise BundleError(f"{where}: no {BUNDLE_SIGNATURE!r} signature")
+    signature = meta_graph.signature_def[BUNDLE_SIGNATURE]
+    if BUNDLE_INPUT_KEY not in signature.inputs or any(key not in signature.outputs for key in BUNDLE_OUTPUT_KEYS):
+        raise BundleError(f"{where}: signature {BUNDLE_SIGNATURE!r} must have input {BUNDLE_INPUT_KEY!r} and outputs "
+                          f"{list(BUNDLE_OUTPUT_KEYS)}")
     return meta_graph
 
 
@@ -167,13 +157,13 @@ class BundleModel(PatchClassifier):
     the signature's tensor names.
     """
 
-    def __init__(self, path, manifest: dict, meta_graph):
+    def __init__(self, path, manifest: dict, config: dict, meta_graph):
         from .network import get_architecture
 
         super().__init__()
         self.directory = Path(path)
         self.manifest = manifest
-        self.config = manifest["model_config"]
+        self.config = config
         self.architecture = get_architecture(self.config["architecture"])
         self._meta_graph = meta_graph
 
@@ -183,15 +173,16 @@ class BundleModel(PatchClassifier):
 
     def _build(self):
         tf = import_tensorflow()
-        signature = self._meta_graph.signature_def[SIGNATURE]
+        signature = self._meta_graph.signature_def[BUNDLE_SIGNATURE]
         graph_def = self._meta_graph.graph_def
 
         def imported():
             tf.compat.v1.import_graph_def(graph_def, name="")
 
         wrapped = tf.compat.v1.wrap_function(imported, [])
-        run = wrapped.prune(feeds=[wrapped.graph.get_tensor_by_name(signature.inputs[INPUT_KEY].name)],
-                            fetches=wrapped.graph.get_tensor_by_name(signature.outputs["probabilities"].name))
+        run = wrapped.prune(
+            feeds=[wrapped.graph.get_tensor_by_name(signature.inputs[BUNDLE_INPUT_KEY].name)],
+            fetches=wrapped.graph.get_tensor_by_name(signature.outputs[BUNDLE_PROBABILITIES_KEY].name))
 
         def predict(batch):
             mosaic = np.concatenate(list(batch[..., 0]), axis=1)  # one row of tiles: [84, n*84]
@@ -200,25 +191,21 @@ class BundleModel(PatchClassifier):
         return predict
 
 
-_cache = {}
-_cache_lock = threading.Lock()
-
-
-def _file_signature(path: Path) -> tuple:
-    """Names, sizes and modification times of a bundle's files: any change on disk means a new check.
-
-    Cheap enough to run on every call (callers such as a CellProfiler module ask
-    for the model once per image set), unlike reading and hashing the files.
-    """
-    if not path.exists():
-        raise BundleError(f"{path}: bundle not found")
-    items = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return tuple((p.relative_to(path).as_posix() if p != path else p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                 for p in items)
+def _load_bundle(path: Path) -> BundleModel:
+    files = read_bundle_files(path)
+    manifest = check_manifest(files, path)
+    if not isinstance(manifest.get("model_config"), dict):
+        raise BundleError(f"{path}: {MANIFEST_FILE} holds no model_config")
+    try:
+        config = check_config(manifest["model_config"], f"{path} ({MANIFEST_FILE})")
+    except ModelError as error:
+        raise BundleError(str(error)) from None
+    meta_graph = check_saved_model(files[SAVED_MODEL_FILE], path)
+    return BundleModel(path, manifest, config, meta_graph)
 
 
 def load_bundle(path) -> BundleModel:
-    """Check and load a bundle (zip or folder) for TensorFlow 2, once per process.
+    """Check and load a bundle (zip or folder) for TensorFlow 2, once per process and state on disk.
 
     Raises
     ------
@@ -226,17 +213,10 @@ def load_bundle(path) -> BundleModel:
         Missing, damaged, tampered with, unknown format version, or ops
         outside :data:`ALLOWED_OPS`.
     """
-    path = Path(path).resolve()
-    key = (str(path), _file_signature(path))
-    with _cache_lock:
-        if key in _cache:
-            return _cache[key]
-        files = read_bundle_files(path)
-        manifest = check_manifest(files, path)
-        meta_graph = check_saved_model(files[SAVED_MODEL_FILE], path)
-        model = BundleModel(path, manifest, meta_graph)
-        _cache[key] = model
-        return model
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"{path}: bundle not found")
+    return MODEL_CACHE.get(path, _load_bundle, missing_error=BundleError)
 
 
 def zip_bundle_folder(folder, zip_path) -> Path:

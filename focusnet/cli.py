@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, contract
+from .errors import InvalidParameterError
 
 DESCRIPTION = """\
 focusnet: absolute focus quality of fluorescence microscope images, after
@@ -155,33 +156,19 @@ def _command_train(arguments) -> int:
     return 0
 
 
-IMAGE_COLUMNS = ["image", "defocus_level", "mean_certainty", "aggregate_certainty"] + [
-    f"prob_{level}" for level in range(11)] + ["patches"]
-PATCH_COLUMNS = ["image", "row", "col", "y", "x", "defocus_level", "certainty"] + [
-    f"prob_{level}" for level in range(11)]
-
-
-def _number(value) -> str:
-    # Enough digits that a value read back equals the computed float32 result.
-    return f"{value:.9g}" if isinstance(value, float) else str(value)
-
-
 def _command_predict(arguments) -> int:
     import csv
     from contextlib import nullcontext
 
-    from tqdm import tqdm
-
+    from .batch import image_row, patch_rows, predict_paths
+    from .contract import IMAGE_COLUMNS, PATCH_COLUMNS
     from .figures import save_overlay
-    from .images import ImageFormatError, find_images, read_image
-    from .inference import UnmeasurableImageError, predict_image
-    from .model import load_model
+    from .loader import load_model
 
     model = load_model(arguments.model)
-    paths = find_images(arguments.paths)
+    results = predict_paths(arguments.paths, model, scale=arguments.scale, progress=True)
     if arguments.overlay_dir:
         Path(arguments.overlay_dir).mkdir(parents=True, exist_ok=True)
-    failed = 0
     summary = []
     with open(arguments.csv, "w", newline="") as image_file, \
             (open(arguments.patches_csv, "w", newline="") if arguments.patches_csv else nullcontext()) as patch_file:
@@ -190,38 +177,28 @@ def _command_predict(arguments) -> int:
         patch_writer = csv.writer(patch_file) if arguments.patches_csv else None
         if patch_writer:
             patch_writer.writerow(PATCH_COLUMNS)
-        for path in tqdm(paths, desc="predict", unit="image", disable=len(paths) < 2):
-            try:
-                image = read_image(path)
-                prediction = predict_image(image, model, scale=arguments.scale, name=path)
-            except (ImageFormatError, UnmeasurableImageError, ValueError) as error:
-                # One bad image must not stop a batch: NaN row and a warning naming it.
-                failed += 1
-                print(f"focusnet predict: warning: {error} (measurements set to NaN)", file=sys.stderr)
-                image_writer.writerow([path] + ["nan"] * (len(IMAGE_COLUMNS) - 2) + [0])
-                summary.append((path, "not measured"))
+        for result in results:
+            image_writer.writerow(image_row(result))
+            prediction = result.prediction
+            if prediction is None:
+                print(f"focusnet predict: warning: {result.reason} (measurements set to NaN)", file=sys.stderr)
+                summary.append((result.path, None))
                 continue
-            summary.append((path, f"defocus level {prediction.defocus_level:2d}, aggregate certainty "
-                                  f"{prediction.aggregate_certainty:.2f}, mean certainty "
-                                  f"{prediction.mean_certainty:.2f}"))
-            image_writer.writerow(
-                [path, prediction.defocus_level, _number(prediction.mean_certainty),
-                 _number(prediction.aggregate_certainty)]
-                + [_number(float(p)) for p in prediction.distribution] + [prediction.num_patches])
+            summary.append((result.path, f"defocus level {prediction.defocus_level:2d}, aggregate certainty "
+                                         f"{prediction.aggregate_certainty:.2f}, mean certainty "
+                                         f"{prediction.mean_certainty:.2f}"))
             if patch_writer:
-                for patch in prediction.patch_rows():
-                    patch_writer.writerow(
-                        [path, patch["row"], patch["col"], patch["y"], patch["x"], patch["defocus_level"],
-                         _number(patch["certainty"])] + [_number(float(p)) for p in patch["probabilities"]])
+                patch_writer.writerows(patch_rows(result))
             if arguments.overlay_dir:
-                save_overlay(Path(arguments.overlay_dir) / f"{Path(path).stem}_focus.png", image, prediction,
-                             title=f"{Path(path).name}: level {prediction.defocus_level}, aggregate certainty "
-                                   f"{prediction.aggregate_certainty:.2f}")
+                save_overlay(Path(arguments.overlay_dir) / f"{Path(result.path).stem}_focus.png", result.image,
+                             prediction, title=f"{Path(result.path).name}: level {prediction.defocus_level}, "
+                                               f"aggregate certainty {prediction.aggregate_certainty:.2f}")
+    failed = sum(text is None for _, text in summary)
     if len(summary) <= 20:
-        width = max(len(Path(p).name) for p, _ in summary)
+        width = max(len(Path(path).name) for path, _ in summary)
         for path, text in summary:
-            print(f"{Path(path).name:<{width}}  {text}")
-    print(f"measured {len(paths) - failed} of {len(paths)} images with {model.name}: {arguments.csv}"
+            print(f"{Path(path).name:<{width}}  {text or 'not measured'}")
+    print(f"measured {len(summary) - failed} of {len(summary)} images with {model.name}: {arguments.csv}"
           + (f", patches: {arguments.patches_csv}" if arguments.patches_csv else "")
           + (f", overlays: {arguments.overlay_dir}" if arguments.overlay_dir else ""))
     if failed:
@@ -231,12 +208,23 @@ def _command_predict(arguments) -> int:
 
 def _command_evaluate(arguments) -> int:
     import json
+    import shlex
 
-    from .evaluate import evaluate, save_evaluation_plots
+    from .card import write_evaluation
+    from .contract import CARD_FILE
+    from .evaluate import check_real_images, evaluate, evaluation_record, save_evaluation_plots
+    from .loader import load_model
 
-    result = evaluate(arguments.paths, model=arguments.model, seed=arguments.seed)
+    model = load_model(arguments.model)
+    if arguments.write_card and not (arguments.model and (Path(arguments.model) / contract.CONFIG_FILE).is_file()):
+        raise InvalidParameterError("--write-card needs --model MODEL_DIR, a model folder (the card is its README.md)")
+    result = evaluate(arguments.paths, model=model, seed=arguments.seed)
+    checks = [check_real_images([folder], kind, model) for kind, folder in
+              (("in_focus", arguments.sharp), ("out_of_focus", arguments.out_of_focus)) if folder]
     summary = {key: value for key, value in result.items() if key != "records"}
-    text = json.dumps(summary, indent=2)
+    plots_dir = arguments.plots or (Path(arguments.model) / "evaluation" if arguments.write_card else None)
+    plots = save_evaluation_plots(result, plots_dir) if plots_dir else []
+    text = json.dumps(dict(summary, real_images=checks), indent=2)
     if arguments.json == "-":
         print(text)
     else:
@@ -246,19 +234,27 @@ def _command_evaluate(arguments) -> int:
               f"exact {result['exact_accuracy']:.1%}, within one {result['within_one_accuracy']:.1%}, "
               f"confident patches within one {result['patch_within_one_accuracy']:.1%}")
         for variant in result["variants"]:
-            print(f"  gain x{variant['gain']:g}, offset +{variant['offset']:g}: exact {variant['exact_accuracy']:.1%}, "
+            print(f"  {variant['name']}: exact {variant['exact_accuracy']:.1%}, "
                   f"within one {variant['within_one_accuracy']:.1%}")
-    if arguments.plots:
-        for path in save_evaluation_plots(result, arguments.plots):
-            print(f"plot: {path}", file=sys.stderr if arguments.json == "-" else sys.stdout)
+        for check in checks:
+            passed = sum(row["as_expected"] for row in check["images"])
+            print(f"  real {check['kind'].replace('_', '-')} images ({check['folder']}): {passed} of "
+                  f"{len(check['images'])} as expected")
+    out = sys.stderr if arguments.json == "-" else sys.stdout
+    for path in plots:
+        print(f"plot: {path}", file=out)
+    if arguments.write_card:
+        model_dir = Path(arguments.model)
+        command = "focusnet " + " ".join(shlex.quote(a) for a in arguments.argv)
+        write_evaluation(model_dir, evaluation_record(
+            result, checks, [Path(p).relative_to(model_dir).as_posix() for p in plots], command))
+        print(f"model card: {model_dir / CARD_FILE} (from {model_dir / contract.EVALUATION_FILE})", file=out)
     return 0
 
 
 def _command_export(arguments) -> int:
-    try:
-        from focusnet.export import export_bundle
-    except ImportError:  # pragma: no cover - a broken installation
-        raise ValueError("focusnet.export is not installed; reinstall focusnet") from None
+    from focusnet.export import export_bundle
+
     out = export_bundle(arguments.model, arguments.out)
     kind = "zip" if out.suffix.lower() == ".zip" else "folder"
     print(f"bundle ({kind}) written to {out}")
@@ -285,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("image", help="in-focus single-channel image (16-bit TIFF or PNG)")
     simulate.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
-    simulate.add_argument("--levels", type=parse_levels, default=list(range(11)), metavar="LIST",
+    simulate.add_argument("--levels", type=parse_levels, default=list(contract.LEVELS), metavar="LIST",
                           help="defocus levels, e.g. 0-10 (default), 0,5,10 or 2 (level L is z = L * z-step)")
     simulate.add_argument("--seed", type=int, default=0, metavar="N",
                           help="random seed of the noise: same seed, same output (default %(default)s)")
@@ -347,9 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", metavar="DIR|BUNDLE",
                          help="model folder or exported bundle (.zip or folder); default: the shipped model")
     predict.add_argument("--csv", required=True, metavar="OUT.csv",
-                         help="one row per image: " + ", ".join(IMAGE_COLUMNS[:5]) + ", ..., patches")
-    predict.add_argument("--patches-csv", metavar="OUT.csv", help="one row per patch: " + ", ".join(PATCH_COLUMNS[:8])
-                         + ", ...")
+                         help="one row per image: " + ", ".join(contract.IMAGE_COLUMNS[:5]) + ", ..., patches")
+    predict.add_argument("--patches-csv", metavar="OUT.csv",
+                         help="one row per patch: " + ", ".join(contract.PATCH_COLUMNS[:8]) + ", ...")
     predict.add_argument("--overlay-dir", metavar="DIR",
                          help="write <stem>_focus.png: patch borders coloured by level (hue) and certainty "
                               "(pale = uncertain)")
@@ -362,23 +358,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="accuracy on simulated defocus series of in-focus images",
         description="Synthesise every level 0-10 from each in-focus image (fixed seed), predict, and report "
         "image-level exact and within-one accuracy, the confusion matrix, patch-level within-one accuracy "
-        "(patches with certainty >= 0.5), and the same under gain x0.2, x5 and offsets +100, +1000.",
+        "(patches with certainty >= 0.5), and the same under gain x0.2, x5 and offsets +100, +1000. "
+        "Only give images the model was not trained on.",
     )
     evaluate.add_argument("paths", nargs="+", metavar="PATH", help="in-focus images, folders or globs")
-    evaluate.add_argument("--model", metavar="DIR", help="model folder (default: the shipped model)")
+    evaluate.add_argument("--model", metavar="DIR", help="model folder or bundle (default: the shipped model)")
     evaluate.add_argument("--json", metavar="OUT.json", help="write the results as JSON ('-': standard output)")
-    evaluate.add_argument("--plots", metavar="DIR", help="write confusion.png and certainty.png")
+    evaluate.add_argument("--plots", metavar="DIR", help="write confusion.png and certainty.png (default with "
+                          "--write-card: MODEL_DIR/evaluation)")
+    evaluate.add_argument("--sharp", metavar="DIR", help="also measure real in-focus images (expected level <= 1)")
+    evaluate.add_argument("--out-of-focus", metavar="DIR",
+                          help="also measure real out-of-focus images (expected level >= 3)")
+    evaluate.add_argument("--write-card", action="store_true",
+                          help="write the figures to MODEL_DIR/evaluation.json and render its model card "
+                               "(README.md) from config.json and evaluation.json")
     evaluate.add_argument("--seed", type=int, default=0, metavar="N", help="noise seed (default %(default)s)")
     evaluate.set_defaults(handler=_command_evaluate)
 
     export = commands.add_parser(
         "export",
         help="write a SavedModel bundle for Fiji and CellProfiler",
-        description="Write a model as a TensorFlow 1 SavedModel bundle (tag 'inference', signature "
-        "'serving_default': input 'input' [rows*84, cols*84] raw/65535 -> outputs 'probabilities' [N, 11] and "
-        "'patches' [N, 84, 84, 1]) that Fiji's Microscope Image Focus Quality plugin (TensorFlow 1.12-1.15), "
+        description=f"Write a model as a TensorFlow 1 SavedModel bundle (tag '{contract.BUNDLE_TAG}', signature "
+        f"'{contract.BUNDLE_SIGNATURE}': input '{contract.BUNDLE_INPUT_KEY}' "
+        f"{contract.BUNDLE_INPUT_SPEC['shape']} {contract.BUNDLE_INPUT_SPEC['values']} -> outputs "
+        + ", ".join(f"'{key}' {shape}" for key, shape in contract.BUNDLE_OUTPUT_SPECS.items())
+        + ") that Fiji's Microscope Image Focus Quality plugin (TensorFlow 1.12-1.15), "
         "the MeasureImageFocus CellProfiler plugin and 'focusnet predict --model' load. It carries a "
-        "focusnet.json manifest with the SHA-256 of every file.",
+        f"{contract.MANIFEST_FILE} manifest with the SHA-256 of every file.",
     )
     export.add_argument("--model", metavar="DIR", help="model folder (default: the shipped model)")
     export.add_argument("--out", required=True, metavar="PATH",
@@ -393,11 +399,11 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     arguments = parser.parse_args(argv)
     arguments.argv = argv
-    from .images import ImageFormatError
+    from .errors import FocusnetError
 
     try:
         return arguments.handler(arguments)
-    except (FileNotFoundError, ImageFormatError, ValueError) as error:  # includes ModelError
+    except FocusnetError as error:
         print(f"focusnet {arguments.command}: error: {error}", file=sys.stderr)
         return 1
 

@@ -15,9 +15,10 @@ import dataclasses
 
 import numpy as np
 
-from .network import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
+from .contract import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
+from .errors import InvalidParameterError
 from .optics import Optics
-from .simulate import GAIN_RANGE, OFFSET_RANGE, blur_levels, camera_counts
+from .simulate import blur_levels, camera_counts, draw_cameras
 
 # 8-bit sources (e.g. CellProfiler's ExampleFly) are brought to a 16-bit-like
 # intensity range; their photon statistics stay those of the 8-bit values.
@@ -50,7 +51,8 @@ def prepare_source(image: np.ndarray, name: str, optics: Optics = Optics()) -> S
 
     image = check_single_channel(image, name)
     if min(image.shape) < PATCH_SIZE:
-        raise ValueError(f"{name}: training images must be at least {PATCH_SIZE} px on each side, got {image.shape}")
+        raise InvalidParameterError(f"{name}: training images must be at least {PATCH_SIZE} px on each side, "
+                                    f"got {image.shape}")
     counts_per_electron = 1.0
     counts = image.astype(np.float64)
     if image.dtype == np.uint8:
@@ -93,8 +95,7 @@ def sample_batch(sources, batch_size: int, rng: np.random.Generator, augment: bo
         darks[i] = source.dark
         per_electron[i] = source.counts_per_electron
     if augment:
-        gains = np.exp(rng.uniform(np.log(GAIN_RANGE[0]), np.log(GAIN_RANGE[1]), batch_size))
-        offsets = np.exp(rng.uniform(np.log(OFFSET_RANGE[0]), np.log(OFFSET_RANGE[1]), batch_size))
+        gains, offsets = draw_cameras(rng, batch_size)
     else:
         gains, offsets = np.ones(batch_size), darks
     # One camera per patch: each parameter broadcasts over its patch.

@@ -7,16 +7,17 @@ predicted as a whole image; the same is repeated with the camera changed
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from .contract import NUM_LEVELS
 from .images import find_images, read_image
 from .inference import predict_image
-from .network import NUM_LEVELS
+from .loader import load_model
 from .optics import Optics
-from .simulate import Sensor, apply_sensor, blur_levels
+from .simulate import AS_IMAGED, CAMERA_VARIANTS, blur_levels
 
-#: Camera variants: (gain, offset added to the source's dark level).
-VARIANTS = ((0.2, 0.0), (5.0, 0.0), (1.0, 100.0), (1.0, 1000.0))
 PATCH_CERTAINTY_THRESHOLD = 0.5
 
 
@@ -50,13 +51,11 @@ def evaluate(paths, model=None, seed: int = 0, optics: Optics | None = None, pro
     """
     from tqdm import tqdm
 
-    from .model import load_model
-
     model = load_model(model)
     if optics is None:
         optics = Optics(**model.config["simulator"]["optics"])
     files = find_images(paths)
-    conditions = [(1.0, 0.0)] + list(VARIANTS)
+    cameras = (AS_IMAGED,) + CAMERA_VARIANTS
     records = []
     patch_hits = patch_total = 0
     for image_index, path in enumerate(tqdm(files, desc="evaluate", unit="image", disable=not progress)):
@@ -64,31 +63,31 @@ def evaluate(paths, model=None, seed: int = 0, optics: Optics | None = None, pro
         counts = image.astype(np.float64)
         dark = float(counts.min())
         blurred = blur_levels(counts, range(NUM_LEVELS), optics)
-        for condition_index, (gain, added_offset) in enumerate(conditions):
-            rng = np.random.default_rng([seed, image_index, condition_index])
-            sensor = Sensor(gain=gain, offset=dark + added_offset)
+        for camera_index, camera in enumerate(cameras):
+            rng = np.random.default_rng([seed, image_index, camera_index])
             for level in range(NUM_LEVELS):
-                simulated = apply_sensor(blurred[level], sensor, rng, source_offset=dark)
+                simulated = camera.apply(blurred[level], dark, rng)
                 prediction = predict_image(simulated, model, name=f"{path} level {level}")
-                records.append({"image": str(path), "gain": gain, "offset": added_offset, "level": level,
+                records.append({"image": str(path), "camera": camera.name, "gain": camera.gain,
+                                "offset": camera.added_offset, "level": level,
                                 "predicted": prediction.defocus_level,
                                 "aggregate_certainty": prediction.aggregate_certainty,
                                 "mean_certainty": prediction.mean_certainty})
-                if condition_index == 0:
+                if camera is AS_IMAGED:
                     confident = prediction.patch_certainty >= PATCH_CERTAINTY_THRESHOLD
                     patch_hits += int(np.sum(np.abs(prediction.patch_levels - level)[confident] <= 1))
                     patch_total += int(confident.sum())
-    base = [r for r in records if r["gain"] == 1.0 and r["offset"] == 0.0]
+    base = [r for r in records if r["camera"] == AS_IMAGED.name]
     confusion = np.zeros((NUM_LEVELS, NUM_LEVELS), dtype=int)
     for r in base:
         confusion[r["level"], r["predicted"]] += 1
     exact, within_one = _accuracies([r["level"] for r in base], [r["predicted"] for r in base])
     variants = []
-    for gain, added_offset in VARIANTS:
-        chosen = [r for r in records if r["gain"] == gain and r["offset"] == added_offset]
+    for camera in CAMERA_VARIANTS:
+        chosen = [r for r in records if r["camera"] == camera.name]
         variant_exact, variant_within = _accuracies([r["level"] for r in chosen], [r["predicted"] for r in chosen])
-        variants.append({"gain": gain, "offset": added_offset, "exact_accuracy": variant_exact,
-                         "within_one_accuracy": variant_within})
+        variants.append({"name": camera.name, "gain": camera.gain, "offset": camera.added_offset,
+                         "exact_accuracy": variant_exact, "within_one_accuracy": variant_within})
     return {
         "model": str(model.directory),
         "images": [str(p) for p in files],
@@ -107,8 +106,6 @@ def evaluate(paths, model=None, seed: int = 0, optics: Optics | None = None, pro
 
 def save_evaluation_plots(result: dict, directory) -> list:
     """Confusion matrix (as Figure 4 of the paper) and mean vs aggregate certainty (Figure 2c)."""
-    from pathlib import Path
-
     from .figures import pyplot
 
     plt = pyplot()
@@ -134,7 +131,7 @@ def save_evaluation_plots(result: dict, directory) -> list:
     figure.savefig(confusion_path, dpi=110)
     plt.close(figure)
 
-    base = [r for r in result["records"] if r["gain"] == 1.0 and r["offset"] == 0.0]
+    base = [r for r in result["records"] if r["camera"] == AS_IMAGED.name]
     figure, axis = plt.subplots(figsize=(5, 4.5))
     correct = np.array([abs(r["level"] - r["predicted"]) <= 1 for r in base])
     mean_c = np.array([r["mean_certainty"] for r in base])
@@ -151,3 +148,45 @@ def save_evaluation_plots(result: dict, directory) -> list:
     figure.savefig(certainty_path, dpi=110)
     plt.close(figure)
     return [confusion_path, certainty_path]
+
+
+def check_real_images(paths, kind: str, model=None) -> dict:
+    """Whole-image levels of real images whose focus is known only roughly, with no tuning.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Files, folders or globs of real images.
+    kind : {'in_focus', 'out_of_focus'}
+        Sharp images are expected at level <= 1, real out-of-focus images at
+        level >= 3.
+    model : optional
+        Default: the shipped model.
+
+    Returns
+    -------
+    dict
+        ``kind``, ``folder`` (the arguments as given) and ``images``: one
+        ``{image, defocus_level, aggregate_certainty, as_expected}`` each.
+    """
+    expected = {"in_focus": lambda level: level <= 1, "out_of_focus": lambda level: level >= 3}[kind]
+    model = load_model(model)
+    rows = []
+    for path in find_images(paths):
+        prediction = predict_image(read_image(path), model, name=path)
+        rows.append({"image": Path(path).name, "defocus_level": prediction.defocus_level,
+                     "aggregate_certainty": prediction.aggregate_certainty,
+                     "as_expected": bool(expected(prediction.defocus_level))})
+    return {"kind": kind, "folder": " ".join(str(p) for p in paths), "images": rows}
+
+
+def evaluation_record(result: dict, real_image_checks=(), plots=(), command: str = "") -> dict:
+    """What a model folder's ``evaluation.json`` holds: the figures its card is rendered from."""
+    import platform
+
+    from . import __version__
+
+    return {"command": command, "focusnet_version": __version__,
+            "platform": f"Python {platform.python_version()}, {platform.machine()}",
+            "simulated": {key: value for key, value in result.items() if key != "records"},
+            "real_images": list(real_image_checks), "plots": [str(p) for p in plots]}

@@ -7,6 +7,8 @@ import sys
 
 import numpy as np
 
+from .contract import LEVELS, PATCH_SIZE
+
 
 def pyplot():
     """matplotlib.pyplot, headless-safe.
@@ -73,7 +75,7 @@ def level_colours(levels, certainties) -> np.ndarray:
     from matplotlib.colors import hsv_to_rgb
 
     levels = np.asarray(levels, dtype=float)
-    hue = np.mod(1.0 / 3.0 - 0.5 * levels / 10.0, 1.0)
+    hue = np.mod(1.0 / 3.0 - 0.5 * levels / LEVELS[-1], 1.0)
     saturation = np.clip(np.asarray(certainties, dtype=float), 0.0, 1.0)
     hsv = np.stack(np.broadcast_arrays(hue, saturation, np.ones_like(hue)), axis=-1)
     return hsv_to_rgb(hsv)
@@ -100,8 +102,6 @@ def overlay_rgb(image, prediction, border: int = 2) -> np.ndarray:
     -------
     ndarray, shape (H, W, 3), float in [0, 1]
     """
-    from .network import PATCH_SIZE
-
     image = np.asarray(image, dtype=float)
     low, high = display_range(image)
     grey = np.clip((image - low) / (high - low), 0, 1)
@@ -131,10 +131,10 @@ def save_overlay(path, image, prediction, title: str = "") -> None:
     axis.set_title(title or (f"defocus level {prediction.defocus_level}, aggregate certainty "
                              f"{prediction.aggregate_certainty:.2f}, mean certainty "
                              f"{prediction.mean_certainty:.2f}"), fontsize=9)
-    levels = np.arange(11)
+    levels = np.array(LEVELS)
     level_axis = figure.add_subplot(grid[0, 1])
     level_axis.imshow(level_colours(levels, 1.0)[:, None, :], aspect="auto", origin="lower",
-                      extent=(0, 1, -0.5, 10.5))
+                      extent=(0, 1, -0.5, LEVELS[-1] + 0.5))
     level_axis.set_xticks([])
     level_axis.yaxis.tick_right()
     level_axis.set_yticks(levels)

@@ -13,6 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ImageFormatError, InputNotFoundError
+
+__all__ = ["IMAGE_SUFFIXES", "ImageFormatError", "check_single_channel", "find_images", "is_tiff", "read_image",
+           "write_tiff"]
+
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = TIFF_SUFFIXES + (".png",)
 # Classic and BigTIFF headers, little- and big-endian.
@@ -23,10 +28,6 @@ def is_tiff(path) -> bool:
     """Whether a file is a TIFF by its content (some TIFFs are named .png)."""
     with open(path, "rb") as handle:
         return handle.read(4) in _TIFF_MAGIC
-
-
-class ImageFormatError(ValueError):
-    """An image file that is not a single-channel 2-D numeric image."""
 
 
 def check_single_channel(image: np.ndarray, source: str) -> np.ndarray:
@@ -88,8 +89,8 @@ def read_image(path) -> np.ndarray:
 
     Raises
     ------
-    FileNotFoundError
-        If the file does not exist.
+    InputNotFoundError
+        If the file does not exist (a ``FileNotFoundError``).
     ImageFormatError
         If the file cannot be decoded or is not a single-channel 2-D image.
     """
@@ -98,7 +99,7 @@ def read_image(path) -> np.ndarray:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such image file")
+        raise InputNotFoundError(f"{path}: no such image file")
     try:
         if is_tiff(path):
             with tifffile.TiffFile(path) as tif:
@@ -135,8 +136,8 @@ def find_images(paths) -> list:
 
     Raises
     ------
-    FileNotFoundError
-        If an argument matches nothing.
+    InputNotFoundError
+        If an argument matches nothing (a ``FileNotFoundError``).
     """
     import glob
 
@@ -148,12 +149,12 @@ def find_images(paths) -> list:
                 str(p) for p in sorted(Path(argument).iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
             ]
             if not matches:
-                raise FileNotFoundError(f"{argument}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+                raise InputNotFoundError(f"{argument}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
         elif os.path.isfile(argument):
             matches = [argument]
         else:
             matches = sorted(m for m in glob.glob(argument) if os.path.isfile(m))
             if not matches:
-                raise FileNotFoundError(f"{argument}: no such file, folder or matching files")
+                raise InputNotFoundError(f"{argument}: no such file, folder or matching files")
         found.extend(m for m in matches if m not in found)
     return found

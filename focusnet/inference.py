@@ -18,16 +18,14 @@ import math
 
 import numpy as np
 
-from .images import ImageFormatError, check_single_channel
-from .model import PATCHES_PER_BATCH
-from .network import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
+from .classifier import PATCHES_PER_BATCH
+from .contract import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
+from .errors import ImageFormatError, InvalidParameterError, UnmeasurableImageError
+from .images import check_single_channel
+from .loader import load_model
 
-
-class UnmeasurableImageError(ValueError):
-    """An image that holds no measurable content (too small, or constant).
-
-    Batch callers record NaN measurements and a warning naming the image.
-    """
+__all__ = ["FocusPrediction", "UnmeasurableImageError", "aggregate", "certainty", "extract_patches", "predict_image",
+           "tile_starts", "to_counts"]
 
 
 def certainty(probabilities) -> np.ndarray:
@@ -126,10 +124,11 @@ def to_counts(image, scale=None, name: str = "image") -> np.ndarray:
             raise ImageFormatError(f"{name}: float pixels must lie in [0, 1] when a scale is given, "
                                    f"found [{image.min():g}, {image.max():g}]")
         if not (math.isfinite(scale) and 0 < scale <= INPUT_SCALE):
-            raise ValueError(f"{name}: scale must be in (0, {INPUT_SCALE:g}], got {scale!r}")
+            raise InvalidParameterError(f"{name}: scale must be in (0, {INPUT_SCALE:g}], got {scale!r}")
         return np.clip(image.astype(np.float64) * scale, 0, INPUT_SCALE).astype(np.float32)
     if scale not in (None, 1, 1.0):
-        raise ValueError(f"{name}: scale applies to float images only; integer pixels are already raw counts")
+        raise InvalidParameterError(f"{name}: scale applies to float images only; integer pixels are already "
+                                    "raw counts")
     # uint8/uint16 pixels are in range by type; only other integer types need a scan.
     if image.dtype not in (np.uint8, np.uint16) and (image.min() < 0 or image.max() > INPUT_SCALE):
         raise ImageFormatError(f"{name}: integer pixels must be raw counts in [0, 65535], "
@@ -184,8 +183,6 @@ def predict_image(image, model=None, scale=None, name: str = "image") -> FocusPr
     UnmeasurableImageError
         Smaller than one patch, or constant (no content to judge).
     """
-    from .model import load_model
-
     model = load_model(model)
     counts = to_counts(image, scale, name)
     height, width = counts.shape

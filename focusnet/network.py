@@ -23,11 +23,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from .tf import import_tensorflow
 
-PATCH_SIZE = 84
-NUM_LEVELS = 11
-INPUT_SCALE = 65535.0
+from .contract import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
+from .errors import InvalidParameterError
+from .tf import import_tensorflow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +100,7 @@ def get_architecture(name: str) -> Architecture:
     try:
         return ARCHITECTURES[name]
     except KeyError:
-        raise ValueError(f"unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}") from None
+        raise InvalidParameterError(f"unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}") from None
 
 
 def preprocess(patches):

@@ -28,9 +28,8 @@ import math
 
 import numpy as np
 
-#: Defocus levels of the classifier (0 = in focus ... 10 = most defocused).
-NUM_LEVELS = 11
-DEFAULT_LEVELS = tuple(range(NUM_LEVELS))
+from .contract import LEVELS as DEFAULT_LEVELS
+from .errors import InvalidParameterError
 
 # Radial sampling of the continuous profile before it is interpolated onto
 # sub-pixel positions: the profile oscillates with a period of about
@@ -76,16 +75,17 @@ class Optics:
         for name in ("wavelength_um", "numerical_aperture", "refractive_index", "pixel_size_um", "z_step_um"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"Optics.{name} must be a positive number, got {value!r}")
+                raise InvalidParameterError(f"Optics.{name} must be a positive number, got {value!r}")
         if self.numerical_aperture >= self.refractive_index:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"numerical aperture ({self.numerical_aperture}) must be smaller than the "
                 f"refractive index of the medium ({self.refractive_index})"
             )
         if not 0.5 < self.energy_fraction < 1:
-            raise ValueError(f"Optics.energy_fraction must be in (0.5, 1), got {self.energy_fraction!r}")
+            raise InvalidParameterError(f"Optics.energy_fraction must be in (0.5, 1), got {self.energy_fraction!r}")
         if not (isinstance(self.supersampling, int) and self.supersampling >= 1 and self.supersampling % 2 == 1):
-            raise ValueError(f"Optics.supersampling must be a positive odd integer, got {self.supersampling!r}")
+            raise InvalidParameterError(f"Optics.supersampling must be a positive odd integer, "
+                                        f"got {self.supersampling!r}")
 
     @property
     def wavenumber(self) -> float:
@@ -274,9 +274,9 @@ def psf_kernels(levels=DEFAULT_LEVELS, optics: Optics = Optics()) -> PSFKernels:
     """
     levels = tuple(int(level) for level in levels)
     if not levels:
-        raise ValueError("at least one defocus level is required")
+        raise InvalidParameterError("at least one defocus level is required")
     if min(levels) < 0:
-        raise ValueError(f"defocus levels must be >= 0, got {levels}")
+        raise InvalidParameterError(f"defocus levels must be >= 0, got {levels}")
     return _cached_kernels(optics, levels)
 
 

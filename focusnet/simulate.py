@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from .errors import InvalidParameterError
 from .optics import DEFAULT_LEVELS, Optics, psf_kernels
 
 UINT16_MAX = 65535
@@ -60,28 +61,88 @@ class Sensor:
         for name in ("gain", "counts_per_electron"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"Sensor.{name} must be a positive number, got {value!r}")
+                raise InvalidParameterError(f"Sensor.{name} must be a positive number, got {value!r}")
         for name in ("offset", "source_offset"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and 0 <= value <= UINT16_MAX):
-                raise ValueError(f"Sensor.{name} must be in [0, {UINT16_MAX}] counts or None, got {value!r}")
+                raise InvalidParameterError(f"Sensor.{name} must be in [0, {UINT16_MAX}] counts or None, got {value!r}")
+
+
+def draw_cameras(rng: np.random.Generator, size=None, gain_range=GAIN_RANGE, offset_range=OFFSET_RANGE):
+    """The training augmentation's cameras: gains, then offsets, each log-uniform in its range.
+
+    The one place the augmentation is drawn: :func:`random_sensor` and the
+    training batches (:func:`focusnet.data.sample_batch`) both use it.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    size : int, optional
+        Number of cameras; ``None`` draws one (floats).
+    gain_range, offset_range : tuple of float
+        Inclusive ranges (defaults: the paper's gain 0.2-5 and offset 1-1000 counts).
+
+    Returns
+    -------
+    gains, offsets : float or ndarray
+    """
+    gains = np.exp(rng.uniform(np.log(gain_range[0]), np.log(gain_range[1]), size))
+    offsets = np.exp(rng.uniform(np.log(offset_range[0]), np.log(offset_range[1]), size))
+    return gains, offsets
 
 
 def random_sensor(rng: np.random.Generator, gain_range=GAIN_RANGE, offset_range=OFFSET_RANGE, **fields) -> Sensor:
-    """Draw a training augmentation: gain and offset log-uniform in their ranges.
+    """Draw one training augmentation as a :class:`Sensor` (see :func:`draw_cameras`).
 
     Parameters
     ----------
     rng : numpy.random.Generator
         Source of randomness.
     gain_range, offset_range : tuple of float
-        Inclusive ranges (defaults: the paper's gain 0.2-5 and offset 1-1000 counts).
+        Inclusive ranges.
     **fields
         Other :class:`Sensor` fields (e.g. ``noise=False``).
     """
-    gain = math.exp(rng.uniform(math.log(gain_range[0]), math.log(gain_range[1])))
-    offset = math.exp(rng.uniform(math.log(offset_range[0]), math.log(offset_range[1])))
-    return Sensor(gain=gain, offset=offset, **fields)
+    gain, offset = draw_cameras(rng, None, gain_range, offset_range)
+    return Sensor(gain=float(gain), offset=float(offset), **fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class CameraVariant:
+    """A change of camera applied to a simulated image: gain, and counts added to the dark level.
+
+    Evaluation, benchmarks and tests all check robustness against the same
+    :data:`CAMERA_VARIANTS`.
+    """
+
+    name: str
+    gain: float = 1.0
+    added_offset: float = 0.0
+
+    def apply(self, blurred, dark: float, rng: np.random.Generator) -> np.ndarray:
+        """Image a noise-free blurred image (counts) through this camera, with Poisson noise.
+
+        Parameters
+        ----------
+        blurred : ndarray
+            Noise-free intensities in the source's counts.
+        dark : float
+            The source camera's dark level (its in-focus image's minimum).
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        ndarray of uint16
+        """
+        sensor = Sensor(gain=self.gain, offset=dark + self.added_offset)
+        return apply_sensor(blurred, sensor, rng, source_offset=dark)
+
+
+#: The camera as imaged.
+AS_IMAGED = CameraVariant("as imaged")
+#: The camera changes every model is checked against (within the training augmentation's ranges).
+CAMERA_VARIANTS = (CameraVariant("gain x0.2", gain=0.2), CameraVariant("gain x5", gain=5.0),
+                   CameraVariant("offset +100", added_offset=100.0), CameraVariant("offset +1000", added_offset=1000.0))
 
 
 def _as_counts(image) -> np.ndarray:
@@ -89,7 +150,7 @@ def _as_counts(image) -> np.ndarray:
 
     image = check_single_channel(image, "image")
     if not np.all(np.isfinite(image)):
-        raise ValueError("image contains NaN or infinite values")
+        raise InvalidParameterError("image contains NaN or infinite values")
     return image.astype(np.float64, copy=False)
 
 
@@ -149,7 +210,7 @@ def apply_sensor(blurred, sensor: Sensor = Sensor(), rng: np.random.Generator | 
     else:
         dark = float(blurred.min())
     if sensor.noise and rng is None:
-        raise ValueError("a random generator (rng or seed) is needed to draw noise")
+        raise InvalidParameterError("a random generator (rng or seed) is needed to draw noise")
     offset = dark if sensor.offset is None else sensor.offset
     counts = camera_counts(blurred, dark, sensor.counts_per_electron, sensor.gain, offset,
                            rng if sensor.noise else None)

@@ -2,17 +2,17 @@
 
 Batch ``i`` is drawn from a generator seeded with ``(seed, i)``, so a run is
 reproducible and a resumed run continues exactly where it stopped. A
-checkpoint (every ``checkpoint_every`` steps) writes the full training state
-to ``MODEL_DIR/checkpoint/`` and the current inference model to ``MODEL_DIR``
-itself, so the folder is a usable model at any time.
+checkpoint (every ``checkpoint_every`` steps) writes the current inference
+model to ``MODEL_DIR`` itself, so the folder is a usable model at any time,
+and then the full training state to ``MODEL_DIR/checkpoint/``. The run's
+settings are recorded once, in ``config.json`` (``training.settings``,
+``training.images``, ``simulator.optics``); ``--resume`` checks against them.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import json
-import math
 import os
 import sys
 import time
@@ -21,24 +21,24 @@ from pathlib import Path
 
 import numpy as np
 
+from .classifier import make_config
+from .contract import CHECKPOINT_DIR, CHECKPOINT_STATE_FILE, TRAINING_LOG_FILE, TRAINING_PLOT_FILE
 from .data import fixed_validation_set, prepare_source, sample_batch
+from .errors import InvalidParameterError, ModelError, TrainingError
 from .images import find_images, read_image
-from .model import CARD_FILE, make_config, save_model
+from .model import read_config, save_model
 from .network import build_trainable, fold_inference_weights, get_architecture, ranked_probability_score
 from .optics import Optics
 from .simulate import GAIN_RANGE, OFFSET_RANGE
 from .tf import import_tensorflow
 
-CHECKPOINT_DIR = "checkpoint"
-LOG_FILE = "training_log.csv"
-PLOT_FILE = "training.png"
 LOG_COLUMNS = ["step", "train_rps", "train_accuracy", "val_rps", "val_accuracy", "val_within_one",
                "steps_per_second", "elapsed_seconds"]
 
 
 @dataclasses.dataclass
 class TrainingSettings:
-    """Everything that defines a training run (recorded in ``config.json``)."""
+    """The numbers that define a training run (recorded in ``config.json``)."""
 
     architecture: str = "default"
     steps: int = 20000
@@ -54,46 +54,185 @@ class TrainingSettings:
         get_architecture(self.architecture)
         for name in ("steps", "batch_size", "validate_every", "checkpoint_every", "validation_patches_per_level"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise InvalidParameterError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+            raise InvalidParameterError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+
+@dataclasses.dataclass
+class TrainingRun:
+    """Everything a resumed run must share with the run it continues."""
+
+    settings: TrainingSettings
+    optics: Optics
+    images: list
+    validation_images: list
+
+    def record(self) -> dict:
+        """The run as ``config.json`` keeps it: ``training`` entries and the optics."""
+        return {"settings": dataclasses.asdict(self.settings), "images": [str(p) for p in self.images],
+                "validation_images": [str(p) for p in self.validation_images], "optics": self.optics.to_dict()}
+
+
+def plan_run(images, settings: TrainingSettings, validation_images=(), optics: Optics = Optics()) -> TrainingRun:
+    """Expand the image arguments and hold out validation images (the last training image by default)."""
+    train_paths = find_images(images)
+    validation_paths = find_images(validation_images) if validation_images else []
+    if not validation_paths:
+        if len(train_paths) < 2:
+            raise TrainingError("need at least two images (one is held out for validation) or --validation images")
+        validation_paths = [train_paths[-1]]
+    train_paths = [p for p in train_paths if p not in validation_paths]
+    if not train_paths:
+        raise TrainingError("every training image is also a validation image")
+    return TrainingRun(settings, optics, train_paths, validation_paths)
+
+
+def recorded_run(out) -> dict:
+    """The run recorded in a model folder's ``config.json``, in :meth:`TrainingRun.record`'s form."""
+    try:
+        config = read_config(out)
+    except ModelError as error:
+        raise TrainingError(f"cannot resume {out}: {error}") from None
+    training = config.get("training", {})
+    return {"settings": training.get("settings"), "images": training.get("images"),
+            "validation_images": training.get("validation_images"), "optics": config["simulator"].get("optics")}
+
+
+def checkpoint_step(out) -> int | None:
+    """The step of ``out``'s checkpoint, or None when it has none."""
+    path = Path(out) / CHECKPOINT_DIR / CHECKPOINT_STATE_FILE
+    if not path.is_file():
+        return None
+    with np.load(path) as state:
+        return int(state["step"])
+
+
+def check_run_state(out, run: TrainingRun, resume: bool) -> int:
+    """The step to start from, after checking the folder against the run; nothing is loaded or built yet.
+
+    Raises
+    ------
+    TrainingError
+        Resuming without a checkpoint, with other settings, or a completed
+        run; or starting a new run over an existing one.
+    """
+    out = Path(out)
+    step = checkpoint_step(out)
+    if not resume:
+        if step is not None:
+            raise TrainingError(f"{out} already holds a training run: use --resume to continue it, or another --out")
+        return 0
+    if step is None:
+        raise TrainingError(f"{out / CHECKPOINT_DIR}: no checkpoint to resume from")
+    previous, current = recorded_run(out), run.record()
+    changed = sorted(key for key in current if previous.get(key) != current[key])
+    if changed:
+        raise TrainingError(f"cannot resume {out}: the run differs from the checkpoint's in {changed}")
+    if step >= run.settings.steps:
+        raise TrainingError(f"{out}: training already completed {step} of {run.settings.steps} steps")
+    return step
+
+
+class TrainingLog:
+    """``training_log.csv`` (one row per validation) and its plot ``training.png``."""
+
+    def __init__(self, directory):
+        self.path = Path(directory) / TRAINING_LOG_FILE
+        self.plot_path = Path(directory) / TRAINING_PLOT_FILE
+
+    def start(self) -> None:
+        with open(self.path, "w", newline="") as handle:
+            csv.writer(handle).writerow(LOG_COLUMNS)
+
+    def append(self, row: dict) -> None:
+        with open(self.path, "a", newline="") as handle:
+            csv.writer(handle).writerow([f"{row[column]:.6g}" for column in LOG_COLUMNS])
+
+    def plot(self) -> None:
+        write_training_plot(self.path, self.plot_path)
+
+
+class RunningMean:
+    """Mean training loss and accuracy since the last validation, and its pace."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.loss, self.accuracy, self.count, self.since = 0.0, 0.0, 0, time.perf_counter()
+
+    def add(self, loss, accuracy):
+        self.loss += float(loss)
+        self.accuracy += float(accuracy)
+        self.count += 1
+
+    def summary(self) -> dict:
+        return {"train_rps": self.loss / self.count, "train_accuracy": self.accuracy / self.count,
+                "steps_per_second": self.count / (time.perf_counter() - self.since)}
+
+
+class Trainer:
+    """The trainable network, its optimizer and one compiled training step."""
+
+    def __init__(self, settings: TrainingSettings):
+        tf = import_tensorflow()
+        self.tf = tf
+        self.architecture = get_architecture(settings.architecture)
+        tf.keras.utils.set_random_seed(settings.seed)
+        self.model = build_trainable(self.architecture, seed=settings.seed)
+        schedule = tf.keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.steps,
+                                                             alpha=settings.final_learning_rate_fraction)
+        self.optimizer = tf.keras.optimizers.Adam(schedule)
+        self._step = tf.function(self._train_step)
+
+    def _train_step(self, patches, levels):
+        tf = self.tf
+        with tf.GradientTape() as tape:
+            probabilities = self.model(patches, training=True)
+            loss = ranked_probability_score(levels, probabilities)
+        gradients = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+        correct = tf.equal(tf.argmax(probabilities, axis=1, output_type=tf.int32), levels)
+        return loss, tf.reduce_mean(tf.cast(correct, tf.float32))
+
+    def step(self, patches, levels):
+        """One optimisation step; returns the batch's RPS loss and accuracy."""
+        return self._step(self.tf.constant(patches), self.tf.constant(levels))
+
+    def validate(self, patches, levels) -> dict:
+        """RPS, exact and within-one accuracy on a fixed validation set."""
+        probabilities = self.model(patches, training=False).numpy()
+        rps = float(ranked_probability_score(self.tf.constant(levels), self.tf.constant(probabilities)))
+        predicted = probabilities.argmax(axis=1)
+        return {"val_rps": rps, "val_accuracy": float(np.mean(predicted == levels)),
+                "val_within_one": float(np.mean(np.abs(predicted - levels) <= 1))}
+
+    def inference_weights(self) -> dict:
+        return fold_inference_weights(self.model, self.architecture)
+
+    def save_checkpoint(self, directory: Path, step: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {f"model_{i}": w for i, w in enumerate(self.model.get_weights())}
+        arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)})
+        temporary = directory / "state.tmp.npz"
+        np.savez(temporary, step=np.array(step), **arrays)
+        os.replace(temporary, directory / CHECKPOINT_STATE_FILE)
+
+    def restore_checkpoint(self, directory: Path) -> int:
+        with np.load(directory / CHECKPOINT_STATE_FILE) as state:
+            self.model.set_weights([state[f"model_{i}"] for i in range(len(self.model.get_weights()))])
+            self.optimizer.build(self.model.trainable_variables)
+            for i, variable in enumerate(self.optimizer.variables):
+                variable.assign(state[f"optimizer_{i}"])
+            return int(state["step"])
 
 
 def _load_sources(paths, optics, role):
-    sources = []
-    for path in paths:
-        sources.append(prepare_source(read_image(path), str(path), optics))
+    sources = [prepare_source(read_image(path), str(path), optics) for path in paths]
     if not sources:
-        raise ValueError(f"no {role} images")
+        raise TrainingError(f"no {role} images")
     return sources
-
-
-def _evaluate_patches(model, patches, levels):
-    probabilities = model(patches, training=False).numpy()
-    tf = import_tensorflow()
-
-    rps = float(ranked_probability_score(tf.constant(levels), tf.constant(probabilities)))
-    predicted = probabilities.argmax(axis=1)
-    return rps, float(np.mean(predicted == levels)), float(np.mean(np.abs(predicted - levels) <= 1))
-
-
-def _save_checkpoint(directory: Path, model, optimizer, step: int) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    arrays = {f"model_{i}": w for i, w in enumerate(model.get_weights())}
-    arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
-    temporary = directory / "state.tmp.npz"
-    np.savez(temporary, step=np.array(step), **arrays)
-    os.replace(temporary, directory / "state.npz")
-
-
-def _restore_checkpoint(directory: Path, model, optimizer) -> int:
-    with np.load(directory / "state.npz") as state:
-        model_weights = [state[f"model_{i}"] for i in range(len(model.get_weights()))]
-        model.set_weights(model_weights)
-        optimizer.build(model.trainable_variables)
-        for i, variable in enumerate(optimizer.variables):
-            variable.assign(state[f"optimizer_{i}"])
-        return int(state["step"])
 
 
 def write_training_plot(log_path, plot_path) -> None:
@@ -143,7 +282,7 @@ def train(images, out, settings: TrainingSettings, validation_images=(), optics:
     optics : Optics
         Simulator parameters.
     resume : bool
-        Continue from ``out/checkpoint`` (settings must match the checkpoint's).
+        Continue from ``out/checkpoint`` (the run must match the one recorded).
     command : str
         The command line, recorded in the model card.
     progress : bool
@@ -157,192 +296,79 @@ def train(images, out, settings: TrainingSettings, validation_images=(), optics:
     -------
     Path
         The model folder.
+
+    Raises
+    ------
+    TrainingError
+        Found before any image is loaded or the network is built: see
+        :func:`check_run_state` and :func:`plan_run`.
     """
-    tf = import_tensorflow()
     from tqdm import tqdm
 
+    from .card import write_model_card
+
+    if stop_after is not None and stop_after < 1:
+        raise InvalidParameterError(f"stop_after must be >= 1, got {stop_after}")
     out = Path(out)
-    train_paths = find_images(images)
-    validation_paths = find_images(validation_images) if validation_images else []
-    if not validation_paths:
-        if len(train_paths) < 2:
-            raise ValueError("need at least two images (one is held out for validation) or --validation images")
-        validation_paths = [train_paths[-1]]
-    train_paths = [p for p in train_paths if p not in validation_paths]
-    if not train_paths:
-        raise ValueError("every training image is also a validation image")
-
-    checkpoint_dir = out / CHECKPOINT_DIR
-    settings_path = checkpoint_dir / "settings.json"
-    recorded = {"settings": dataclasses.asdict(settings), "optics": optics.to_dict(),
-                "images": train_paths, "validation_images": validation_paths}
-    if resume:
-        if not (checkpoint_dir / "state.npz").is_file():
-            raise ValueError(f"{checkpoint_dir}: no checkpoint to resume from")
-        previous = json.loads(settings_path.read_text())
-        if previous != recorded:
-            changed = sorted(k for k in recorded if previous.get(k) != recorded[k])
-            raise ValueError(f"cannot resume {out}: the run differs from the checkpoint's in {changed}")
-    elif (checkpoint_dir / "state.npz").exists():
-        raise ValueError(f"{out} already holds a training run: use --resume to continue it, or another --out")
-
-    train_sources = _load_sources(train_paths, optics, "training")
-    validation_sources = _load_sources(validation_paths, optics, "validation")
-    val_patches, val_levels = fixed_validation_set(validation_sources, settings.validation_patches_per_level,
-                                                   seed=settings.seed + 1_000_003)
-
-    architecture = get_architecture(settings.architecture)
-    tf.keras.utils.set_random_seed(settings.seed)
-    model = build_trainable(architecture, seed=settings.seed)
-    schedule = tf.keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.steps,
-                                                         alpha=settings.final_learning_rate_fraction)
-    optimizer = tf.keras.optimizers.Adam(schedule)
-
-    start_step = 0
-    if resume:
-        start_step = _restore_checkpoint(checkpoint_dir, model, optimizer)
-    else:
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        settings_path.write_text(json.dumps(recorded, indent=2))
-        with open(out / LOG_FILE, "w", newline="") as handle:
-            csv.writer(handle).writerow(LOG_COLUMNS)
+    run = plan_run(images, settings, validation_images, optics)
+    start_step = check_run_state(out, run, resume)
     end_step = settings.steps if stop_after is None else min(settings.steps, start_step + stop_after)
 
-    @tf.function
-    def train_step(patches, levels):
-        with tf.GradientTape() as tape:
-            probabilities = model(patches, training=True)
-            loss = ranked_probability_score(levels, probabilities)
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        correct = tf.equal(tf.argmax(probabilities, axis=1, output_type=tf.int32), levels)
-        return loss, tf.reduce_mean(tf.cast(correct, tf.float32))
+    train_sources = _load_sources(run.images, optics, "training")
+    validation_sources = _load_sources(run.validation_images, optics, "validation")
+    val_patches, val_levels = fixed_validation_set(validation_sources, settings.validation_patches_per_level,
+                                                   seed=settings.seed + 1_000_003)
+    trainer = Trainer(settings)
+    log = TrainingLog(out)
+    checkpoint_dir = out / CHECKPOINT_DIR
+    if resume:
+        trainer.restore_checkpoint(checkpoint_dir)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        log.start()
+    record = run.record()
+    config = make_config(
+        settings.architecture,
+        optics=record.pop("optics"),
+        augmentation={"gain_range": list(GAIN_RANGE), "offset_range": list(OFFSET_RANGE),
+                      "poisson_noise": True, "flips_and_rotations": True, "levels": "uniform"},
+        training=dict(record, command=command),
+    )
 
     def batch_for(step):
         return sample_batch(train_sources, settings.batch_size, np.random.default_rng([settings.seed, step]))
 
-    config = make_config(
-        settings.architecture,
-        optics=optics.to_dict(),
-        augmentation={"gain_range": list(GAIN_RANGE), "offset_range": list(OFFSET_RANGE),
-                      "poisson_noise": True, "flips_and_rotations": True, "levels": "uniform"},
-        training=dict(dataclasses.asdict(settings), images=[str(p) for p in train_paths],
-                      validation_images=[str(p) for p in validation_paths], command=command),
-    )
-
-    def export(step, last_row):
-        config["training"]["completed_steps"] = step
-        config["training"]["last_validation"] = last_row
-        save_model(out, config, fold_inference_weights(model, architecture))
-
-    running_loss, running_accuracy, count = 0.0, 0.0, 0
-    interval_start, run_start = time.perf_counter(), time.perf_counter()
-    last_row = None
-    bar = tqdm(total=settings.steps, initial=start_step, disable=not progress, unit="step",
-               dynamic_ncols=True, file=sys.stderr)
+    running, run_start, last_row = RunningMean(), time.perf_counter(), None
+    bar = tqdm(total=settings.steps, initial=start_step, disable=not progress, unit="step", dynamic_ncols=True,
+               file=sys.stderr)
     with ThreadPoolExecutor(max_workers=1) as prefetch:
-        upcoming = prefetch.submit(batch_for, start_step) if start_step < end_step else None
+        upcoming = prefetch.submit(batch_for, start_step)
         for step in range(start_step, end_step):
             patches, levels = upcoming.result()
             if step + 1 < end_step:
                 upcoming = prefetch.submit(batch_for, step + 1)
-            loss, accuracy = train_step(tf.constant(patches), tf.constant(levels))
-            running_loss += float(loss)
-            running_accuracy += float(accuracy)
-            count += 1
+            running.add(*trainer.step(patches, levels))
             done = step + 1
             bar.update(1)
-            bar.set_postfix(rps=f"{running_loss / count:.4f}", acc=f"{running_accuracy / count:.2f}")
+            bar.set_postfix(rps=f"{running.loss / running.count:.4f}", acc=f"{running.accuracy / running.count:.2f}")
             if done % settings.validate_every == 0 or done == end_step:
-                val_rps, val_accuracy, val_within_one = _evaluate_patches(model, val_patches, val_levels)
-                now = time.perf_counter()
-                last_row = {"step": done, "train_rps": running_loss / count,
-                            "train_accuracy": running_accuracy / count, "val_rps": val_rps,
-                            "val_accuracy": val_accuracy, "val_within_one": val_within_one,
-                            "steps_per_second": count / (now - interval_start),
-                            "elapsed_seconds": now - run_start}
-                with open(out / LOG_FILE, "a", newline="") as handle:
-                    csv.writer(handle).writerow([f"{last_row[c]:.6g}" for c in LOG_COLUMNS])
-                bar.write(f"step {done}: train RPS {last_row['train_rps']:.4f}, validation RPS {val_rps:.4f}, "
-                          f"accuracy {val_accuracy:.3f}, within one {val_within_one:.3f}")
-                running_loss, running_accuracy, count = 0.0, 0.0, 0
-                interval_start = time.perf_counter()
+                last_row = {"step": done, **running.summary(), **trainer.validate(val_patches, val_levels),
+                            "elapsed_seconds": time.perf_counter() - run_start}
+                log.append(last_row)
+                bar.write(f"step {done}: train RPS {last_row['train_rps']:.4f}, validation RPS "
+                          f"{last_row['val_rps']:.4f}, accuracy {last_row['val_accuracy']:.3f}, within one "
+                          f"{last_row['val_within_one']:.3f}")
+                running.reset()
             if done % settings.checkpoint_every == 0 or done == end_step:
-                _save_checkpoint(checkpoint_dir, model, optimizer, done)
-                export(done, last_row)
-                write_training_plot(out / LOG_FILE, out / PLOT_FILE)
+                # The model first, then the state: a state on disk always has its config beside it.
+                config["training"].update(completed_steps=done, last_validation=last_row)
+                save_model(out, config, trainer.inference_weights())
+                trainer.save_checkpoint(checkpoint_dir, done)
+                log.plot()
     bar.close()
-    if start_step >= end_step:
-        raise ValueError(f"{out}: training already completed {start_step} of {settings.steps} steps")
     write_model_card(out)
     return out
 
 
-def write_model_card(directory, evaluation_markdown: str = "") -> Path:
-    """Write ``README.md`` of a model folder from its config (and evaluation, if given).
-
-    An existing evaluation section is kept unless a new one is given.
-    """
-    directory = Path(directory)
-    config = json.loads((directory / "config.json").read_text())
-    training = config["training"]
-    optics = config["simulator"]["optics"]
-    card_path = directory / CARD_FILE
-    marker = "## Evaluation"
-    if not evaluation_markdown and card_path.is_file() and marker in card_path.read_text():
-        evaluation_markdown = card_path.read_text().split(marker, 1)[1].split("\n## Known limits", 1)[0]
-        evaluation_markdown = marker + evaluation_markdown.rstrip() + "\n"
-    if not evaluation_markdown:
-        evaluation_markdown = f"{marker}\n\nNot evaluated yet: run `focusnet evaluate IMAGES --model {directory}`.\n"
-    parameters = sum(int(np.prod(v.shape)) for v in np.load(directory / "weights.npz").values())
-    lines = [
-        f"# focusnet model: {directory.name}",
-        "",
-        f"Architecture `{config['architecture']}` ({parameters:,} parameters, "
-        f"{(directory / 'weights.npz').stat().st_size / 1e6:.2f} MB of weights), model format "
-        f"{config['format_version']}, focusnet {config['focusnet_version']}. Input: {config['patch_size']}x"
-        f"{config['patch_size']} patches of raw counts / {config['input_scale']:g}; output: probabilities of "
-        f"{config['num_levels']} defocus levels (level L = {optics['z_step_um']:g} L um from focus).",
-        "",
-        "## Training data",
-        "",
-        "In-focus images only, degraded on the fly by the focusnet simulator (Born & Wolf PSF, wavelength "
-        f"{optics['wavelength_um']} um, NA {optics['numerical_aperture']}, n {optics['refractive_index']}, "
-        f"{optics['pixel_size_um']} um pixels), with gain log-uniform in "
-        f"{config['simulator']['augmentation']['gain_range']} and offset log-uniform in "
-        f"{config['simulator']['augmentation']['offset_range']} counts, Poisson noise, flips and rotations.",
-        "",
-        "Training images:",
-        "",
-        *[f"- `{Path(p).name}`" for p in training["images"]],
-        "",
-        "Held out (validation during training, and evaluation):",
-        "",
-        *[f"- `{Path(p).name}`" for p in training["validation_images"]],
-        "",
-        f"{training.get('completed_steps', 0)} of {training['steps']} steps, batch {training['batch_size']}, "
-        f"Adam, learning rate {training['learning_rate']:g} with cosine decay, seed {training['seed']}. "
-        f"Log: `{LOG_FILE}`, curves: `{PLOT_FILE}`.",
-        "",
-        "## Reproduce",
-        "",
-        "From the repository root, in the environment `make env` builds (relative paths are as given):",
-        "",
-        "```bash",
-        training.get("command") or "(command not recorded)",
-        "```",
-        "",
-        evaluation_markdown.rstrip(),
-        "",
-        "## Known limits",
-        "",
-        "- Trained on simulated defocus of nuclear stains (Hoechst/DAPI) at about 0.65 um per pixel; other "
-        "magnifications, stains or textures may be measured less accurately.",
-        "- Levels are absolute only for optics similar to the simulated ones (NA 0.5, 500 nm emission); "
-        "a higher NA blurs faster per micrometre of defocus.",
-        "- Patches showing only background carry little information: they get low certainty and little "
-        "weight in the whole-image answer, and an image with no structure at all is uncertain.",
-        "",
-    ]
-    card_path.write_text("\n".join(lines))
-    return card_path
+__all__ = ["TrainingLog", "TrainingRun", "TrainingSettings", "Trainer", "check_run_state",
+           "plan_run", "train", "write_training_plot"]

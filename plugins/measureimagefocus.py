@@ -52,7 +52,7 @@ import logging
 import os
 
 import numpy
-from cellprofiler_core.constants.measurement import COLTYPE_FLOAT, COLTYPE_INTEGER, IMAGE, C_FILE_NAME
+from cellprofiler_core.constants.measurement import C_FILE_NAME, COLTYPE_FLOAT, COLTYPE_INTEGER, IMAGE
 from cellprofiler_core.image import Image
 from cellprofiler_core.module import Module
 from cellprofiler_core.setting import Binary, Divider, HiddenCount, SettingsGroup, ValidationError
@@ -61,16 +61,18 @@ from cellprofiler_core.setting.do_something import DoSomething, RemoveSettingBut
 from cellprofiler_core.setting.subscriber import ImageSubscriber
 from cellprofiler_core.setting.text import Directory, Filename, ImageName
 
+# The measurement names, like every number focusnet's parts share, come from its contract module
+# (standard library only: importing it does not load TensorFlow).
+from focusnet.contract import FEATURE_AGGREGATE_CERTAINTY as F_AGGREGATE_CERTAINTY
+from focusnet.contract import FEATURE_DEFOCUS_LEVEL as F_DEFOCUS_LEVEL
+from focusnet.contract import FEATURE_MEAN_CERTAINTY as F_MEAN_CERTAINTY
+from focusnet.contract import FEATURE_PATCH_COUNT as F_PATCH_COUNT
+from focusnet.contract import FEATURE_PROBABILITIES as F_PROBABILITIES
+from focusnet.contract import FEATURES, PAPER_DOI, SHIPPED_BUNDLE
+from focusnet.contract import MEASUREMENT_CATEGORY as CATEGORY
+
 LOGGER = logging.getLogger(__name__)
 
-CATEGORY = "ImageFocus"
-F_DEFOCUS_LEVEL = "DefocusLevel"
-F_MEAN_CERTAINTY = "MeanCertainty"
-F_AGGREGATE_CERTAINTY = "AggregateCertainty"
-F_PATCH_COUNT = "PatchCount"
-NUM_LEVELS = 11
-F_PROBABILITIES = ["ProbabilityLevel%d" % level for level in range(NUM_LEVELS)]
-FEATURES = [F_DEFOCUS_LEVEL, F_MEAN_CERTAINTY, F_AGGREGATE_CERTAINTY] + F_PROBABILITIES + [F_PATCH_COUNT]
 COLUMN_TYPES = {feature: COLTYPE_FLOAT for feature in FEATURES}
 COLUMN_TYPES[F_PATCH_COUNT] = COLTYPE_INTEGER
 
@@ -81,17 +83,14 @@ MODEL_CUSTOM = "Custom bundle"
 FIXED_SETTING_COUNT = 4
 SETTINGS_PER_IMAGE = 3
 
-CITATION = (
-    "See Yang et al., \"Assessing microscope image focus quality with deep learning\", "
-    "BMC Bioinformatics 19:77 (2018)."
-)
-
 
 class MeasureImageFocus(Module):
     module_name = "MeasureImageFocus"
     category = "Measurement"
     # 1: the CellProfiler-plugins module (one setting: the image). 2: this module.
     variable_revision_number = 2
+    # CellProfiler 5 shows this in its citation list; the module help's References say the same.
+    doi = {"Please cite the following when using MeasureImageFocus:": "https://doi.org/" + PAPER_DOI}
 
     def create_settings(self):
         self.image_groups = []
@@ -103,9 +102,8 @@ class MeasureImageFocus(Module):
 The trained focus classifier to use. *%(MODEL_SHIPPED)s* is focusnet's default model
 (trained on simulated defocus of in-focus Hoechst-stained nuclei at about 0.65 um per pixel,
 the imaging set-up of the paper). Choose *%(MODEL_CUSTOM)s* to use a bundle you exported with
-`focusnet export --out NAME.zip` (for example a model trained on your own in-focus images).
-%(CITATION)s"""
-            % dict(MODEL_SHIPPED=MODEL_SHIPPED, MODEL_CUSTOM=MODEL_CUSTOM, CITATION=CITATION),
+`focusnet export --out NAME.zip` (for example a model trained on your own in-focus images)."""
+            % dict(MODEL_SHIPPED=MODEL_SHIPPED, MODEL_CUSTOM=MODEL_CUSTOM),
         )
         self.model_directory = Directory(
             "Folder holding the model bundle",
@@ -114,8 +112,7 @@ the imaging set-up of the paper). Choose *%(MODEL_CUSTOM)s* to use a bundle you 
 
 The folder that holds the bundle (a `.zip` written by `focusnet export`, the same file Fiji's
 Microscope Image Focus Quality plugin loads). Folders relative to the default input or output
-folder are rewritten for batch files and clusters. %s"""
-            % CITATION,
+folder are rewritten for batch files and clusters.""",
         )
 
         def get_directory_fn():
@@ -136,8 +133,7 @@ folder are rewritten for batch files and clusters. %s"""
 *(Used only for a custom bundle)*
 
 The bundle's file name. It is checked (intact, of a known format, holding only the
-operations a classifier needs) before the first image is measured. %s"""
-            % CITATION,
+operations a classifier needs) before the first image is measured.""",
         )
         self.add_image(can_remove=False)
         self.add_image_button = DoSomething("", "Add another image", self.add_image)
@@ -155,8 +151,7 @@ operations a classifier needs) before the first image is measured. %s"""
 A grayscale image to measure, as loaded (raw intensities, not rescaled or corrected): the
 module turns CellProfiler's 0-1 intensities back into camera counts with the image's own
 scale, so 12-bit data in 16-bit files are measured correctly. Colour and 3-D images are
-not supported. %s"""
-                % CITATION,
+not supported.""",
             ),
         )
         group.append(
@@ -168,8 +163,7 @@ not supported. %s"""
 Select *Yes* to add an image showing the measured image in grey with the border of each
 84 x 84 patch coloured by its defocus level (hue: green in focus, through yellow and red, to
 magenta at level 10) and certainty (pale = uncertain), as in Figure 2b of the paper. Save it
-with **SaveImages**. %s"""
-                % CITATION,
+with **SaveImages**.""",
             ),
         )
         group.append(
@@ -228,9 +222,7 @@ with **SaveImages**. %s"""
     def model_path(self):
         """Path of the bundle this module uses."""
         if self.model_choice.value == MODEL_SHIPPED:
-            from focusnet.bundle import DEFAULT_BUNDLE
-
-            return str(DEFAULT_BUNDLE)
+            return str(SHIPPED_BUNDLE)
         return os.path.join(self.model_directory.get_absolute_path(), self.model_file.value)
 
     def load_model(self):
@@ -244,7 +236,7 @@ with **SaveImages**. %s"""
 
     def check_model(self):
         """Raise ValidationError naming the setting if the bundle is not usable."""
-        from focusnet.model import ModelError
+        from focusnet.errors import ModelError
 
         setting = self.model_choice if self.model_choice.value == MODEL_SHIPPED else self.model_file
         path = self.model_path()
@@ -253,7 +245,7 @@ with **SaveImages**. %s"""
         try:
             self.load_model()
         except ModelError as error:
-            raise ValidationError("MeasureImageFocus: model bundle refused: %s" % error, setting)
+            raise ValidationError("MeasureImageFocus: model bundle refused: %s" % error, setting) from None
 
     def validate_module(self, pipeline):
         self.check_model()
@@ -276,8 +268,9 @@ with **SaveImages**. %s"""
     # --- measuring ---------------------------------------------------------------------------------
 
     def run(self, workspace):
+        from focusnet.errors import UnmeasurableImageError
         from focusnet.figures import overlay_rgb
-        from focusnet.inference import UnmeasurableImageError, predict_image
+        from focusnet.inference import predict_image
 
         measurements = workspace.measurements
         model = self.load_model()

@@ -5,8 +5,9 @@
 #   scripts/make-env.sh latest DIR   Python 3.12 (or 3.11) + the newest TensorFlow 2.x pinned in the lock
 #   scripts/make-env.sh tf1.15 DIR   Python 3.7 + tensorflow 1.15.5 (Fiji's newest TF runtime)
 #   scripts/make-env.sh tf1.12 DIR   Python 3.6 + tensorflow 1.12.3 (Fiji's default TF runtime)
+#   scripts/make-env.sh lint   DIR   the linter (ruff), on Python 3.12 or 3.11
 #
-# The TF1 environments only load exported bundles (export/tf1_check.py); they
+# The TF1 environments only load exported bundles (tests/tf1_check.py); they
 # hold no focusnet.
 #
 # Versions come from requirements/<name>.lock, used as pip constraints, so a
@@ -66,12 +67,12 @@ tf1.15 | tf1.12)
     python=$(find_python "$version") || die "Python $version is required to prove bundles load in TensorFlow ${name#tf} (Fiji's runtime) and was not found.
   Install it, e.g. 'pyenv install $version' (https://github.com/pyenv/pyenv), then run make again."
     ;;
-latest)
-    python=$(find_python 3.12 || find_python 3.11) || die "Python 3.12 or 3.11 is required for the second (current TensorFlow) environment and was not found.
+latest | lint)
+    python=$(find_python 3.12 || find_python 3.11) || die "Python 3.12 or 3.11 is required for the '$name' environment and was not found.
   Install it, e.g. 'pyenv install 3.12.1' or your OS package 'python3.12 python3.12-venv', then run make again."
     ;;
 *)
-    die "unknown environment '$name' (main or latest)"
+    die "unknown environment '$name' (main, latest, tf1.15, tf1.12 or lint)"
     ;;
 esac
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO
 
-pytestmark = pytest.mark.cellprofiler  # both use CellProfiler's MeasureImageQuality
+pytestmark = [pytest.mark.cellprofiler, pytest.mark.slow]  # both use CellProfiler's MeasureImageQuality
 
 
 def test_speed_benchmark_smoke(tmp_path):
@@ -25,6 +25,7 @@ def test_speed_benchmark_smoke(tmp_path):
     assert "| image | patches | focusnet |" in result.stdout
 
 
+@pytest.mark.shared_data  # real images of the development set
 def test_accuracy_benchmark_smoke(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "accuracy.py"), "--smoke", "--out",
                              str(tmp_path)], capture_output=True, text=True, timeout=900)

@@ -18,6 +18,7 @@ def run_cli(*arguments):
     )
 
 
+@pytest.mark.slow
 def test_simulate_writes_a_series_and_a_montage(tmp_path, in_focus_paths):
     result = run_cli("simulate", in_focus_paths[0], "--out", tmp_path, "--seed", 4)
     assert result.returncode == 0, result.stderr
@@ -52,6 +53,7 @@ def test_simulate_optics_options_change_the_result(tmp_path, in_focus_paths):
     assert np.abs(np.diff(b, axis=1)).mean() > np.abs(np.diff(a, axis=1)).mean()
 
 
+@pytest.mark.slow
 def test_help_is_useful():
     top = run_cli("--help")
     assert top.returncode == 0 and "simulate" in top.stdout and "Yang et al." in top.stdout

@@ -12,11 +12,15 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from focusnet.bundle import ALLOWED_OPS, BundleError, load_bundle, sha256_bytes, zip_bundle_folder
+from focusnet import contract
+from focusnet.bundle import ALLOWED_OPS, BundleError, load_bundle, zip_bundle_folder
+from focusnet.classifier import sha256_bytes
 from focusnet.export import export_bundle
 from focusnet.images import read_image, write_tiff
 from focusnet.inference import predict_image, tile_starts
-from focusnet.model import load_model
+from focusnet.loader import load_model
+
+pytestmark = pytest.mark.slow  # builds SavedModels; TF1 runtimes
 
 TF1_RUNTIMES = {"1.15": REPO / ".venv-tf1.15" / "bin" / "python", "1.12": REPO / ".venv-tf1.12" / "bin" / "python"}
 
@@ -180,7 +184,8 @@ def test_graph_with_file_ops_is_refused_even_with_matching_hashes(tmp_path, bund
             builder = v1.saved_model.Builder(str(evil))
             signature = v1.saved_model.signature_def_utils.predict_signature_def(
                 inputs={"input": image}, outputs={"probabilities": probabilities, "patches": patches})
-            builder.add_meta_graph_and_variables(session, ["inference"], signature_def_map={"serving_default": signature})
+            builder.add_meta_graph_and_variables(session, ["inference"],
+                                                 signature_def_map={"serving_default": signature})
             builder.save()
     shutil.copy(evil / "saved_model.pb", bundle_folder / "saved_model.pb")
     digest = sha256_bytes((bundle_folder / "saved_model.pb").read_bytes())
@@ -228,8 +233,9 @@ def test_tf1_runtime_reproduces_focusnet_predict(version, tmp_path, bundle_zip, 
         mosaic_rows += [np.concatenate([image[y:y + 84, x:x + 84] for x in xs], axis=1) for y in ys]
     mosaic = (np.concatenate(mosaic_rows, axis=0) / 65535).astype(np.float32)
     np.save(tmp_path / "mosaic.npy", mosaic)
-    result = subprocess.run([str(python), str(REPO / "export" / "tf1_check.py"), str(bundle_zip),
-                             str(tmp_path / "mosaic.npy"), str(tmp_path / "out.npz")],
+    names = [contract.BUNDLE_TAG, contract.BUNDLE_SIGNATURE, contract.BUNDLE_INPUT_KEY, *contract.BUNDLE_OUTPUT_KEYS]
+    result = subprocess.run([str(python), str(REPO / "tests" / "tf1_check.py"), str(bundle_zip),
+                             str(tmp_path / "mosaic.npy"), str(tmp_path / "out.npz"), *names],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     output = np.load(tmp_path / "out.npz")
@@ -242,7 +248,7 @@ def test_tf1_runtime_reproduces_focusnet_predict(version, tmp_path, bundle_zip, 
 
 
 def test_the_shipped_bundle_is_the_shipped_model(in_focus_paths):
-    from focusnet.bundle import DEFAULT_BUNDLE
+    from focusnet.contract import SHIPPED_BUNDLE as DEFAULT_BUNDLE
 
     bundle = load_model(DEFAULT_BUNDLE)
     folder = load_model()

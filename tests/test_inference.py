@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from focusnet.classifier import PATCHES_PER_BATCH
 from focusnet.images import ImageFormatError
 from focusnet.inference import (
     UnmeasurableImageError,
@@ -14,7 +15,7 @@ from focusnet.inference import (
     tile_starts,
     to_counts,
 )
-from focusnet.model import PATCHES_PER_BATCH, load_model
+from focusnet.loader import load_model
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,11 @@ import shutil
 import numpy as np
 import pytest
 
-from focusnet.model import DEFAULT_MODEL_DIR, ModelError, load_model, read_config
+from focusnet.contract import MODEL_FORMAT_VERSION
+from focusnet.contract import SHIPPED_MODEL_DIR as DEFAULT_MODEL_DIR
+from focusnet.errors import ModelError
+from focusnet.loader import load_model
+from focusnet.model import read_config
 
 
 @pytest.fixture
@@ -38,12 +42,56 @@ def test_predicts_distributions(random_model_dir):
         model.predict_patches(np.zeros((2, 80, 84)))
 
 
-def test_wrong_format_version(model_copy):
+def test_a_newer_format_version_is_refused(model_copy):
     config = json.loads((model_copy / "config.json").read_text())
     config["format_version"] = 99
     (model_copy / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelError, match="model format version 99 is not supported"):
+    with pytest.raises(ModelError, match="model format version 99 is newer than focusnet"):
         load_model(model_copy)
+
+
+def test_an_unknown_old_format_version_is_refused(model_copy):
+    config = json.loads((model_copy / "config.json").read_text())
+    config["format_version"] = 0
+    (model_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="model format version 0 is not supported"):
+        load_model(model_copy)
+
+
+def as_version_1(config):
+    """A version-2 config written the way focusnet wrote version 1 (settings mixed into the run record)."""
+    training = dict(config["training"])
+    settings = training.pop("settings")
+    return dict(config, format_version=1, training=dict(settings, **training))
+
+
+def test_a_version_1_folder_is_upgraded_in_memory_and_left_untouched(model_copy):
+    current = json.loads((model_copy / "config.json").read_text())
+    current["training"] = {"settings": {"steps": 30, "seed": 2}, "images": ["a.tif"], "command": "focusnet train"}
+    old_text = json.dumps(as_version_1(current))
+    (model_copy / "config.json").write_text(old_text)
+    model = load_model(model_copy)
+    assert model.config["format_version"] == MODEL_FORMAT_VERSION
+    assert model.config["training"] == current["training"]
+    assert (model_copy / "config.json").read_text() == old_text  # upgraded in memory only
+    assert model.predict_patches(np.zeros((1, 84, 84))).shape == (1, 11)
+
+
+def test_upgrades_chain_from_every_known_version():
+    from focusnet.classifier import UPGRADES, upgrade_config
+
+    assert sorted(UPGRADES) == list(range(1, MODEL_FORMAT_VERSION))
+    config = upgrade_config({"format": "focusnet-model", "format_version": 1, "training": {"steps": 5}}, "test")
+    assert config["format_version"] == MODEL_FORMAT_VERSION and config["training"] == {"settings": {"steps": 5}}
+
+
+def test_a_changed_folder_is_loaded_again(model_copy):
+    first = load_model(model_copy)
+    assert load_model(model_copy) is first
+    config = json.loads((model_copy / "config.json").read_text())
+    config["training"]["command"] = "changed"
+    (model_copy / "config.json").write_text(json.dumps(config))
+    assert load_model(model_copy) is not first
 
 
 def test_damaged_weights_are_detected(model_copy):
@@ -103,3 +151,11 @@ def test_the_shipped_model_is_valid_and_small():
         assert section in card
     assert "focusnet train" in card
     load_model()  # checks the hash and the shapes
+
+
+def test_the_shipped_model_records_its_run_once():
+    # The run's settings live in config.json alone (no checkpoint/settings.json copy).
+    assert not (DEFAULT_MODEL_DIR / "checkpoint" / "settings.json").exists()
+    config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    assert config["format_version"] == MODEL_FORMAT_VERSION
+    assert config["training"]["settings"]["steps"] == config["training"]["completed_steps"] == 30000

@@ -28,6 +28,7 @@ def test_kernel_holds_the_required_energy_at_level_10(kernels):
     assert np.all(kernels.captured_energy <= 1.0 + 1e-3)
 
 
+@pytest.mark.slow
 def test_continuous_psf_integrates_to_one():
     # Independent of the kernel code: radial integral of the profile far out.
     radius = np.arange(0.0, 300.0, 0.01)

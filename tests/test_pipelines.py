@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from focusnet.bundle import DEFAULT_BUNDLE
+from focusnet.contract import SHIPPED_BUNDLE as DEFAULT_BUNDLE
 from focusnet.images import read_image, write_tiff
 
-pytestmark = pytest.mark.cellprofiler
+pytestmark = [pytest.mark.cellprofiler, pytest.mark.slow]
 CELLPROFILER = Path(sys.executable).parent / "cellprofiler"
 
 
@@ -88,7 +88,7 @@ def test_qc_pipeline_flags_out_of_focus_images(image_folder, tmp_path):
         if not math.isnan(level):
             assert int(row["Metadata_OutOfFocus"]) == (1 if level > 2 else 0), row["FileName_DNA"]
     flagged = {row["FileName_DNA"] for row in rows if row["Metadata_OutOfFocus"] == "1"}
-    assert flagged == {row["FileName_DNA"] for row in rows if row["FileName_DNA"].startswith("00_mcf")}
+    assert flagged == {row["FileName_DNA"] for row in rows if row["FileName_DNA"].startswith("MCF7")}
 
 
 def test_headless_run_with_a_missing_bundle_stops_before_the_first_image(image_folder, tmp_path):

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.cellprofiler
+pytestmark = [pytest.mark.cellprofiler, pytest.mark.slow]
 
 from conftest import REPO  # noqa: E402
 
@@ -27,10 +27,10 @@ from cellprofiler_core.workspace import Workspace  # noqa: E402
 sys.path.insert(0, str(REPO / "plugins"))
 import measureimagefocus as plugin  # noqa: E402
 
-from focusnet.bundle import DEFAULT_BUNDLE  # noqa: E402
+from focusnet.contract import SHIPPED_BUNDLE as DEFAULT_BUNDLE  # noqa: E402
 from focusnet.images import read_image  # noqa: E402
 from focusnet.inference import predict_image  # noqa: E402
-from focusnet.model import load_model  # noqa: E402
+from focusnet.loader import load_model  # noqa: E402
 
 
 def make_workspace(images, module=None, file_names=None):

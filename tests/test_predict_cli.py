@@ -9,10 +9,11 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-from focusnet.cli import IMAGE_COLUMNS, PATCH_COLUMNS, main
+from focusnet.cli import main
+from focusnet.contract import IMAGE_COLUMNS, PATCH_COLUMNS
 from focusnet.images import read_image, write_tiff
 from focusnet.inference import predict_image
-from focusnet.model import load_model
+from focusnet.loader import load_model
 
 
 def read_csv(path):
@@ -58,6 +59,7 @@ def test_predict_writes_image_and_patch_tables(tmp_path, image_folder, random_mo
     assert len(overlay_files) == 2 and imageio.imread(overlays / overlay_files[0]).shape[2] in (3, 4)
 
 
+@pytest.mark.slow
 def test_a_bad_image_in_a_batch_gets_a_nan_row_and_a_warning(tmp_path, image_folder, random_model_dir):
     write_tiff(image_folder / "tiny.tif", np.arange(50 * 60, dtype=np.uint16).reshape(50, 60))
     write_tiff(image_folder / "blank.tif", np.full((200, 200), 100, np.uint16))
@@ -85,6 +87,7 @@ def test_predict_refuses_a_broken_model(tmp_path, image_folder):
     assert "not a focusnet model folder" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_reports_json(tmp_path, in_focus_paths, random_model_dir):
     result = subprocess.run([sys.executable, "-m", "focusnet", "evaluate", str(in_focus_paths[0]), "--model",
                              str(random_model_dir), "--json", "-", "--plots", str(tmp_path / "plots")],
@@ -98,10 +101,11 @@ def test_evaluate_reports_json(tmp_path, in_focus_paths, random_model_dir):
     assert report["exact_accuracy"] == pytest.approx(np.trace(confusion) / 11)
     assert [(v["gain"], v["offset"]) for v in report["variants"]] == [(0.2, 0), (5, 0), (1, 100), (1, 1000)]
     for variant in report["variants"]:
-        assert set(variant) == {"gain", "offset", "exact_accuracy", "within_one_accuracy"}
+        assert set(variant) == {"name", "gain", "offset", "exact_accuracy", "within_one_accuracy"}
     assert (tmp_path / "plots" / "confusion.png").is_file() and (tmp_path / "plots" / "certainty.png").is_file()
 
 
+@pytest.mark.slow
 def test_train_command_records_a_reproducible_command(tmp_path, in_focus_paths):
     folder = tmp_path / "crops"
     folder.mkdir()

@@ -27,6 +27,7 @@ def smoothed_laplacian_variance(image):
     return float(ndimage.gaussian_laplace(image.astype(float), 2.0).var())
 
 
+@pytest.mark.slow
 def test_sharpness_of_real_image_falls_strictly_with_level(in_focus_image):
     noise_free = simulate_series(in_focus_image, sensor=Sensor(noise=False))
     sharpness = [laplacian_variance(image) for image in noise_free]

@@ -1,14 +1,19 @@
 """Training runs: outputs, reproducibility, resume."""
 
 import csv
+import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from focusnet.errors import TrainingError
 from focusnet.images import read_image, write_tiff
-from focusnet.model import load_model
+from focusnet.loader import load_model
 from focusnet.train import TrainingSettings, train
+
+pytestmark = pytest.mark.slow  # training runs
 
 
 @pytest.fixture(scope="module")
@@ -16,9 +21,10 @@ def small_images(tmp_path_factory, in_focus_paths):
     """Crops of real in-focus images: three for training, one held out."""
     folder = tmp_path_factory.mktemp("train_images")
     paths = []
-    for index, path in enumerate(in_focus_paths[:4]):
+    for index in range(4):
         target = folder / f"crop{index}.tif"
-        write_tiff(target, read_image(path)[100:300, 200:450])
+        top, left = (100, 200) if index < len(in_focus_paths) else (300, 420)
+        write_tiff(target, read_image(in_focus_paths[index % len(in_focus_paths)])[top:top + 200, left:left + 250])
         paths.append(str(target))
     return paths
 
@@ -41,6 +47,9 @@ def test_training_writes_a_complete_model_folder(tmp_path, small_images):
     assert config["training"]["completed_steps"] == 6
     assert config["training"]["validation_images"] == small_images[3:]
     assert small_images[3] not in config["training"]["images"]
+    # The run's settings are recorded once, in config.json.
+    assert config["training"]["settings"] == dataclasses.asdict(TrainingSettings(**SETTINGS))
+    assert sorted(p.name for p in (out / "checkpoint").iterdir()) == ["state.npz"]
     model = load_model(out)
     assert model.predict_patches(np.full((1, 84, 84), 0.01)).shape == (1, 11)
 
@@ -67,6 +76,37 @@ def test_resume_refuses_a_different_run(tmp_path, small_images):
     changed = TrainingSettings(**dict(SETTINGS, batch_size=16))
     with pytest.raises(ValueError, match="differs from the checkpoint's in \\['settings'\\]"):
         train(small_images[:3], out, changed, validation_images=small_images[3:], progress=False, resume=True)
+
+
+def test_a_completed_run_is_found_before_any_image_is_read(tmp_path, small_images):
+    images = tmp_path / "images"
+    images.mkdir()
+    paths = [str(images / f"{index}.tif") for index in range(4)]
+    for source, target in zip(small_images, paths):
+        (images / Path(target).name).write_bytes(Path(source).read_bytes())
+    settings = TrainingSettings(**dict(SETTINGS, steps=3))
+    out = train(paths[:3], tmp_path / "model", settings, validation_images=paths[3:], progress=False)
+    for path in paths:  # reading any image now fails: the check must come first
+        Path(path).write_bytes(b"II*\x00 damaged")
+    with pytest.raises(TrainingError, match="already completed 3 of 3 steps"):
+        train(paths[:3], out, settings, validation_images=paths[3:], progress=False, resume=True)
+    with pytest.raises(TrainingError, match="already holds a training run"):
+        train(paths[:3], out, settings, validation_images=paths[3:], progress=False)
+    with pytest.raises(TrainingError, match="no checkpoint to resume from"):
+        train(paths[:3], tmp_path / "other", settings, validation_images=paths[3:], progress=False, resume=True)
+
+
+def test_a_version_1_run_resumes_from_its_config(tmp_path, small_images):
+    # Folders written before the run was recorded once (format 1, checkpoint/settings.json) still resume.
+    from test_model import as_version_1
+
+    settings = TrainingSettings(**SETTINGS)
+    out = train(small_images[:3], tmp_path / "model", settings, validation_images=small_images[3:], progress=False,
+                stop_after=3)
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps(as_version_1(config)))
+    train(small_images[:3], out, settings, validation_images=small_images[3:], progress=False, resume=True)
+    assert json.loads((out / "config.json").read_text())["training"]["completed_steps"] == 6
 
 
 def test_paper_architecture_trains_too(tmp_path, small_images):

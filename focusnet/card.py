@@ -1,0 +1,163 @@
+"""The model card (``README.md`` of a model folder), rendered from data.
+
+The card is made from two files and nothing else: ``config.json`` (what the
+model is and how it was trained) and, once the model is evaluated,
+``evaluation.json`` (written by ``focusnet evaluate --model DIR
+--write-card``). Re-rendering never parses a previous card.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .contract import CARD_FILE, EVALUATION_FILE, TRAINING_LOG_FILE, TRAINING_PLOT_FILE, WEIGHTS_FILE
+from .model import read_config
+
+#: How each real-image check is stated in the card.
+REAL_IMAGE_EXPECTATIONS = {"in_focus": ("Real in-focus images", "<= 1"),
+                           "out_of_focus": ("Real out-of-focus images", ">= 3")}
+
+
+def read_evaluation(directory):
+    """The model folder's ``evaluation.json``, or None when it has not been evaluated."""
+    path = Path(directory) / EVALUATION_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_evaluation(directory, evaluation: dict) -> Path:
+    """Write ``evaluation.json`` into a model folder and render its card again."""
+    path = Path(directory) / EVALUATION_FILE
+    path.write_text(json.dumps(evaluation, indent=2, default=float) + "\n")
+    write_model_card(directory)
+    return path
+
+
+def _percent(value) -> str:
+    return f"{value:.1%}"
+
+
+def _evaluation_section(evaluation, directory) -> list:
+    if evaluation is None:
+        return ["## Evaluation", "",
+                "Not evaluated yet. To evaluate it and write the figures into this card, run from the repository "
+                "root:", "", "```bash",
+                f"focusnet evaluate HELD_OUT_IN_FOCUS_IMAGES --model {directory} --write-card "
+                "[--sharp REAL_SHARP_DIR] [--out-of-focus REAL_BLURRED_DIR]", "```"]
+    simulated = evaluation["simulated"]
+    lines = [
+        "## Evaluation",
+        "",
+        f"Simulated defocus series (levels 0-10, seed {simulated['seed']}) of {len(simulated['images'])} in-focus "
+        f"images held out from training ({', '.join(f'`{Path(p).name}`' for p in simulated['images'])}), "
+        f"{simulated['num_predictions']} whole-image predictions:",
+        "",
+        "| condition | exact | within one |",
+        "|---|---|---|",
+        f"| as imaged | {_percent(simulated['exact_accuracy'])} | {_percent(simulated['within_one_accuracy'])} |",
+    ]
+    lines += [f"| {variant['name']} | {_percent(variant['exact_accuracy'])} | "
+              f"{_percent(variant['within_one_accuracy'])} |" for variant in simulated["variants"]]
+    worst = min(variant["within_one_accuracy"] for variant in simulated["variants"])
+    lines += [
+        "",
+        f"Largest loss of within-one accuracy under a camera change: "
+        f"{(simulated['within_one_accuracy'] - worst) * 100:.1f} points. Patches with certainty >= "
+        f"{simulated['patch_certainty_threshold']:g}: {_percent(simulated['patch_within_one_accuracy'])} within one "
+        f"level ({simulated['confident_patches']} patches).",
+        "",
+        f"Plots: {', '.join(f'`{plot}`' for plot in evaluation.get('plots', []))}.",
+        "",
+        "Confusion matrix (rows: true level, columns: predicted level):",
+        "",
+        "```",
+        *[" ".join(f"{count:2d}" for count in row) for row in simulated["confusion"]],
+        "```",
+    ]
+    for check in evaluation.get("real_images", []):
+        title, expectation = REAL_IMAGE_EXPECTATIONS[check["kind"]]
+        rows = check["images"]
+        passed = sum(row["as_expected"] for row in rows)
+        lines += ["", f"{title} (`{check['folder']}`), expected level {expectation}: {passed} of {len(rows)} as "
+                      "expected.", "", "| image | level | aggregate certainty |", "|---|---|---|"]
+        lines += [f"| `{row['image'][:48]}` | {row['defocus_level']} | {row['aggregate_certainty']:.2f} |"
+                  for row in rows]
+    lines += ["", f"Measured with focusnet {evaluation['focusnet_version']} on {evaluation['platform']}, with:", "",
+              "```bash", evaluation["command"], "```"]
+    return lines
+
+
+def _run_summary(training: dict, settings: dict) -> str:
+    if not {"steps", "batch_size", "learning_rate", "seed"} <= set(settings):
+        return f"Training settings not recorded (completed steps: {training.get('completed_steps', 0)})."
+    return (f"{training.get('completed_steps', 0)} of {settings['steps']} steps, batch {settings['batch_size']}, "
+            f"Adam, learning rate {settings['learning_rate']:g} with cosine decay, seed {settings['seed']}. "
+            f"Log: `{TRAINING_LOG_FILE}`, curves: `{TRAINING_PLOT_FILE}`.")
+
+
+def render_card(directory) -> str:
+    """The model card's markdown, from the folder's ``config.json`` and ``evaluation.json``."""
+    directory = Path(directory)
+    config = read_config(directory)
+    training = config["training"]
+    settings = training.get("settings", {})
+    optics = config["simulator"]["optics"]
+    augmentation = config["simulator"].get("augmentation", {})
+    with np.load(directory / WEIGHTS_FILE) as weights:
+        parameters = sum(int(np.prod(weights[name].shape)) for name in weights.files)
+    lines = [
+        f"# focusnet model: {directory.name}",
+        "",
+        f"Architecture `{config['architecture']}` ({parameters:,} parameters, "
+        f"{(directory / WEIGHTS_FILE).stat().st_size / 1e6:.2f} MB of weights), model format "
+        f"{config['format_version']}, focusnet {config['focusnet_version']}. Input: {config['patch_size']}x"
+        f"{config['patch_size']} patches of raw counts / {config['input_scale']:g}; output: probabilities of "
+        f"{config['num_levels']} defocus levels (level L = {optics['z_step_um']:g} L um from focus).",
+        "",
+        "## Training data",
+        "",
+        "In-focus images only, degraded on the fly by the focusnet simulator (Born & Wolf PSF, wavelength "
+        f"{optics['wavelength_um']} um, NA {optics['numerical_aperture']}, n {optics['refractive_index']}, "
+        f"{optics['pixel_size_um']} um pixels), with gain log-uniform in {augmentation.get('gain_range')} and offset "
+        f"log-uniform in {augmentation.get('offset_range')} counts, Poisson noise, flips and rotations.",
+        "",
+        "Training images:",
+        "",
+        *[f"- `{Path(p).name}`" for p in training.get("images", [])],
+        "",
+        "Held out (validation during training, and evaluation):",
+        "",
+        *[f"- `{Path(p).name}`" for p in training.get("validation_images", [])],
+        "",
+        _run_summary(training, settings),
+        "",
+        "## Reproduce",
+        "",
+        "From the repository root, in the environment `make env` builds (relative paths are as given), training:",
+        "",
+        "```bash",
+        training.get("command") or "(command not recorded)",
+        "```",
+        "",
+        *_evaluation_section(read_evaluation(directory), directory),
+        "",
+        "## Known limits",
+        "",
+        f"- Trained on simulated defocus of nuclear stains (Hoechst/DAPI) at about {optics['pixel_size_um']} um per "
+        "pixel; other magnifications, stains or textures may be measured less accurately.",
+        f"- Levels are absolute only for optics similar to the simulated ones (NA {optics['numerical_aperture']}, "
+        f"{optics['wavelength_um'] * 1000:g} nm emission); a higher NA blurs faster per micrometre of defocus.",
+        "- Patches showing only background carry little information: they get low certainty and little "
+        "weight in the whole-image answer, and an image with no structure at all is uncertain.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_model_card(directory) -> Path:
+    """Render ``README.md`` of a model folder from its data (see :func:`render_card`)."""
+    path = Path(directory) / CARD_FILE
+    path.write_text(render_card(directory))
+    return path

@@ -1,0 +1,92 @@
+"""The numbers and names every part of focusnet must agree on, defined once.
+
+The library, the exporter, the CellProfiler plugin, the Fiji script's
+documentation and the tests import them from here. This module imports
+nothing but the standard library, so anything (a CellProfiler plugin, a test
+helper) can read it cheaply.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# --- the classifier ---------------------------------------------------------------------------
+
+#: Side of the square patches the classifier judges, in pixels.
+PATCH_SIZE = 84
+#: Defocus levels 0 (in focus) to NUM_LEVELS - 1.
+NUM_LEVELS = 11
+LEVELS = tuple(range(NUM_LEVELS))
+#: Network input is raw counts divided by this (Fiji feeds 16-bit pixels / 65535).
+INPUT_SCALE = 65535.0
+#: What the network's first step does to each patch (recorded in every model's config).
+PREPROCESSING = "log(1 + counts - patch minimum) - patch mean"
+
+# --- model folders (focusnet.model) -----------------------------------------------------------
+
+MODEL_FORMAT = "focusnet-model"
+#: Version 2 keeps the run's settings once, in config["training"]["settings"] (version 1 spread
+#: them over config["training"] and checkpoint/settings.json).
+MODEL_FORMAT_VERSION = 2
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.npz"
+CARD_FILE = "README.md"
+#: The evaluation figures the model card is rendered from.
+EVALUATION_FILE = "evaluation.json"
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_STATE_FILE = "state.npz"
+TRAINING_LOG_FILE = "training_log.csv"
+TRAINING_PLOT_FILE = "training.png"
+
+# --- bundles: the SavedModel that Fiji, CellProfiler and `focusnet predict --model` load ------
+
+BUNDLE_FORMAT = "focusnet-bundle"
+BUNDLE_FORMAT_VERSION = 1
+MANIFEST_FILE = "focusnet.json"
+SAVED_MODEL_FILE = "saved_model.pb"
+VARIABLES_DIR = "variables"
+#: The MetaGraph tag Fiji's "Microscope Image Focus Quality" plugin loads.
+BUNDLE_TAG = "inference"
+BUNDLE_SIGNATURE = "serving_default"
+BUNDLE_INPUT_KEY = "input"
+BUNDLE_PROBABILITIES_KEY = "probabilities"
+BUNDLE_PATCHES_KEY = "patches"
+BUNDLE_OUTPUT_KEYS = (BUNDLE_PROBABILITIES_KEY, BUNDLE_PATCHES_KEY)
+#: How the manifest describes the signature's tensors.
+BUNDLE_INPUT_SPEC = {"key": BUNDLE_INPUT_KEY, "dtype": "float32", "shape": [f"rows*{PATCH_SIZE}", f"cols*{PATCH_SIZE}"],
+                     "values": f"raw counts / {INPUT_SCALE:g}"}
+BUNDLE_OUTPUT_SPECS = {BUNDLE_PROBABILITIES_KEY: ["N", NUM_LEVELS],
+                       BUNDLE_PATCHES_KEY: ["N", PATCH_SIZE, PATCH_SIZE, 1]}
+
+# --- shipped models ---------------------------------------------------------------------------
+
+_MODELS = Path(__file__).resolve().parent / "models"
+#: The model folder shipped inside the package, used when no model is given.
+SHIPPED_MODEL_DIR = _MODELS / "default"
+#: The shipped model exported as a bundle: the CellProfiler plugin's default.
+SHIPPED_BUNDLE = _MODELS / "default-bundle.zip"
+
+# --- results: `focusnet predict`'s CSV files --------------------------------------------------
+
+PROBABILITY_COLUMNS = [f"prob_{level}" for level in LEVELS]
+IMAGE_COLUMNS = ["image", "defocus_level", "mean_certainty", "aggregate_certainty"] + PROBABILITY_COLUMNS + [
+    "patches"]
+PATCH_COLUMNS = ["image", "row", "col", "y", "x", "defocus_level", "certainty"] + PROBABILITY_COLUMNS
+
+# --- results: the CellProfiler module's measurements ------------------------------------------
+
+MEASUREMENT_CATEGORY = "ImageFocus"
+FEATURE_DEFOCUS_LEVEL = "DefocusLevel"
+FEATURE_MEAN_CERTAINTY = "MeanCertainty"
+FEATURE_AGGREGATE_CERTAINTY = "AggregateCertainty"
+FEATURE_PATCH_COUNT = "PatchCount"
+FEATURE_PROBABILITIES = [f"ProbabilityLevel{level}" for level in LEVELS]
+FEATURES = [FEATURE_DEFOCUS_LEVEL, FEATURE_MEAN_CERTAINTY, FEATURE_AGGREGATE_CERTAINTY] + FEATURE_PROBABILITIES + [
+    FEATURE_PATCH_COUNT]
+
+# --- citation ---------------------------------------------------------------------------------
+
+PAPER_DOI = "10.1186/s12859-018-2087-4"
+PAPER_CITATION = ("Yang SJ, Berndl M, Ando DM, Barch M, Narayanaswamy A, Christiansen E, Hoyer S, Roat C, Hung J, "
+                  "Rueden CT, Shankar A, Finkbeiner S, Nelson P (2018) \"Assessing microscope image focus quality "
+                  "with deep learning.\" BMC Bioinformatics 19:77")

@@ -1,0 +1,103 @@
+"""Batch prediction as library code: paths in, one result per image, CSV rows out."""
+
+import csv
+import io
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import EXAMPLES, REPO
+from focusnet import contract
+from focusnet.batch import image_row, patch_rows, predict_paths
+from focusnet.cli import main
+from focusnet.errors import ImageFormatError, InputNotFoundError, ModelError, UnmeasurableImageError
+from focusnet.inference import predict_image
+from focusnet.loader import load_model
+
+EXPECTED = REPO / "tests" / "data" / "expected"
+
+
+@pytest.fixture
+def mixed_folder(tmp_path):
+    """Two real images and three that cannot be measured."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in EXAMPLES.glob("*.tif"):
+        shutil.copy(path, folder / path.name)
+    tifffile.imwrite(folder / "a_tiny.tif", np.ones((50, 50), np.uint16))
+    tifffile.imwrite(folder / "b_constant.tif", np.full((200, 200), 7, np.uint16))
+    (folder / "c_broken.tif").write_bytes(b"II*\x00 not really a tiff")
+    return folder
+
+
+def test_each_image_gets_a_prediction_or_a_reason(mixed_folder, random_model_dir):
+    results = list(predict_paths([mixed_folder], random_model_dir))
+    by_name = {result.path.rsplit("/", 1)[-1]: result for result in results}
+    assert [r.path for r in results] == sorted(r.path for r in results)
+    assert isinstance(by_name["a_tiny.tif"].error, UnmeasurableImageError)
+    assert isinstance(by_name["b_constant.tif"].error, UnmeasurableImageError)
+    assert isinstance(by_name["c_broken.tif"].error, ImageFormatError)
+    assert "c_broken.tif" in by_name["c_broken.tif"].reason
+    measured = [r for r in results if r.measured]
+    assert len(measured) == 2 and all(r.error is None and r.reason == "" for r in measured)
+    expected = predict_image(measured[0].image, load_model(random_model_dir))
+    np.testing.assert_array_equal(measured[0].prediction.distribution, expected.distribution)
+
+
+def test_a_file_that_vanishes_mid_batch_is_one_result_with_a_reason(mixed_folder, random_model_dir):
+    results = predict_paths([mixed_folder], random_model_dir)
+    first = next(results)
+    (mixed_folder / "b_constant.tif").unlink()
+    rest = list(results)
+    assert first.path.endswith("BBBC006_z_aligned__a07__s1__w1_10.tif")
+    vanished = [r for r in rest if r.path.endswith("b_constant.tif")]
+    assert len(vanished) == 1 and isinstance(vanished[0].error, FileNotFoundError)
+    assert sum(r.measured for r in rest) == 1
+
+
+def test_bad_arguments_are_raised_before_measuring(tmp_path, random_model_dir):
+    with pytest.raises(InputNotFoundError, match="no such file"):
+        predict_paths([tmp_path / "missing.tif"], random_model_dir)
+    with pytest.raises(ModelError, match="model folder not found"):
+        predict_paths([EXAMPLES], tmp_path / "no-model")
+
+
+def test_rows_follow_the_contract(mixed_folder, random_model_dir):
+    results = list(predict_paths([mixed_folder], random_model_dir))
+    for result in results:
+        row = image_row(result)
+        assert len(row) == len(contract.IMAGE_COLUMNS) and row[0] == result.path
+        patches = list(patch_rows(result))
+        if result.measured:
+            assert row[-1] == str(result.prediction.num_patches) == str(len(patches))
+            assert all(len(p) == len(contract.PATCH_COLUMNS) for p in patches)
+            assert float(row[contract.IMAGE_COLUMNS.index("aggregate_certainty")]) == pytest.approx(
+                result.prediction.aggregate_certainty, abs=1e-8)
+        else:
+            assert row[1:-1] == ["nan"] * (len(row) - 2) and row[-1] == "0" and patches == []
+
+
+def read_rows(text):
+    return list(csv.reader(io.StringIO(text)))
+
+
+def test_predict_on_the_examples_gives_the_csvs_it_always_gave(tmp_path, monkeypatch):
+    # The shipped model on the example images, as the README's quick start runs it, against the CSVs
+    # written before the code was reshaped: byte for byte with the pinned TensorFlow 2.15.1 of the main
+    # environment; other TensorFlow versions round the last digits differently.
+    monkeypatch.chdir(REPO)
+    out, patches = tmp_path / "focus.csv", tmp_path / "patches.csv"
+    assert main(["predict", "examples/images", "--csv", str(out), "--patches-csv", str(patches)]) == 0
+    for written, expected in ((out, EXPECTED / "examples_focus.csv"), (patches, EXPECTED / "examples_patches.csv")):
+        import tensorflow
+
+        if tensorflow.__version__ == "2.15.1" and sys.version_info[:2] == (3, 9):
+            assert written.read_bytes() == expected.read_bytes()
+        got, want = read_rows(written.read_text()), read_rows(expected.read_text())
+        assert len(got) == len(want) and got[0] == want[0]
+        for got_row, want_row in zip(got[1:], want[1:]):
+            assert got_row[0] == want_row[0]
+            np.testing.assert_allclose([float(v) for v in got_row[1:]], [float(v) for v in want_row[1:]], atol=1e-6)

@@ -1,0 +1,75 @@
+"""Model cards are rendered from data: config.json and evaluation.json."""
+
+import json
+import shutil
+
+import pytest
+
+from conftest import HELD_OUT_IN_FOCUS
+from focusnet.card import render_card, write_evaluation, write_model_card
+from focusnet.cli import main
+from focusnet.contract import CARD_FILE, EVALUATION_FILE, SHIPPED_MODEL_DIR
+from focusnet.evaluate import check_real_images, evaluate, evaluation_record
+from focusnet.images import read_image, write_tiff
+
+
+@pytest.fixture
+def model_copy(tmp_path, random_model_dir):
+    target = tmp_path / "model"
+    shutil.copytree(random_model_dir, target)
+    return target
+
+
+def test_the_shipped_card_is_what_its_data_renders():
+    assert (SHIPPED_MODEL_DIR / CARD_FILE).read_text() == render_card(SHIPPED_MODEL_DIR)
+    evaluation = json.loads((SHIPPED_MODEL_DIR / EVALUATION_FILE).read_text())
+    # The card names the command that wrote its evaluation, and that command writes cards.
+    assert evaluation["command"].startswith("focusnet evaluate ") and "--write-card" in evaluation["command"]
+    assert evaluation["command"] in render_card(SHIPPED_MODEL_DIR)
+
+
+def test_an_unevaluated_card_names_the_command_that_evaluates_it(model_copy):
+    card = write_model_card(model_copy).read_text()
+    assert "Not evaluated yet" in card
+    assert f"focusnet evaluate HELD_OUT_IN_FOCUS_IMAGES --model {model_copy} --write-card" in card
+
+
+def test_rendering_never_reads_the_previous_card(model_copy):
+    (model_copy / CARD_FILE).write_text("## Evaluation\n\nstale figures\n## Known limits\n")
+    write_model_card(model_copy)
+    card = (model_copy / CARD_FILE).read_text()
+    assert "stale figures" not in card and card == render_card(model_copy)
+
+
+@pytest.mark.slow
+def test_evaluation_figures_reach_the_card(tmp_path, model_copy):
+    crop = tmp_path / "crop.tif"
+    write_tiff(crop, read_image(HELD_OUT_IN_FOCUS)[:168, :252])
+    result = evaluate([crop], model=model_copy, progress=False)
+    checks = [check_real_images([crop], "in_focus", model_copy)]
+    write_evaluation(model_copy, evaluation_record(result, checks, ["evaluation/confusion.png"], "focusnet evaluate X"))
+    card = (model_copy / CARD_FILE).read_text()
+    stored = json.loads((model_copy / EVALUATION_FILE).read_text())
+    assert stored["simulated"]["num_predictions"] == 11 and "records" not in stored["simulated"]
+    assert f"| as imaged | {result['exact_accuracy']:.1%} |" in card
+    for camera in ("gain x0.2", "gain x5", "offset +100", "offset +1000"):
+        assert f"| {camera} |" in card
+    assert "Real in-focus images" in card and "`crop.tif`" in card and "focusnet evaluate X" in card
+
+
+@pytest.mark.slow
+def test_the_evaluate_command_writes_the_card(tmp_path, model_copy):
+    crop = tmp_path / "crop.tif"
+    write_tiff(crop, read_image(HELD_OUT_IN_FOCUS)[:168, :252])
+    arguments = ["evaluate", str(crop), "--model", str(model_copy), "--sharp", str(crop), "--write-card"]
+    assert main(arguments) == 0
+    evaluation = json.loads((model_copy / EVALUATION_FILE).read_text())
+    assert evaluation["command"] == "focusnet " + " ".join(arguments)
+    assert evaluation["plots"] == ["evaluation/confusion.png", "evaluation/certainty.png"]
+    assert (model_copy / "evaluation" / "confusion.png").is_file()
+    assert evaluation["command"] in (model_copy / CARD_FILE).read_text()
+
+
+def test_write_card_needs_a_model_folder(tmp_path, capsys):
+    assert main(["evaluate", str(HELD_OUT_IN_FOCUS), "--write-card"]) == 1
+    assert "--write-card needs --model MODEL_DIR" in capsys.readouterr().err
