@@ -44,6 +44,7 @@ from common import (  # noqa: E402
     in_focus_sources,
     quality_module,
 )
+from focusnet.contract import LEVELS  # noqa: E402
 from focusnet.simulate import AS_IMAGED, CAMERA_VARIANTS  # noqa: E402
 
 # The shared camera variants, less offset +100 (offset +1000 is the harder case), to keep the run short.
@@ -250,7 +251,7 @@ def save_plots(records, fscores, real_fscores, methods, out):
 
     figure, axes = plt.subplots(1, len(CLASSIC_METRICS) + 1, figsize=(15, 3.2))
     base = [r for r in records if r["condition"] == "as imaged"]
-    levels = np.arange(11)
+    levels = np.array(LEVELS)
     for axis, metric in zip(axes, list(CLASSIC_METRICS) + ["focusnet_level"]):
         by_series = {}
         for r in base:

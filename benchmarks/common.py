@@ -61,7 +61,9 @@ def workspace_for(module, counts):
     pipeline.add_module(module)
     image_set_list = ImageSetList()
     image_set = image_set_list.get_image_set(0)
-    image_set.add("DNA", Image(np.asarray(counts, float) / 65535.0, scale=65535))
+    from focusnet.contract import INPUT_SCALE
+
+    image_set.add("DNA", Image(np.asarray(counts, float) / INPUT_SCALE, scale=INPUT_SCALE))
     return Workspace(pipeline, module, image_set, ObjectSet(), Measurements(), image_set_list)
 
 
@@ -97,18 +99,19 @@ def in_focus_sources(held_out_only=True):
 
 def tiled_image(height, width, sources, seed=0):
     """A 16-bit image of the given size built from 84 x 84 tiles of real images."""
+    from focusnet.contract import PATCH_SIZE as P
     from focusnet.images import read_image
 
     rng = np.random.default_rng(seed)
     images = [read_image(p).astype(np.uint16) for p in sources]
     out = np.empty((height, width), np.uint16)
-    for y in range(0, height, 84):
-        for x in range(0, width, 84):
+    for y in range(0, height, P):
+        for x in range(0, width, P):
             source = images[rng.integers(len(images))]
-            sy = rng.integers(0, source.shape[0] - 84 + 1)
-            sx = rng.integers(0, source.shape[1] - 84 + 1)
-            tile = source[sy:sy + 84, sx:sx + 84]
-            out[y:y + 84, x:x + 84] = tile[:min(84, height - y), :min(84, width - x)]
+            sy = rng.integers(0, source.shape[0] - P + 1)
+            sx = rng.integers(0, source.shape[1] - P + 1)
+            tile = source[sy:sy + P, sx:sx + P]
+            out[y:y + P, x:x + P] = tile[:min(P, height - y), :min(P, width - x)]
     return out
 
 

@@ -6,6 +6,7 @@ Usage: python benchmarks/simulator.py
 import sys
 from pathlib import Path
 
+from focusnet.contract import LEVELS
 from focusnet.images import read_image
 from focusnet.optics import Optics, _cached_kernels, psf_kernels
 from focusnet.simulate import blur_levels, simulate_series
@@ -21,7 +22,7 @@ def main():
 
     def fresh_psf_set():
         _cached_kernels.cache_clear()
-        psf_kernels(range(11), Optics())
+        psf_kernels(LEVELS, Optics())
 
     image = read_image(IMAGE)
     kernels = psf_kernels()

@@ -48,6 +48,7 @@ from common import (  # noqa: E402
     random_model,
     tiled_image,
 )
+from focusnet.contract import PATCH_SIZE  # noqa: E402
 
 SIZES = ((520, 696), (2048, 2048), (8192, 8192))
 SMOKE_SIZES = ((168, 252),)
@@ -167,7 +168,7 @@ def main():
             "measureimagequality_s": lambda image=image: classic_metrics(module, image),
             "plls_s": lambda image=image: power_log_log_slope_only(module, image),
         }, repeats)
-        row = {"size": f"{width}x{height}", "patches": (height // 84) * (width // 84), **seconds,
+        row = {"size": f"{width}x{height}", "patches": (height // PATCH_SIZE) * (width // PATCH_SIZE), **seconds,
                **{f"focusnet_{key}": value for key, value in focusnet_memory(height, width).items()}}
         rows.append(row)
         print(f"{row['size']}: focusnet {row['focusnet_s']:.3f} s, paper architecture {row['paper_arch_s']:.3f} s, "

@@ -216,7 +216,7 @@ def load_bundle(path) -> BundleModel:
     path = Path(path)
     if not path.exists():
         raise BundleError(f"{path}: bundle not found")
-    return MODEL_CACHE.get(path, _load_bundle, missing_error=BundleError)
+    return MODEL_CACHE.get(path, _load_bundle)
 
 
 def zip_bundle_folder(folder, zip_path) -> Path:

@@ -104,7 +104,9 @@ def upgrade_config(config: dict, where) -> dict:
         or one no upgrade starts from.
     """
     version = config.get("format_version")
-    if isinstance(version, int) and not isinstance(version, bool) and version > MODEL_FORMAT_VERSION:
+    if type(version) is not int:  # noqa: E721 - neither True nor 1.0 is a version
+        raise ModelError(f"{where}: model format version {version!r} is not a whole number")
+    if version > MODEL_FORMAT_VERSION:
         raise ModelError(f"{where}: model format version {version} is newer than focusnet {__version__} reads "
                          f"(up to {MODEL_FORMAT_VERSION}); update focusnet")
     config = copy.deepcopy(config)
@@ -190,35 +192,57 @@ class PatchClassifier:
         return np.concatenate(outputs).astype(np.float64)
 
 
-def file_signature(path: Path, missing_error=ModelError) -> tuple:
+def file_signature(path: Path, names=None) -> tuple:
     """Names, sizes and modification times of a model's files: any change on disk means a new check.
 
     Cheap enough to run on every call (callers such as a CellProfiler module ask
     for the model once per image set), unlike reading and hashing the files.
+
+    Parameters
+    ----------
+    path : Path
+        A file, or a folder.
+    names : iterable of str, optional
+        For a folder, the files that make the model (others, such as logs,
+        plots or a training run's temporary files, may come and go);
+        default: every file below it.
     """
-    path = Path(path)
-    if not path.exists():
-        raise missing_error(f"{path}: not found")
-    items = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return tuple((p.relative_to(path).as_posix() if p != path else p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                 for p in items)
+    if path.is_file():
+        items = [(path.name, path)]
+    elif names is not None:
+        items = [(name, path / name) for name in names]
+    else:
+        items = [(p.relative_to(path).as_posix(), p) for p in sorted(path.rglob("*")) if p.is_file()]
+    signature = []
+    for name, item in items:
+        try:
+            status = item.stat()
+        except OSError:  # absent (or vanished while listed): the loader says what is missing
+            signature.append((name, None, None))
+            continue
+        signature.append((name, status.st_size, status.st_mtime_ns))
+    return tuple(signature)
 
 
 class ModelCache:
-    """One loaded instance per model and state on disk, shared by every caller in a process."""
+    """One loaded model per path, shared by every caller in a process, checked again when its files change."""
 
     def __init__(self):
         self._models = {}
         self._lock = threading.Lock()
 
-    def get(self, path: Path, load, missing_error=ModelError):
-        """The cached model at ``path``, or ``load(path)`` when new or changed on disk."""
+    def get(self, path: Path, load, names=None):
+        """The cached model at ``path``, or ``load(path)`` when new or changed on disk.
+
+        ``names`` selects the files that make a folder's model (see :func:`file_signature`).
+        """
         path = Path(path).resolve()
-        key = (str(path), file_signature(path, missing_error))
+        signature = file_signature(path, names)
         with self._lock:
-            if key not in self._models:
-                self._models[key] = load(path)
-            return self._models[key]
+            cached = self._models.get(str(path))
+            if cached is None or cached[0] != signature:
+                self._models[str(path)] = (signature, load(path))  # replaces the stale one
+            return self._models[str(path)][1]
 
     def clear(self):
         with self._lock:

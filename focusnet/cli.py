@@ -152,7 +152,7 @@ def _command_train(arguments) -> int:
     out = train(arguments.images, arguments.out, settings, validation_images=arguments.validation or (),
                 optics=_optics_from_arguments(arguments), resume=arguments.resume, command=command,
                 stop_after=arguments.stop_after)
-    print(f"model written to {out} (card: {out / 'README.md'}, curves: {out / 'training.png'})")
+    print(f"model written to {out} (card: {out / contract.CARD_FILE}, curves: {out / contract.TRAINING_PLOT_FILE})")
     return 0
 
 
@@ -210,26 +210,30 @@ def _command_evaluate(arguments) -> int:
     import json
     import shlex
 
-    from .card import write_evaluation
-    from .contract import CARD_FILE
-    from .evaluate import check_real_images, evaluate, evaluation_record, save_evaluation_plots
-    from .loader import load_model
+    from .card import evaluate_model_folder
+    from .evaluate import check_real_images, evaluate, save_evaluation_plots
 
-    model = load_model(arguments.model)
-    if arguments.write_card and not (arguments.model and (Path(arguments.model) / contract.CONFIG_FILE).is_file()):
-        raise InvalidParameterError("--write-card needs --model MODEL_DIR, a model folder (the card is its README.md)")
-    result = evaluate(arguments.paths, model=model, seed=arguments.seed)
-    checks = [check_real_images([folder], kind, model) for kind, folder in
-              (("in_focus", arguments.sharp), ("out_of_focus", arguments.out_of_focus)) if folder]
+    if arguments.write_card:
+        if not (arguments.model and (Path(arguments.model) / contract.CONFIG_FILE).is_file()):
+            raise InvalidParameterError("--write-card needs --model MODEL_DIR, a model folder (the card is its "
+                                        "README.md)")
+        command = "focusnet " + " ".join(shlex.quote(a) for a in arguments.argv)
+        record = evaluate_model_folder(arguments.model, arguments.paths, arguments.sharp, arguments.out_of_focus,
+                                       seed=arguments.seed, command=command)
+        result, checks = record["simulated"], record["real_images"]
+        plots = [Path(arguments.model) / plot for plot in record["plots"]]
+    else:
+        result = evaluate(arguments.paths, model=arguments.model, seed=arguments.seed)
+        checks = [check_real_images([folder], kind, arguments.model) for kind, folder in
+                  (("in_focus", arguments.sharp), ("out_of_focus", arguments.out_of_focus)) if folder]
+        plots = save_evaluation_plots(result, arguments.plots) if arguments.plots else []
     summary = {key: value for key, value in result.items() if key != "records"}
-    plots_dir = arguments.plots or (Path(arguments.model) / "evaluation" if arguments.write_card else None)
-    plots = save_evaluation_plots(result, plots_dir) if plots_dir else []
-    text = json.dumps(dict(summary, real_images=checks), indent=2)
+    out = sys.stderr if arguments.json == "-" else sys.stdout
     if arguments.json == "-":
-        print(text)
+        print(json.dumps(dict(summary, real_images=checks), indent=2))
     else:
         if arguments.json:
-            Path(arguments.json).write_text(text + "\n")
+            Path(arguments.json).write_text(json.dumps(dict(summary, real_images=checks), indent=2) + "\n")
         print(f"{result['num_predictions']} predictions on {len(result['images'])} images: "
               f"exact {result['exact_accuracy']:.1%}, within one {result['within_one_accuracy']:.1%}, "
               f"confident patches within one {result['patch_within_one_accuracy']:.1%}")
@@ -240,15 +244,11 @@ def _command_evaluate(arguments) -> int:
             passed = sum(row["as_expected"] for row in check["images"])
             print(f"  real {check['kind'].replace('_', '-')} images ({check['folder']}): {passed} of "
                   f"{len(check['images'])} as expected")
-    out = sys.stderr if arguments.json == "-" else sys.stdout
     for path in plots:
         print(f"plot: {path}", file=out)
     if arguments.write_card:
-        model_dir = Path(arguments.model)
-        command = "focusnet " + " ".join(shlex.quote(a) for a in arguments.argv)
-        write_evaluation(model_dir, evaluation_record(
-            result, checks, [Path(p).relative_to(model_dir).as_posix() for p in plots], command))
-        print(f"model card: {model_dir / CARD_FILE} (from {model_dir / contract.EVALUATION_FILE})", file=out)
+        print(f"model card: {Path(arguments.model) / contract.CARD_FILE} (from "
+              f"{Path(arguments.model) / contract.EVALUATION_FILE})", file=out)
     return 0
 
 
@@ -259,7 +259,7 @@ def _command_export(arguments) -> int:
     kind = "zip" if out.suffix.lower() == ".zip" else "folder"
     print(f"bundle ({kind}) written to {out}")
     if kind == "zip":
-        print("Fiji: unzip it into Fiji.app/models/microscope-image-quality/ (see the README, 'Fiji').")
+        print("Fiji: unzip it into Fiji.app/models/microscope-image-quality/ (see docs/fiji.md).")
     return 0
 
 
@@ -298,7 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_optics_arguments(simulate)
     simulate.set_defaults(handler=_command_simulate)
 
+    from .evaluate import PATCH_CERTAINTY_THRESHOLD
     from .network import ARCHITECTURES
+    from .simulate import CAMERA_VARIANTS
 
     train = commands.add_parser(
         "train",
@@ -358,14 +360,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="accuracy on simulated defocus series of in-focus images",
         description="Synthesise every level 0-10 from each in-focus image (fixed seed), predict, and report "
         "image-level exact and within-one accuracy, the confusion matrix, patch-level within-one accuracy "
-        "(patches with certainty >= 0.5), and the same under gain x0.2, x5 and offsets +100, +1000. "
+        f"(patches with certainty >= {PATCH_CERTAINTY_THRESHOLD:g}), and the same under each camera change: "
+        + ", ".join(camera.name for camera in CAMERA_VARIANTS) + ". "
         "Only give images the model was not trained on.",
     )
     evaluate.add_argument("paths", nargs="+", metavar="PATH", help="in-focus images, folders or globs")
     evaluate.add_argument("--model", metavar="DIR", help="model folder or bundle (default: the shipped model)")
     evaluate.add_argument("--json", metavar="OUT.json", help="write the results as JSON ('-': standard output)")
-    evaluate.add_argument("--plots", metavar="DIR", help="write confusion.png and certainty.png (default with "
-                          "--write-card: MODEL_DIR/evaluation)")
+    evaluate.add_argument("--plots", metavar="DIR", help="write confusion.png and certainty.png (with "
+                          "--write-card they go to MODEL_DIR/evaluation)")
     evaluate.add_argument("--sharp", metavar="DIR", help="also measure real in-focus images (expected level <= 1)")
     evaluate.add_argument("--out-of-focus", metavar="DIR",
                           help="also measure real out-of-focus images (expected level >= 3)")
@@ -403,7 +406,7 @@ def main(argv=None) -> int:
 
     try:
         return arguments.handler(arguments)
-    except FocusnetError as error:
+    except (FocusnetError, OSError) as error:  # OSError: an output that cannot be written, a full disk
         print(f"focusnet {arguments.command}: error: {error}", file=sys.stderr)
         return 1
 

@@ -150,6 +150,10 @@ def save_evaluation_plots(result: dict, directory) -> list:
     return [confusion_path, certainty_path]
 
 
+#: Real images whose focus is known only roughly: the level each kind must have.
+REAL_IMAGE_EXPECTATIONS = {"in_focus": ("<=", 1), "out_of_focus": (">=", 3)}
+
+
 def check_real_images(paths, kind: str, model=None) -> dict:
     """Whole-image levels of real images whose focus is known only roughly, with no tuning.
 
@@ -159,7 +163,7 @@ def check_real_images(paths, kind: str, model=None) -> dict:
         Files, folders or globs of real images.
     kind : {'in_focus', 'out_of_focus'}
         Sharp images are expected at level <= 1, real out-of-focus images at
-        level >= 3.
+        level >= 3 (:data:`REAL_IMAGE_EXPECTATIONS`).
     model : optional
         Default: the shipped model.
 
@@ -169,7 +173,11 @@ def check_real_images(paths, kind: str, model=None) -> dict:
         ``kind``, ``folder`` (the arguments as given) and ``images``: one
         ``{image, defocus_level, aggregate_certainty, as_expected}`` each.
     """
-    expected = {"in_focus": lambda level: level <= 1, "out_of_focus": lambda level: level >= 3}[kind]
+    comparison, limit = REAL_IMAGE_EXPECTATIONS[kind]
+
+    def expected(level):
+        return level <= limit if comparison == "<=" else level >= limit
+
     model = load_model(model)
     rows = []
     for path in find_images(paths):
@@ -180,13 +188,17 @@ def check_real_images(paths, kind: str, model=None) -> dict:
     return {"kind": kind, "folder": " ".join(str(p) for p in paths), "images": rows}
 
 
-def evaluation_record(result: dict, real_image_checks=(), plots=(), command: str = "") -> dict:
-    """What a model folder's ``evaluation.json`` holds: the figures its card is rendered from."""
+def evaluation_record(result: dict, real_image_checks=(), plots=(), command: str = "", weights_sha256=None) -> dict:
+    """What a model folder's ``evaluation.json`` holds: the figures its card is rendered from.
+
+    ``weights_sha256`` ties the figures to the weights they were measured with.
+    """
     import platform
 
     from . import __version__
 
     return {"command": command, "focusnet_version": __version__,
             "platform": f"Python {platform.python_version()}, {platform.machine()}",
-            "simulated": {key: value for key, value in result.items() if key != "records"},
+            "weights_sha256": weights_sha256,
+            "simulated": {key: value for key, value in result.items() if key not in ("records", "model")},
             "real_images": list(real_image_checks), "plots": [str(p) for p in plots]}

@@ -131,7 +131,7 @@ def to_counts(image, scale=None, name: str = "image") -> np.ndarray:
                                     "raw counts")
     # uint8/uint16 pixels are in range by type; only other integer types need a scan.
     if image.dtype not in (np.uint8, np.uint16) and (image.min() < 0 or image.max() > INPUT_SCALE):
-        raise ImageFormatError(f"{name}: integer pixels must be raw counts in [0, 65535], "
+        raise ImageFormatError(f"{name}: integer pixels must be raw counts in [0, {INPUT_SCALE:g}], "
                                f"found [{image.min()}, {image.max()}]")
     return image
 

@@ -146,4 +146,8 @@ def load_model_folder(directory) -> FocusModel:
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelError(f"{directory}: model folder not found")
-    return MODEL_CACHE.get(directory, _load_folder)
+    try:
+        weights_file = json.loads((directory / CONFIG_FILE).read_text())["weights"]["file"]
+    except (OSError, ValueError, KeyError, TypeError):
+        weights_file = WEIGHTS_FILE  # _load_folder says what is wrong with the config
+    return MODEL_CACHE.get(directory, _load_folder, names=(CONFIG_FILE, str(weights_file)))

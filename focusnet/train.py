@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .classifier import make_config
-from .contract import CHECKPOINT_DIR, CHECKPOINT_STATE_FILE, TRAINING_LOG_FILE, TRAINING_PLOT_FILE
+from .contract import CHECKPOINT_DIR, CHECKPOINT_STATE_FILE, CONFIG_FILE, TRAINING_LOG_FILE, TRAINING_PLOT_FILE
 from .data import fixed_validation_set, prepare_source, sample_batch
 from .errors import InvalidParameterError, ModelError, TrainingError
 from .images import find_images, read_image
@@ -88,8 +88,18 @@ def plan_run(images, settings: TrainingSettings, validation_images=(), optics: O
     return TrainingRun(settings, optics, train_paths, validation_paths)
 
 
+#: Where format-1 folders kept a copy of the run (read only when their config.json is missing).
+_FORMAT_1_RUN_FILE = Path(CHECKPOINT_DIR) / "settings.json"
+
+
 def recorded_run(out) -> dict:
     """The run recorded in a model folder's ``config.json``, in :meth:`TrainingRun.record`'s form."""
+    out = Path(out)
+    if not (out / CONFIG_FILE).is_file() and (out / _FORMAT_1_RUN_FILE).is_file():
+        # A format-1 run stopped between its first checkpoint and its first config.
+        import json
+
+        return json.loads((out / _FORMAT_1_RUN_FILE).read_text())
     try:
         config = read_config(out)
     except ModelError as error:
@@ -104,8 +114,12 @@ def checkpoint_step(out) -> int | None:
     path = Path(out) / CHECKPOINT_DIR / CHECKPOINT_STATE_FILE
     if not path.is_file():
         return None
-    with np.load(path) as state:
-        return int(state["step"])
+    try:
+        with np.load(path) as state:
+            return int(state["step"])
+    except Exception as error:  # numpy raises several types for damaged archives
+        raise TrainingError(f"{path}: damaged checkpoint ({type(error).__name__}: {error}); start a new run with "
+                            "another --out") from None
 
 
 def check_run_state(out, run: TrainingRun, resume: bool) -> int:

@@ -70,6 +70,7 @@ from focusnet.contract import FEATURE_PATCH_COUNT as F_PATCH_COUNT
 from focusnet.contract import FEATURE_PROBABILITIES as F_PROBABILITIES
 from focusnet.contract import FEATURES, PAPER_DOI, SHIPPED_BUNDLE
 from focusnet.contract import MEASUREMENT_CATEGORY as CATEGORY
+from focusnet.errors import ImageFormatError, ModelError, UnmeasurableImageError
 
 LOGGER = logging.getLogger(__name__)
 
@@ -236,8 +237,6 @@ with **SaveImages**.""",
 
     def check_model(self):
         """Raise ValidationError naming the setting if the bundle is not usable."""
-        from focusnet.errors import ModelError
-
         setting = self.model_choice if self.model_choice.value == MODEL_SHIPPED else self.model_file
         path = self.model_path()
         if not os.path.isfile(path):
@@ -268,7 +267,6 @@ with **SaveImages**.""",
     # --- measuring ---------------------------------------------------------------------------------
 
     def run(self, workspace):
-        from focusnet.errors import UnmeasurableImageError
         from focusnet.figures import overlay_rgb
         from focusnet.inference import predict_image
 
@@ -281,11 +279,11 @@ with **SaveImages**.""",
             image = workspace.image_set.get_image(name)
             label = self.describe_image(measurements, name)
             if image.volumetric or image.pixel_data.ndim != 2:
-                raise ValueError(
+                raise ImageFormatError(
                     "MeasureImageFocus: %s is %s (shape %s); only single-channel 2-D images can be measured"
                     % (label, "3-D" if image.volumetric else "a colour image", image.pixel_data.shape))
             if image.scale is None:
-                raise ValueError(
+                raise ImageFormatError(
                     "MeasureImageFocus: %s has no intensity scale (was it rescaled by another module?); "
                     "measure the image as loaded, so its raw camera counts can be recovered" % label)
             try:

@@ -32,6 +32,8 @@ from cellprofiler_core.modules.namesandtypes import NamesAndTypes  # noqa: E402
 from cellprofiler_core.pipeline import Pipeline  # noqa: E402
 from measureimagefocus import MeasureImageFocus  # noqa: E402
 
+from focusnet.contract import FEATURE_DEFOCUS_LEVEL, MEASUREMENT_CATEGORY  # noqa: E402
+
 IMAGE = "DNA"
 OVERLAY = "FocusOverlay"
 FLAG_LEVEL = 2
@@ -91,7 +93,7 @@ def flag_out_of_focus():
     flag.feature_name.value = "OutOfFocus"
     measurement = flag.measurement_settings[0]
     measurement.source_choice.value = S_IMAGE
-    measurement.measurement.value = f"ImageFocus_DefocusLevel_{IMAGE}"
+    measurement.measurement.value = "_".join((MEASUREMENT_CATEGORY, FEATURE_DEFOCUS_LEVEL, IMAGE))
     measurement.wants_minimum.value = False
     measurement.wants_maximum.value = True
     measurement.maximum_value.value = FLAG_LEVEL

@@ -21,7 +21,7 @@ TEST_IMAGES = REPO / "tests" / "data" / "images"
 HELD_OUT_IN_FOCUS = EXAMPLES / "BBBC006_z_aligned__a07__s1__w1_10.tif"
 
 #: Fixtures that read ../shared/data: a test using any of them is marked shared_data.
-SHARED_FIXTURES = {"shared_in_focus_paths", "shared_out_of_focus_paths", "shared_zstack_path"}
+SHARED_FIXTURES = {"shared_in_focus_paths", "shared_out_of_focus_paths"}
 
 
 def pytest_collection_modifyitems(config, items):

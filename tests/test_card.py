@@ -8,7 +8,7 @@ import pytest
 from conftest import HELD_OUT_IN_FOCUS
 from focusnet.card import render_card, write_evaluation, write_model_card
 from focusnet.cli import main
-from focusnet.contract import CARD_FILE, EVALUATION_FILE, SHIPPED_MODEL_DIR
+from focusnet.contract import CARD_FILE, EVALUATION_FILE, NUM_LEVELS, SHIPPED_MODEL_DIR
 from focusnet.evaluate import check_real_images, evaluate, evaluation_record
 from focusnet.images import read_image, write_tiff
 
@@ -50,7 +50,7 @@ def test_evaluation_figures_reach_the_card(tmp_path, model_copy):
     write_evaluation(model_copy, evaluation_record(result, checks, ["evaluation/confusion.png"], "focusnet evaluate X"))
     card = (model_copy / CARD_FILE).read_text()
     stored = json.loads((model_copy / EVALUATION_FILE).read_text())
-    assert stored["simulated"]["num_predictions"] == 11 and "records" not in stored["simulated"]
+    assert stored["simulated"]["num_predictions"] == NUM_LEVELS and "records" not in stored["simulated"]
     assert f"| as imaged | {result['exact_accuracy']:.1%} |" in card
     for camera in ("gain x0.2", "gain x5", "offset +100", "offset +1000"):
         assert f"| {camera} |" in card
@@ -68,6 +68,28 @@ def test_the_evaluate_command_writes_the_card(tmp_path, model_copy):
     assert evaluation["plots"] == ["evaluation/confusion.png", "evaluation/certainty.png"]
     assert (model_copy / "evaluation" / "confusion.png").is_file()
     assert evaluation["command"] in (model_copy / CARD_FILE).read_text()
+
+
+def test_figures_of_other_weights_are_marked_stale(model_copy):
+    record = {"command": "focusnet evaluate X", "focusnet_version": "0", "platform": "test", "plots": [],
+              "weights_sha256": "0" * 64, "real_images": [],
+              "simulated": {"seed": 0, "images": ["a.tif"], "num_predictions": 11, "exact_accuracy": 1.0,
+                            "within_one_accuracy": 1.0, "patch_certainty_threshold": 0.5,
+                            "variants": [{"name": "gain x5", "exact_accuracy": 1.0, "within_one_accuracy": 1.0}],
+                            "patch_within_one_accuracy": 1.0, "confident_patches": 3, "confusion": []}}
+    write_evaluation(model_copy, record)
+    assert "**Stale:" in (model_copy / CARD_FILE).read_text()
+    record["weights_sha256"] = json.loads((model_copy / "config.json").read_text())["weights"]["sha256"]
+    write_evaluation(model_copy, record)
+    assert "**Stale:" not in (model_copy / CARD_FILE).read_text()
+
+
+def test_a_format_1_folder_card_states_its_version_on_disk(model_copy):
+    from test_model import as_version_1
+
+    config = json.loads((model_copy / "config.json").read_text())
+    (model_copy / "config.json").write_text(json.dumps(as_version_1(config)))
+    assert "model format 1," in render_card(model_copy)
 
 
 def test_write_card_needs_a_model_folder(tmp_path, capsys):

@@ -9,6 +9,7 @@ import pytest
 import tifffile
 
 from focusnet.cli import main
+from focusnet.contract import NUM_LEVELS
 from focusnet.simulate import Sensor, simulate_series
 
 
@@ -24,7 +25,7 @@ def test_simulate_writes_a_series_and_a_montage(tmp_path, in_focus_paths):
     assert result.returncode == 0, result.stderr
     stem = in_focus_paths[0].stem
     written = sorted(p.name for p in tmp_path.glob("*.tif"))
-    assert written == [f"{stem}_level{level:02d}.tif" for level in range(11)]
+    assert written == [f"{stem}_level{level:02d}.tif" for level in range(NUM_LEVELS)]
     montage = tmp_path / f"{stem}_montage.png"
     assert str(montage) in result.stdout
     picture = imageio.imread(montage)

@@ -15,6 +15,7 @@ from conftest import REPO
 from focusnet import contract
 from focusnet.bundle import ALLOWED_OPS, BundleError, load_bundle, zip_bundle_folder
 from focusnet.classifier import sha256_bytes
+from focusnet.contract import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
 from focusnet.export import export_bundle
 from focusnet.images import read_image, write_tiff
 from focusnet.inference import predict_image, tile_starts
@@ -177,8 +178,8 @@ def test_graph_with_file_ops_is_refused_even_with_matching_hashes(tmp_path, bund
         image = v1.placeholder(tf.float32, [None, None], name="input")
         leak = tf.io.write_file(str(tmp_path / "pwned.txt"), tf.io.read_file("/etc/hostname"))
         with tf.control_dependencies([leak]):
-            probabilities = tf.identity(tf.zeros([1, 11]) + tf.reduce_mean(image), name="probabilities")
-        patches = tf.identity(tf.zeros([1, 84, 84, 1]), name="patches")
+            probabilities = tf.identity(tf.zeros([1, NUM_LEVELS]) + tf.reduce_mean(image), name="probabilities")
+        patches = tf.identity(tf.zeros([1, PATCH_SIZE, PATCH_SIZE, 1]), name="patches")
         evil = tmp_path / "evil"
         with v1.Session(graph=graph) as session:
             builder = v1.saved_model.Builder(str(evil))
@@ -192,7 +193,7 @@ def test_graph_with_file_ops_is_refused_even_with_matching_hashes(tmp_path, bund
     rewrite_manifest(bundle_folder, lambda m: m["files"].update({"saved_model.pb": digest}))
     with pytest.raises(BundleError, match="ops outside the classifier allow-list: .*ReadFile.*WriteFile"):
         model = load_bundle(bundle_folder)
-        model.predict_patches(np.zeros((1, 84, 84)))
+        model.predict_patches(np.zeros((1, PATCH_SIZE, PATCH_SIZE)))
     assert not (tmp_path / "pwned.txt").exists()
 
 
@@ -224,14 +225,14 @@ def test_tf1_runtime_reproduces_focusnet_predict(version, tmp_path, bundle_zip, 
     assert result.returncode == 0, result.stderr
     with open(patches_csv, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    expected = np.array([[float(row[f"prob_{k}"]) for k in range(11)] for row in rows])
+    expected = np.array([[float(row[f"prob_{k}"]) for k in range(NUM_LEVELS)] for row in rows])
 
     # Fiji's mosaic: each image's tiles stitched in place order, the two images one above the other.
     mosaic_rows = []
     for image in images:
         ys, xs = tile_starts(image.shape[0]), tile_starts(image.shape[1])
-        mosaic_rows += [np.concatenate([image[y:y + 84, x:x + 84] for x in xs], axis=1) for y in ys]
-    mosaic = (np.concatenate(mosaic_rows, axis=0) / 65535).astype(np.float32)
+        mosaic_rows += [np.concatenate([image[y:y + PATCH_SIZE, x:x + PATCH_SIZE] for x in xs], axis=1) for y in ys]
+    mosaic = (np.concatenate(mosaic_rows, axis=0) / INPUT_SCALE).astype(np.float32)
     np.save(tmp_path / "mosaic.npy", mosaic)
     names = [contract.BUNDLE_TAG, contract.BUNDLE_SIGNATURE, contract.BUNDLE_INPUT_KEY, *contract.BUNDLE_OUTPUT_KEYS]
     result = subprocess.run([str(python), str(REPO / "tests" / "tf1_check.py"), str(bundle_zip),
@@ -240,10 +241,10 @@ def test_tf1_runtime_reproduces_focusnet_predict(version, tmp_path, bundle_zip, 
     assert result.returncode == 0, result.stderr[-3000:]
     output = np.load(tmp_path / "out.npz")
     assert str(output["tensorflow_version"]).startswith(version)
-    assert output["probabilities"].shape == expected.shape == (96, 11)
+    assert output["probabilities"].shape == expected.shape == (96, NUM_LEVELS)
     np.testing.assert_allclose(output["probabilities"], expected, atol=1e-4)
     # The bundle's own patches are the tiles, row-major.
-    first_row = mosaic[:84].reshape(84, -1, 84).transpose(1, 0, 2)
+    first_row = mosaic[:PATCH_SIZE].reshape(PATCH_SIZE, -1, PATCH_SIZE).transpose(1, 0, 2)
     np.testing.assert_array_equal(output["patches"][:first_row.shape[0], ..., 0], first_row)
 
 

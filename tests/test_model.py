@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from focusnet.contract import MODEL_FORMAT_VERSION
+from focusnet.contract import MODEL_FORMAT_VERSION, NUM_LEVELS, PATCH_SIZE
 from focusnet.contract import SHIPPED_MODEL_DIR as DEFAULT_MODEL_DIR
 from focusnet.errors import ModelError
 from focusnet.loader import load_model
@@ -35,11 +35,11 @@ def test_load_is_cached_per_process(random_model_dir):
 
 def test_predicts_distributions(random_model_dir):
     model = load_model(random_model_dir)
-    probabilities = model.predict_patches(np.random.default_rng(0).uniform(0, 0.1, (7, 84, 84)))
-    assert probabilities.shape == (7, 11)
+    probabilities = model.predict_patches(np.random.default_rng(0).uniform(0, 0.1, (7, PATCH_SIZE, PATCH_SIZE)))
+    assert probabilities.shape == (7, NUM_LEVELS)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="patches must have shape"):
-        model.predict_patches(np.zeros((2, 80, 84)))
+        model.predict_patches(np.zeros((2, 80, PATCH_SIZE)))
 
 
 def test_a_newer_format_version_is_refused(model_copy):
@@ -74,7 +74,7 @@ def test_a_version_1_folder_is_upgraded_in_memory_and_left_untouched(model_copy)
     assert model.config["format_version"] == MODEL_FORMAT_VERSION
     assert model.config["training"] == current["training"]
     assert (model_copy / "config.json").read_text() == old_text  # upgraded in memory only
-    assert model.predict_patches(np.zeros((1, 84, 84))).shape == (1, 11)
+    assert model.predict_patches(np.zeros((1, PATCH_SIZE, PATCH_SIZE))).shape == (1, NUM_LEVELS)
 
 
 def test_upgrades_chain_from_every_known_version():
@@ -89,9 +89,22 @@ def test_a_changed_folder_is_loaded_again(model_copy):
     first = load_model(model_copy)
     assert load_model(model_copy) is first
     config = json.loads((model_copy / "config.json").read_text())
+    # Files that are not the model (logs, plots, a training run's temporary files) do not matter.
+    (model_copy / "training_log.csv").write_text("step\n")
+    (model_copy / "weights.npz.tmp.npz").write_bytes(b"half-written")
+    assert load_model(model_copy) is first
     config["training"]["command"] = "changed"
     (model_copy / "config.json").write_text(json.dumps(config))
     assert load_model(model_copy) is not first
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1"])
+def test_a_format_version_must_be_a_whole_number(model_copy, version):
+    config = json.loads((model_copy / "config.json").read_text())
+    config["format_version"] = version
+    (model_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="is not a whole number"):
+        load_model(model_copy)
 
 
 def test_damaged_weights_are_detected(model_copy):

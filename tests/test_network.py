@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from focusnet.contract import INPUT_SCALE, PATCH_SIZE
 from focusnet.network import (
     ARCHITECTURES,
     NUM_LEVELS,
@@ -59,9 +60,9 @@ def test_unknown_architecture():
 
 def test_preprocessing_cancels_gain_and_offset():
     rng = np.random.default_rng(0)
-    counts = rng.uniform(0, 3000, size=(4, 84, 84, 1))
-    base = preprocess(tf.constant(counts / 65535, tf.float32)).numpy()
-    scaled = preprocess(tf.constant((counts * 3.0 + 500) / 65535, tf.float32)).numpy()
+    counts = rng.uniform(0, 3000, size=(4, PATCH_SIZE, PATCH_SIZE, 1))
+    base = preprocess(tf.constant(counts / INPUT_SCALE, tf.float32)).numpy()
+    scaled = preprocess(tf.constant((counts * 3.0 + 500) / INPUT_SCALE, tf.float32)).numpy()
     # log(1 + g (c - min)) differs from log(1 + c - min) by about log(g): removed by the mean.
     bright = (counts - counts.min(axis=(1, 2, 3), keepdims=True)) > 200
     np.testing.assert_allclose(scaled[bright], base[bright], atol=0.02)
@@ -80,7 +81,7 @@ def test_folded_inference_graph_matches_the_trained_network(name):
             layer.beta.assign(rng.normal(0, 0.5, size))
             layer.moving_mean.assign(rng.normal(0, 0.5, size))
             layer.moving_variance.assign(rng.uniform(0.2, 3, size))
-    patches = rng.uniform(100, 4000, size=(5, 84, 84, 1)).astype(np.float32) / 65535
+    patches = rng.uniform(100, 4000, size=(5, PATCH_SIZE, PATCH_SIZE, 1)).astype(np.float32) / INPUT_SCALE
     expected = model(patches, training=False).numpy()
     weights = fold_inference_weights(model, architecture)
     assert {k: v.shape for k, v in weights.items()} == expected_weight_shapes(architecture)
@@ -94,6 +95,6 @@ def test_inference_graph_uses_only_tf1_classifier_ops(name):
     architecture = ARCHITECTURES[name]
     weights = {k: np.zeros(s, np.float32) for k, s in expected_weight_shapes(architecture).items()}
     function = tf.function(lambda x: inference_graph(x, weights, architecture)).get_concrete_function(
-        tf.TensorSpec([None, 84, 84, 1], tf.float32))
+        tf.TensorSpec([None, PATCH_SIZE, PATCH_SIZE, 1], tf.float32))
     ops = {op.type for op in function.graph.get_operations()}
     assert ops <= TF1_CLASSIFIER_OPS, ops - TF1_CLASSIFIER_OPS

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.integrate import trapezoid
 
+from focusnet.contract import NUM_LEVELS
 from focusnet.optics import DEFAULT_LEVELS, Optics, blur_diameter_px, psf_kernels, psf_profile
 
 
@@ -15,7 +16,7 @@ def kernels():
 
 
 def test_kernels_sum_to_one(kernels):
-    assert kernels.kernels.shape == (11, 2 * kernels.radius_px + 1, 2 * kernels.radius_px + 1)
+    assert kernels.kernels.shape == (NUM_LEVELS, 2 * kernels.radius_px + 1, 2 * kernels.radius_px + 1)
     np.testing.assert_allclose(kernels.kernels.sum(axis=(1, 2)), 1.0, rtol=1e-12)
     assert np.all(kernels.kernels >= 0)
 

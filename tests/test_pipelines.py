@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from focusnet.contract import NUM_LEVELS
 from focusnet.contract import SHIPPED_BUNDLE as DEFAULT_BUNDLE
 from focusnet.images import read_image, write_tiff
 
@@ -59,7 +60,7 @@ def test_measure_focus_pipeline(image_folder, focusnet_predict, tmp_path):
     by_name = {row["FileName_DNA"]: row for row in rows}
     assert sorted(by_name) == sorted(p.name for p in image_folder.glob("*.tif"))  # every image has a row
     columns = ["DefocusLevel", "MeanCertainty", "AggregateCertainty", "PatchCount"] + [
-        f"ProbabilityLevel{k}" for k in range(11)]
+        f"ProbabilityLevel{k}" for k in range(NUM_LEVELS)]
     for name, row in by_name.items():
         expected = focusnet_predict[name]
         if name in ("tiny.tif", "constant.tif"):

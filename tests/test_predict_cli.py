@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from focusnet.cli import main
-from focusnet.contract import IMAGE_COLUMNS, PATCH_COLUMNS
+from focusnet.contract import IMAGE_COLUMNS, NUM_LEVELS, PATCH_COLUMNS
 from focusnet.images import read_image, write_tiff
 from focusnet.inference import predict_image
 from focusnet.loader import load_model
@@ -48,12 +48,13 @@ def test_predict_writes_image_and_patch_tables(tmp_path, image_folder, random_mo
         assert int(row["defocus_level"]) == expected.defocus_level
         assert float(row["aggregate_certainty"]) == pytest.approx(expected.aggregate_certainty, abs=1e-7)
         assert float(row["mean_certainty"]) == pytest.approx(expected.mean_certainty, abs=1e-7)
-        np.testing.assert_allclose([float(row[f"prob_{k}"]) for k in range(11)], expected.distribution, atol=1e-8)
+        np.testing.assert_allclose([float(row[f"prob_{k}"]) for k in range(NUM_LEVELS)], expected.distribution,
+                                   atol=1e-8)
         assert int(row["patches"]) == 48
         for patch in (p for p in patch_rows if p["image"] == row["image"]):
             r, c = int(patch["row"]), int(patch["col"])
             assert (int(patch["y"]), int(patch["x"])) == (expected.y[r], expected.x[c])
-            np.testing.assert_allclose([float(patch[f"prob_{k}"]) for k in range(11)],
+            np.testing.assert_allclose([float(patch[f"prob_{k}"]) for k in range(NUM_LEVELS)],
                                        expected.probabilities[r, c], atol=1e-8)
     overlay_files = sorted(p.name for p in overlays.glob("*.png"))
     assert len(overlay_files) == 2 and imageio.imread(overlays / overlay_files[0]).shape[2] in (3, 4)
@@ -97,8 +98,8 @@ def test_evaluate_reports_json(tmp_path, in_focus_paths, random_model_dir):
     for key in ("exact_accuracy", "within_one_accuracy", "confusion", "patch_within_one_accuracy", "variants"):
         assert key in report
     confusion = np.array(report["confusion"])
-    assert confusion.shape == (11, 11) and np.all(confusion.sum(axis=1) == 1)
-    assert report["exact_accuracy"] == pytest.approx(np.trace(confusion) / 11)
+    assert confusion.shape == (NUM_LEVELS, NUM_LEVELS) and np.all(confusion.sum(axis=1) == 1)
+    assert report["exact_accuracy"] == pytest.approx(np.trace(confusion) / NUM_LEVELS)
     assert [(v["gain"], v["offset"]) for v in report["variants"]] == [(0.2, 0), (5, 0), (1, 100), (1, 1000)]
     for variant in report["variants"]:
         assert set(variant) == {"name", "gain", "offset", "exact_accuracy", "within_one_accuracy"}
@@ -120,3 +121,10 @@ def test_train_command_records_a_reproducible_command(tmp_path, in_focus_paths):
     card = (out / "README.md").read_text()
     assert "focusnet " + " ".join(arguments) in card
     assert json.loads((out / "config.json").read_text())["training"]["completed_steps"] == 4
+
+
+def test_an_output_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path, image_folder, random_model_dir, capsys):
+    out = tmp_path / "no such folder" / "focus.csv"
+    assert main(["predict", str(image_folder), "--model", str(random_model_dir), "--csv", str(out)]) == 1
+    error = capsys.readouterr().err
+    assert "focusnet predict: error:" in error and "no such folder" in error and "Traceback" not in error

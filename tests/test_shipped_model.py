@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from focusnet.contract import NUM_LEVELS, PATCH_SIZE
 from focusnet.contract import SHIPPED_MODEL_DIR as DEFAULT_MODEL_DIR
 from focusnet.images import read_image
 from focusnet.inference import predict_image
@@ -47,8 +48,8 @@ def predicted_series(model, image, camera=AS_IMAGED, seed=0):
 def test_predicted_level_grows_with_blur(model, held_out_paths):
     for path in held_out_paths:
         levels = predicted_series(model, read_image(path))
-        assert spearmanr(np.arange(11), levels).correlation > 0.97, levels
-        assert np.all(np.abs(levels - np.arange(11)) <= 1), levels
+        assert spearmanr(np.arange(NUM_LEVELS), levels).correlation > 0.97, levels
+        assert np.all(np.abs(levels - np.arange(NUM_LEVELS)) <= 1), levels
 
 
 @pytest.mark.parametrize("camera", CAMERA_VARIANTS, ids=lambda camera: camera.name)
@@ -57,7 +58,7 @@ def test_camera_gain_and_offset_barely_matter(model, held_out_paths, camera):
     reference = predicted_series(model, image)
     changed = predicted_series(model, image, camera)
     assert np.all(np.abs(changed - reference) <= 1), (reference, changed)
-    assert np.all(np.abs(changed - np.arange(11)) <= 1), changed
+    assert np.all(np.abs(changed - np.arange(NUM_LEVELS)) <= 1), changed
 
 
 def levels_of(model, paths):
@@ -88,8 +89,8 @@ def test_background_is_less_certain_than_nuclei(model, held_out_paths):
     image = read_image(held_out_paths[0])
     prediction = predict_image(image, model)
     # Patch content: bright structure vs flat background.
-    contrast = np.array([[np.percentile(image[y:y + 84, x:x + 84], 99) - np.percentile(image[y:y + 84, x:x + 84], 1)
-                          for x in prediction.x] for y in prediction.y])
+    windows = [[image[y:y + PATCH_SIZE, x:x + PATCH_SIZE] for x in prediction.x] for y in prediction.y]
+    contrast = np.array([[np.percentile(w, 99) - np.percentile(w, 1) for w in row] for row in windows])
     structured = contrast > np.percentile(contrast, 75)
     empty = contrast < np.percentile(contrast, 25)
     assert prediction.patch_certainty[structured].mean() > prediction.patch_certainty[empty].mean()

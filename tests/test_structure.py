@@ -1,8 +1,10 @@
 """The shape of the package: no import cycle, one contract, a light import."""
 
 import ast
+import io
 import subprocess
 import sys
+import tokenize
 
 from conftest import REPO
 
@@ -96,6 +98,31 @@ def test_shared_numbers_are_defined_only_in_the_contract():
                 defined += [(path.name, target.id) for target in node.targets
                             if isinstance(target, ast.Name) and target.id in names]
     assert not defined
+
+
+def test_contract_numbers_are_not_written_out_elsewhere():
+    # Literal 84, 11 and 65535 outside the contract (the tests pin them once, below).
+    literals = {"84", "84.0", "11", "65535", "65535.0"}
+    allowed = {("simulate.py", "UINT16_MAX = 65535")}  # the camera's 16-bit range, another idea
+    found = []
+    for folder in ("focusnet", "export", "plugins", "scripts", "benchmarks"):
+        for path in (REPO / folder).glob("*.py"):
+            if path.name == "contract.py":
+                continue
+            for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+                if token.type == tokenize.NUMBER and token.string in literals \
+                        and (path.name, token.line.strip()) not in allowed:
+                    found.append(f"{folder}/{path.name}:{token.start[0]}: {token.line.strip()}")
+    assert not found, "\n".join(found)
+
+
+def test_the_contract_keeps_fijis_numbers():
+    from focusnet import contract
+
+    # Fiji's Microscope Image Focus Quality plugin tiles 84 x 84, reads 11 classes and feeds 16-bit / 65535.
+    assert (contract.PATCH_SIZE, contract.NUM_LEVELS, contract.INPUT_SCALE) == (84, 11, 65535.0)
+    assert contract.BUNDLE_TAG == "inference" and contract.BUNDLE_SIGNATURE == "serving_default"
+    assert len(contract.IMAGE_COLUMNS) == 4 + 11 + 1 and len(contract.PATCH_COLUMNS) == 7 + 11
 
 
 def test_importing_focusnet_stays_light():

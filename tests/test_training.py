@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from focusnet.contract import NUM_LEVELS, PATCH_SIZE
 from focusnet.errors import TrainingError
 from focusnet.images import read_image, write_tiff
 from focusnet.loader import load_model
@@ -51,7 +52,7 @@ def test_training_writes_a_complete_model_folder(tmp_path, small_images):
     assert config["training"]["settings"] == dataclasses.asdict(TrainingSettings(**SETTINGS))
     assert sorted(p.name for p in (out / "checkpoint").iterdir()) == ["state.npz"]
     model = load_model(out)
-    assert model.predict_patches(np.full((1, 84, 84), 0.01)).shape == (1, 11)
+    assert model.predict_patches(np.full((1, PATCH_SIZE, PATCH_SIZE), 0.01)).shape == (1, NUM_LEVELS)
 
 
 def test_resumed_training_equals_an_uninterrupted_run(tmp_path, small_images):
