@@ -73,6 +73,19 @@ def _add_optics_arguments(parser: argparse.ArgumentParser) -> None:
                        help="defocus per level in um: level L is z = L * z-step (default %(default)s)")
 
 
+def _add_objective_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "your microscope", "images are resampled to the model's pixel size, and levels are converted to "
+        "micrometres of defocus for your objective; each default is the model's training optics")
+    group.add_argument("--pixel-size", type=_positive_float, metavar="UM",
+                       help="pixel size in the sample plane in um (overrides what files state; default: the "
+                            "file's OME or ImageJ calibration, else the model's)")
+    group.add_argument("--na", type=_positive_float, help="numerical aperture of your objective")
+    group.add_argument("--refractive-index", type=_positive_float, metavar="N",
+                       help="refractive index of its immersion medium (air 1.0, water 1.33, oil 1.515)")
+    group.add_argument("--wavelength", type=_positive_float, metavar="UM", help="emission wavelength in um")
+
+
 def _optics_from_arguments(arguments):
     from .optics import Optics
 
@@ -156,6 +169,19 @@ def _command_train(arguments) -> int:
     return 0
 
 
+def _objective_from_arguments(model, arguments):
+    from .inference import objective_optics
+
+    return objective_optics(model, arguments.wavelength, arguments.na, arguments.refractive_index)
+
+
+def _describe(prediction) -> str:
+    bound = ">= " if prediction.defocus_um_lower_bound else ""
+    return (f"defocus level {prediction.defocus_level:2d} ({bound}{prediction.defocus_um:.1f} um), aggregate "
+            f"certainty {prediction.aggregate_certainty:.2f}, mean certainty {prediction.mean_certainty:.2f}, "
+            f"content {prediction.content_fraction:.0%}")
+
+
 def _command_predict(arguments) -> int:
     import csv
     from contextlib import nullcontext
@@ -163,13 +189,16 @@ def _command_predict(arguments) -> int:
     from .batch import image_row, patch_rows, predict_paths
     from .contract import IMAGE_COLUMNS, PATCH_COLUMNS
     from .figures import save_overlay
+    from .inference import model_optics
     from .loader import load_model
 
     model = load_model(arguments.model)
-    results = predict_paths(arguments.paths, model, scale=arguments.scale, progress=True)
+    objective = _objective_from_arguments(model, arguments)
+    results = predict_paths(arguments.paths, model, scale=arguments.scale, progress=True,
+                            pixel_size_um=arguments.pixel_size, objective=objective)
     if arguments.overlay_dir:
         Path(arguments.overlay_dir).mkdir(parents=True, exist_ok=True)
-    summary = []
+    summary, notes, assumed = [], [], 0
     with open(arguments.csv, "w", newline="") as image_file, \
             (open(arguments.patches_csv, "w", newline="") if arguments.patches_csv else nullcontext()) as patch_file:
         image_writer = csv.writer(image_file)
@@ -179,20 +208,22 @@ def _command_predict(arguments) -> int:
             patch_writer.writerow(PATCH_COLUMNS)
         for result in results:
             image_writer.writerow(image_row(result))
+            assumed += result.pixel_size_source == "assumed"
             prediction = result.prediction
             if prediction is None:
                 print(f"focusnet predict: warning: {result.reason} (measurements set to NaN)", file=sys.stderr)
                 summary.append((result.path, None))
                 continue
-            summary.append((result.path, f"defocus level {prediction.defocus_level:2d}, aggregate certainty "
-                                         f"{prediction.aggregate_certainty:.2f}, mean certainty "
-                                         f"{prediction.mean_certainty:.2f}"))
+            notes += [note for note in prediction.notes if note not in notes]
+            summary.append((result.path, _describe(prediction)))
             if patch_writer:
                 patch_writer.writerows(patch_rows(result))
             if arguments.overlay_dir:
                 save_overlay(Path(arguments.overlay_dir) / f"{Path(result.path).stem}_focus.png", result.image,
                              prediction, title=f"{Path(result.path).name}: level {prediction.defocus_level}, "
                                                f"aggregate certainty {prediction.aggregate_certainty:.2f}")
+    for note in notes:
+        print(f"focusnet predict: warning: {note}", file=sys.stderr)
     failed = sum(text is None for _, text in summary)
     if len(summary) <= 20:
         width = max(len(Path(path).name) for path, _ in summary)
@@ -201,6 +232,11 @@ def _command_predict(arguments) -> int:
     print(f"measured {len(summary) - failed} of {len(summary)} images with {model.name}: {arguments.csv}"
           + (f", patches: {arguments.patches_csv}" if arguments.patches_csv else "")
           + (f", overlays: {arguments.overlay_dir}" if arguments.overlay_dir else ""))
+    if assumed:
+        print(f"pixel size: {assumed} image(s) state none, so the model's {model_optics(model).pixel_size_um:g} um "
+              "was assumed (give --pixel-size if yours differ); defocus_um is for "
+              f"NA {objective.numerical_aperture:g}, n {objective.refractive_index:g}, "
+              f"{objective.wavelength_um * 1000:g} nm")
     if failed:
         print(f"{failed} image(s) could not be measured (NaN rows, see warnings above)", file=sys.stderr)
     return 0
@@ -338,8 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="measure the focus of images (per image and per patch)",
         description="Measure how far each 84x84 region of each image is from focus (defocus level 0-10, "
-        "0 = in focus), how certain that is, and the answer for the whole image. Images that cannot be "
-        "measured (too small, constant, colour, stacks) get a NaN row and a warning.",
+        "0 = in focus, and the distance in um for your objective), how certain that is, and the answer for the "
+        "whole image. Regions without structure above their noise are marked and left out. Images that cannot "
+        "be measured (too small, constant, no content, colour, stacks) get a NaN row and a warning.",
     )
     predict.add_argument("paths", nargs="+", metavar="PATH", help="images, folders or glob patterns")
     predict.add_argument("--model", metavar="DIR|BUNDLE",
@@ -353,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "(pale = uncertain)")
     predict.add_argument("--scale", type=_positive_float, metavar="COUNTS",
                          help="for floating-point images in [0, 1]: the raw count 1.0 stands for (e.g. 65535)")
+    _add_objective_arguments(predict)
     predict.set_defaults(handler=_command_predict)
 
     evaluate = commands.add_parser(

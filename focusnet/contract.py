@@ -69,9 +69,12 @@ SHIPPED_BUNDLE = _MODELS / "default-bundle.zip"
 # --- results: `focusnet predict`'s CSV files --------------------------------------------------
 
 PROBABILITY_COLUMNS = [f"prob_{level}" for level in LEVELS]
+#: Where the pixel size came from: the caller, the file, or the model's own (assumed).
+PIXEL_SIZE_SOURCES = ("given", "file", "assumed")
 IMAGE_COLUMNS = ["image", "defocus_level", "mean_certainty", "aggregate_certainty"] + PROBABILITY_COLUMNS + [
-    "patches"]
-PATCH_COLUMNS = ["image", "row", "col", "y", "x", "defocus_level", "certainty"] + PROBABILITY_COLUMNS
+    "patches", "content_fraction", "defocus_um", "defocus_um_lower_bound", "pixel_size_um", "pixel_size_source"]
+PATCH_COLUMNS = ["image", "row", "col", "y", "x", "defocus_level", "certainty"] + PROBABILITY_COLUMNS + [
+    "content", "defocus_um", "size"]
 
 # --- results: the CellProfiler module's measurements ------------------------------------------
 
@@ -81,8 +84,13 @@ FEATURE_MEAN_CERTAINTY = "MeanCertainty"
 FEATURE_AGGREGATE_CERTAINTY = "AggregateCertainty"
 FEATURE_PATCH_COUNT = "PatchCount"
 FEATURE_PROBABILITIES = [f"ProbabilityLevel{level}" for level in LEVELS]
+FEATURE_CONTENT_FRACTION = "ContentFraction"
+FEATURE_DEFOCUS_UM = "DefocusUm"
+FEATURE_DEFOCUS_UM_LOWER_BOUND = "DefocusUmIsLowerBound"
+FEATURE_PIXEL_SIZE_UM = "PixelSizeUm"
 FEATURES = [FEATURE_DEFOCUS_LEVEL, FEATURE_MEAN_CERTAINTY, FEATURE_AGGREGATE_CERTAINTY] + FEATURE_PROBABILITIES + [
-    FEATURE_PATCH_COUNT]
+    FEATURE_PATCH_COUNT, FEATURE_CONTENT_FRACTION, FEATURE_DEFOCUS_UM, FEATURE_DEFOCUS_UM_LOWER_BOUND,
+    FEATURE_PIXEL_SIZE_UM]
 
 # --- citation ---------------------------------------------------------------------------------
 

@@ -24,10 +24,30 @@ class ImageFormatError(FocusnetError, ValueError):
 
 
 class UnmeasurableImageError(FocusnetError, ValueError):
-    """An image that holds no measurable content (too small, or constant).
+    """An image that holds no measurable content (too small, constant, or without structure).
 
     Batch callers record NaN measurements and a warning naming the image.
+
+    Attributes
+    ----------
+    num_patches : int
+        Patches the image was cut into (0 when none fits).
+    content_fraction : float
+        Fraction of those with content: 0 for an image without content, NaN
+        when none was judged.
     """
+
+    def __init__(self, message, num_patches: int = 0, content_fraction: float = float("nan")):
+        super().__init__(message)
+        self.num_patches = num_patches
+        self.content_fraction = content_fraction
+
+
+class NoContentError(UnmeasurableImageError):
+    """An image none of whose patches holds structure above its noise: an empty or dark field."""
+
+    def __init__(self, message, num_patches: int = 0):
+        super().__init__(message, num_patches=num_patches, content_fraction=0.0)
 
 
 class ModelError(FocusnetError, ValueError):

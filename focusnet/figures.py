@@ -65,6 +65,10 @@ def save_montage(images, titles, path, suptitle: str = "", columns: int = 4) -> 
     plt.close(figure)
 
 
+#: Border colour of patches without content (blue: no level has it).
+NO_CONTENT_COLOUR = (0.25, 0.45, 1.0)
+
+
 def level_colours(levels, certainties) -> np.ndarray:
     """RGB colours (..., 3) in [0, 1]: hue by level, paleness by uncertainty.
 
@@ -107,14 +111,20 @@ def overlay_rgb(image, prediction, border: int = 2) -> np.ndarray:
     grey = np.clip((image - low) / (high - low), 0, 1)
     rgb = np.repeat(grey[..., None], 3, axis=-1)
     colours = level_colours(prediction.patch_levels, prediction.patch_certainty)
+    content = np.ones(prediction.patch_levels.shape, bool) if prediction.has_content is None else \
+        prediction.has_content
+    size = getattr(prediction, "patch_size", PATCH_SIZE)
     for row, y in enumerate(prediction.y):
         for col, x in enumerate(prediction.x):
-            colour = colours[row, col]
-            window = rgb[y:y + PATCH_SIZE, x:x + PATCH_SIZE]
-            window[:border] = colour
-            window[-border:] = colour
-            window[:, :border] = colour
-            window[:, -border:] = colour
+            window = rgb[y:y + size, x:x + size]
+            if content[row, col]:
+                colour, width, step = colours[row, col], border, 1
+            else:  # not judged: a thin dotted border of its own colour
+                colour, width, step = NO_CONTENT_COLOUR, 1, 3
+            window[:width, ::step] = colour
+            window[-width:, ::step] = colour
+            window[::step, :width] = colour
+            window[::step, -width:] = colour
     return rgb
 
 
@@ -147,6 +157,6 @@ def save_overlay(path, image, prediction, title: str = "") -> None:
     certainty_axis.imshow(strip, aspect="auto", extent=(0, 1, 0, 3))
     certainty_axis.set_yticks([0.5, 1.5, 2.5])
     certainty_axis.set_yticklabels([str(level) for level in shown[::-1]], fontsize=7)
-    certainty_axis.set_xlabel("certainty (pale = uncertain)", fontsize=8)
+    certainty_axis.set_xlabel("certainty (pale = uncertain); dotted blue border: no content, not judged", fontsize=8)
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)

@@ -8,6 +8,7 @@ and its shape.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import numpy as np
 
 from .errors import ImageFormatError, InputNotFoundError
 
-__all__ = ["IMAGE_SUFFIXES", "ImageFormatError", "check_single_channel", "find_images", "is_tiff", "read_image",
+__all__ = ["IMAGE_SUFFIXES", "ImageFile", "ImageFormatError", "Stack", "check_single_channel", "find_images",
+           "is_tiff", "read_image", "read_image_file", "read_stack", "tiff_pixel_size_um", "tiff_z_step_um",
            "write_tiff"]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -72,20 +74,109 @@ def check_single_channel(image: np.ndarray, source: str) -> np.ndarray:
     raise ImageFormatError(f"{source}: expected a 2-D image, got shape {shape}")
 
 
-def read_image(path) -> np.ndarray:
-    """Read a single-channel 2-D image, keeping its pixel type (e.g. uint16).
+#: Micrometres per unit, for the length units microscope files state.
+UNIT_MICROMETRES = {"m": 1e6, "cm": 1e4, "mm": 1e3, "µm": 1.0, "μm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0,
+                    "micrometer": 1.0, "micrometre": 1.0, "nm": 1e-3, "nanometer": 1e-3, "Å": 1e-4, "pm": 1e-6}
+
+
+def _micrometres(value, unit) -> float | None:
+    factor = UNIT_MICROMETRES.get(str(unit).strip().replace("\\u00B5", "µ")) if unit is not None else None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    if factor is None or not (value > 0 and np.isfinite(value)):
+        return None
+    return value * factor
+
+
+def _ome_pixels(tif) -> dict:
+    import tifffile
+
+    image = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]
+    return (image[0] if isinstance(image, list) else image)["Pixels"]
+
+
+def tiff_pixel_size_um(tif) -> float | None:
+    """The pixel size in the sample plane that a TIFF states in physical units, in micrometres.
+
+    OME-TIFF ``PhysicalSizeX/Y`` (with their units; micrometres when none is
+    given, as the OME schema says), or an ImageJ TIFF's resolution with its
+    unit (micron, µm, nm, ...). Resolution tags without a physical unit (a
+    camera's 72 dpi) are ignored. X and Y are averaged when they differ.
+
+    Parameters
+    ----------
+    tif : tifffile.TiffFile
+
+    Returns
+    -------
+    float or None
+        None when the file states no physical pixel size.
+    """
+    sizes = []
+    try:
+        if tif.is_ome:
+            pixels = _ome_pixels(tif)
+            for axis in "XY":
+                unit = pixels.get(f"PhysicalSize{axis}Unit", "µm")
+                sizes.append(_micrometres(pixels.get(f"PhysicalSize{axis}"), unit))
+        elif tif.is_imagej:
+            unit = (tif.imagej_metadata or {}).get("unit")
+            for tag in ("XResolution", "YResolution"):
+                numerator, denominator = tif.pages[0].tags[tag].value
+                sizes.append(_micrometres(denominator / numerator, unit) if numerator else None)
+    except (KeyError, TypeError, ValueError, IndexError):  # malformed metadata states nothing usable
+        return None
+    sizes = [size for size in sizes if size is not None]
+    return float(np.mean(sizes)) if sizes else None
+
+
+def tiff_z_step_um(tif) -> float | None:
+    """The z spacing of a TIFF stack in micrometres (OME ``PhysicalSizeZ``, ImageJ ``spacing``), or None."""
+    try:
+        if tif.is_ome:
+            pixels = _ome_pixels(tif)
+            return _micrometres(pixels.get("PhysicalSizeZ"), pixels.get("PhysicalSizeZUnit", "µm"))
+        if tif.is_imagej:
+            metadata = tif.imagej_metadata or {}
+            return _micrometres(metadata.get("spacing"), metadata.get("unit"))
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    return None
+
+
+@dataclasses.dataclass
+class ImageFile:
+    """A single-channel image as read, with the pixel size its file states.
+
+    Attributes
+    ----------
+    pixels : ndarray, 2-D
+        Raw intensities, in the file's pixel type.
+    pixel_size_um : float or None
+        The pixel size in the sample plane the file states in physical units
+        (see :func:`tiff_pixel_size_um`); None when it states none.
+    """
+
+    pixels: np.ndarray
+    pixel_size_um: float | None = None
+
+
+def read_image_file(path) -> ImageFile:
+    """Read a single-channel 2-D image and the physical pixel size its file states.
 
     The decoder is chosen by the file's content, not its name.
 
     Parameters
     ----------
     path : str or Path
-        TIFF (any tifffile codec) or PNG/other format imageio reads.
+        TIFF (any tifffile codec; OME and ImageJ metadata are read) or
+        PNG/other format imageio reads.
 
     Returns
     -------
-    ndarray
-        2-D array of raw intensities.
+    ImageFile
 
     Raises
     ------
@@ -100,6 +191,7 @@ def read_image(path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise InputNotFoundError(f"{path}: no such image file")
+    pixel_size = None
     try:
         if is_tiff(path):
             with tifffile.TiffFile(path) as tif:
@@ -107,16 +199,76 @@ def read_image(path) -> np.ndarray:
                 if len(tif.series) > 1 or len(series.pages) > 1:
                     raise ImageFormatError(
                         f"{path}: a multi-plane TIFF ({len(tif.series)} series, first of shape "
-                        f"{series.shape}); focusnet measures one 2-D plane at a time: split the stack"
+                        f"{series.shape}); focusnet measures one 2-D plane at a time: split the stack, "
+                        "or measure it with 'focusnet evaluate-stack'"
                     )
                 image = series.asarray()
+                pixel_size = tiff_pixel_size_um(tif)
         else:
             image = imageio.imread(path)
     except ImageFormatError:
         raise
     except Exception as error:  # decoders raise many types; name the file
         raise ImageFormatError(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from error
-    return check_single_channel(image, str(path))
+    return ImageFile(check_single_channel(image, str(path)), pixel_size)
+
+
+def read_image(path) -> np.ndarray:
+    """Read a single-channel 2-D image, keeping its pixel type (e.g. uint16).
+
+    See :func:`read_image_file`, which also gives the pixel size the file states.
+
+    Returns
+    -------
+    ndarray
+        2-D array of raw intensities.
+    """
+    return read_image_file(path).pixels
+
+
+@dataclasses.dataclass
+class Stack:
+    """A through-focus stack as read: planes, and the spacings its file states (None when it states none)."""
+
+    planes: np.ndarray
+    z_step_um: float | None = None
+    pixel_size_um: float | None = None
+
+
+def read_stack(path) -> Stack:
+    """Read a single-channel z-stack (multi-page TIFF, ImageJ hyperstack or OME-TIFF).
+
+    Raises
+    ------
+    InputNotFoundError, ImageFormatError
+        Missing file; not a TIFF; more than one channel or time point (give
+        one channel's stack); fewer than two planes.
+    """
+    import tifffile
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputNotFoundError(f"{path}: no such stack file")
+    if not is_tiff(path):
+        raise ImageFormatError(f"{path}: stacks are read from TIFF files (multi-page, ImageJ or OME-TIFF)")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            planes = series.asarray()
+            axes = series.axes
+            z_step, pixel_size = tiff_z_step_um(tif), tiff_pixel_size_um(tif)
+    except Exception as error:  # decoders raise many types; name the file
+        raise ImageFormatError(f"{path}: cannot be read as a stack ({type(error).__name__}: {error})") from error
+    if planes.dtype.kind not in "uif":
+        raise ImageFormatError(f"{path}: pixel type {planes.dtype} is not numeric")
+    extra = {axis: size for axis, size in zip(axes, planes.shape) if axis in "CTS" and size > 1}
+    if extra:
+        raise ImageFormatError(f"{path}: a stack with axes {axes} and shape {planes.shape}; give one channel and "
+                               f"one time point ({', '.join(f'{a}={n}' for a, n in extra.items())})")
+    planes = planes.reshape((-1,) + planes.shape[-2:])
+    if planes.shape[0] < 2:
+        raise ImageFormatError(f"{path}: {planes.shape[0]} plane; a z-stack needs at least two")
+    return Stack(planes, z_step, pixel_size)
 
 
 def write_tiff(path, image: np.ndarray) -> None:

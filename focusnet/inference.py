@@ -1,14 +1,27 @@
-"""Whole-image inference: the one function the CLI, CellProfiler and tests call.
+"""Whole-image inference: the one function the CLI, CellProfiler, Fiji's numbers and tests call.
 
-An image is cut into ``floor(H/84) x floor(W/84)`` non-overlapping patches,
-leftover pixels spread evenly between and around them as Fiji's plugin does
-(tile ``i`` starts at ``i*84 + (i+1)*space // (n+1)``, ``space = size - 84 n``).
-Every patch gets a probability distribution over the 11 defocus levels, its
-most probable level and a certainty ``1 - entropy(p) / ln(11)`` (1: all
-probability on one level; 0: uniform). The whole-image answer is the
-certainty-weighted mean of the patch distributions: ``defocus_level`` is its
-most probable level and ``aggregate_certainty`` its certainty;
-``mean_certainty`` is the mean patch certainty.
+1. **Pixel size.** The image is resampled (anti-aliased, intensities kept in
+   counts) to the pixel size the model was trained at, unless it already has
+   it. The pixel size comes from the caller (``given``), the file
+   (``file``), or is ``assumed`` to be the model's.
+2. **Patches.** The (resampled) image is cut into ``floor(H/84) x floor(W/84)``
+   non-overlapping patches, leftover pixels spread evenly between and around
+   them as Fiji's plugin does (tile ``i`` starts at
+   ``i*84 + (i+1)*space // (n+1)``, ``space = size - 84 n``). Positions are
+   reported in the original image's pixels.
+3. **Content.** Patches without structure above their noise
+   (:mod:`focusnet.content`) are marked and take no part in the answer:
+   empty background is neither in focus nor out of focus.
+4. **Levels.** Every patch gets a probability distribution over the 11
+   defocus levels and a certainty ``1 - entropy(p) / ln(11)`` (1: all
+   probability on one level; 0: uniform). The whole-image distribution is
+   the certainty-weighted mean over the patches with content:
+   ``defocus_level`` is its most probable level, ``aggregate_certainty`` its
+   certainty, ``mean_certainty`` the mean certainty of those patches.
+5. **Micrometres.** Levels become distances from focus for the user's
+   objective (:mod:`focusnet.defocus`): ``defocus_um`` from the
+   distribution's expected level, a lower bound when the most probable level
+   is the last.
 """
 
 from __future__ import annotations
@@ -19,13 +32,16 @@ import math
 import numpy as np
 
 from .classifier import PATCHES_PER_BATCH
+from .content import has_content
 from .contract import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
-from .errors import ImageFormatError, InvalidParameterError, UnmeasurableImageError
+from .defocus import DefocusScale, defocus_scale
+from .errors import ImageFormatError, InvalidParameterError, NoContentError, UnmeasurableImageError
 from .images import check_single_channel
 from .loader import load_model
+from .optics import Optics
 
-__all__ = ["FocusPrediction", "UnmeasurableImageError", "aggregate", "certainty", "extract_patches", "predict_image",
-           "tile_starts", "to_counts"]
+__all__ = ["FocusPrediction", "NoContentError", "UnmeasurableImageError", "aggregate", "certainty", "extract_patches",
+           "model_optics", "objective_optics", "predict_image", "resample_to_model_pixels", "tile_starts", "to_counts"]
 
 
 def certainty(probabilities) -> np.ndarray:
@@ -45,6 +61,12 @@ def tile_starts(size: int, patch: int = PATCH_SIZE) -> np.ndarray:
     return index * patch + (index + 1) * space // (count + 1)
 
 
+#: Resampling within this relative difference of the model's pixel size is skipped.
+PIXEL_SIZE_TOLERANCE = 0.005
+#: Pixels coarser than the model's by more than this factor: blur below a pixel cannot be seen.
+COARSE_PIXEL_FACTOR = 1.5
+
+
 @dataclasses.dataclass
 class FocusPrediction:
     """Focus of one image, per patch and as a whole.
@@ -52,18 +74,35 @@ class FocusPrediction:
     Attributes
     ----------
     probabilities : ndarray, shape (rows, cols, 11)
-        Level distribution of each patch.
+        Level distribution of each patch (as the network gives it, also for
+        patches without content).
     patch_certainty : ndarray, shape (rows, cols)
     y, x : ndarray
-        Top/left pixel of each row/column of patches.
+        Top/left pixel of each row/column of patches, in the original image.
     distribution : ndarray, shape (11,)
-        Certainty-weighted mean of the patch distributions.
+        Certainty-weighted mean of the distributions of the patches with content.
     defocus_level : int
         Most probable level of ``distribution`` (0 = in focus).
     aggregate_certainty : float
         Certainty of ``distribution``.
     mean_certainty : float
-        Mean patch certainty.
+        Mean certainty of the patches with content.
+    has_content : ndarray of bool, shape (rows, cols)
+        Whether each patch holds structure above its noise.
+    patch_size : int
+        Side of a patch in the original image's pixels (84 at the model's pixel size).
+    pixel_size_um : float or None
+        Pixel size in the sample plane the image was measured at.
+    pixel_size_source : str
+        ``given``, ``file`` or ``assumed`` (the model's).
+    defocus_um : float
+        Distance from focus of the user's objective for the whole image.
+    defocus_um_lower_bound : bool
+        True when the blur is beyond the last level: the distance is at least ``defocus_um``.
+    patch_defocus_um : ndarray, shape (rows, cols)
+        The same per patch (NaN without content).
+    notes : tuple of str
+        What the caller should tell the user (e.g. pixels too coarse to see fine blur).
     """
 
     probabilities: np.ndarray
@@ -74,6 +113,14 @@ class FocusPrediction:
     defocus_level: int
     aggregate_certainty: float
     mean_certainty: float
+    has_content: np.ndarray = None
+    patch_size: int = PATCH_SIZE
+    pixel_size_um: float | None = None
+    pixel_size_source: str = "assumed"
+    defocus_um: float = float("nan")
+    defocus_um_lower_bound: bool = False
+    patch_defocus_um: np.ndarray = None
+    notes: tuple = ()
 
     @property
     def patch_levels(self) -> np.ndarray:
@@ -84,14 +131,27 @@ class FocusPrediction:
     def num_patches(self) -> int:
         return int(self.patch_certainty.size)
 
+    @property
+    def content_fraction(self) -> float:
+        """Fraction of the patches with structure above their noise."""
+        return float(np.mean(self.has_content)) if self.num_patches else float("nan")
+
     def patch_rows(self):
-        """One dict per patch (row-major): row, col, y, x, level, certainty, probabilities."""
+        """One dict per patch (row-major): row, col, y, x, content, level, certainty, defocus_um, probabilities.
+
+        Patches without content have no level (None) and NaN certainty,
+        defocus and probabilities: they are not judged.
+        """
         levels = self.patch_levels
+        nan_probabilities = np.full(self.probabilities.shape[-1], np.nan)
         for row, y in enumerate(self.y):
             for col, x in enumerate(self.x):
-                yield {"row": row, "col": col, "y": int(y), "x": int(x), "defocus_level": int(levels[row, col]),
-                       "certainty": float(self.patch_certainty[row, col]),
-                       "probabilities": self.probabilities[row, col]}
+                content = bool(self.has_content[row, col])
+                yield {"row": row, "col": col, "y": int(y), "x": int(x), "content": content,
+                       "defocus_level": int(levels[row, col]) if content else None,
+                       "certainty": float(self.patch_certainty[row, col]) if content else float("nan"),
+                       "defocus_um": float(self.patch_defocus_um[row, col]),
+                       "probabilities": self.probabilities[row, col] if content else nan_probabilities}
 
 
 def to_counts(image, scale=None, name: str = "image") -> np.ndarray:
@@ -157,7 +217,46 @@ def extract_patches(counts: np.ndarray, positions) -> np.ndarray:
     return patches
 
 
-def predict_image(image, model=None, scale=None, name: str = "image") -> FocusPrediction:
+def model_optics(model) -> Optics:
+    """The optics a model was trained with (its levels' meaning and its pixel size)."""
+    return Optics(**model.config["simulator"]["optics"])
+
+
+def objective_optics(model, wavelength_um=None, numerical_aperture=None, refractive_index=None) -> Optics:
+    """The user's objective, each parameter not given taken from the model's training optics.
+
+    Raises
+    ------
+    InvalidParameterError
+        A parameter that is not positive, or an NA not below the immersion index.
+    """
+    trained = model_optics(model)
+    return dataclasses.replace(
+        trained,
+        wavelength_um=trained.wavelength_um if wavelength_um is None else wavelength_um,
+        numerical_aperture=trained.numerical_aperture if numerical_aperture is None else numerical_aperture,
+        refractive_index=trained.refractive_index if refractive_index is None else refractive_index)
+
+
+def resample_to_model_pixels(counts: np.ndarray, zoom: float) -> np.ndarray:
+    """Resample an image by ``zoom`` (anti-aliased, bilinear), intensities kept in counts (float32).
+
+    Parameters
+    ----------
+    counts : ndarray, 2-D
+        Raw counts.
+    zoom : float
+        The image's pixel size over the model's: below 1 the image shrinks.
+    """
+    from skimage.transform import rescale
+
+    resampled = rescale(np.asarray(counts, dtype=np.float32), zoom, order=1, mode="reflect",
+                        anti_aliasing=zoom < 1, preserve_range=True)
+    return resampled.astype(np.float32)
+
+
+def predict_image(image, model=None, scale=None, name: str = "image", pixel_size_um=None,
+                  pixel_size_source: str | None = None, objective: Optics | None = None) -> FocusPrediction:
     """Measure the focus of one image.
 
     Parameters
@@ -171,6 +270,14 @@ def predict_image(image, model=None, scale=None, name: str = "image") -> FocusPr
         For float images, the count that 1.0 stands for.
     name : str
         Names the image in error messages.
+    pixel_size_um : float, optional
+        Pixel size in the sample plane; default: the model's training pixel
+        size (reported as ``assumed``).
+    pixel_size_source : str, optional
+        Where ``pixel_size_um`` came from (``given`` or ``file``); default ``given``.
+    objective : Optics, optional
+        The user's objective (wavelength, numerical aperture, immersion
+        index) for ``defocus_um``; default: the model's training optics.
 
     Returns
     -------
@@ -180,15 +287,36 @@ def predict_image(image, model=None, scale=None, name: str = "image") -> FocusPr
     ------
     ImageFormatError
         Colour, multi-plane, non-numeric, NaN/Inf or out-of-range input.
+    InvalidParameterError
+        A pixel size that is not a positive number.
     UnmeasurableImageError
-        Smaller than one patch, or constant (no content to judge).
+        Smaller than one patch at the model's pixel size, constant, or
+        without content (:class:`~focusnet.errors.NoContentError`).
     """
     model = load_model(model)
     counts = to_counts(image, scale, name)
-    height, width = counts.shape
+    trained = model_optics(model)
+    notes = []
+    if pixel_size_um is None:
+        pixel_size_um, pixel_size_source = trained.pixel_size_um, "assumed"
+    elif not (isinstance(pixel_size_um, (int, float)) and math.isfinite(pixel_size_um) and pixel_size_um > 0):
+        raise InvalidParameterError(f"{name}: pixel size must be a positive number of micrometres, "
+                                    f"got {pixel_size_um!r}")
+    zoom = float(pixel_size_um) / trained.pixel_size_um
+    if zoom > COARSE_PIXEL_FACTOR:
+        notes.append(f"{name}: pixels of {pixel_size_um:g} um are {zoom:.1f}x coarser than the model's "
+                     f"{trained.pixel_size_um:g} um: resampling cannot restore blur finer than a pixel, so low "
+                     "levels are hard to tell apart; a model trained at your pixel size is better")
+    resampled = abs(zoom - 1.0) > PIXEL_SIZE_TOLERANCE
+    work = resample_to_model_pixels(counts, zoom) if resampled else counts
+    height, width = work.shape
     if height < PATCH_SIZE or width < PATCH_SIZE:
-        raise UnmeasurableImageError(f"{name}: {width}x{height} pixels is smaller than one "
-                                     f"{PATCH_SIZE}x{PATCH_SIZE} patch")
+        at = f" at the model's {trained.pixel_size_um:g} um pixels (from {counts.shape[1]}x{counts.shape[0]} " \
+             f"pixels of {pixel_size_um:g} um)" if resampled else ""
+        advice = "; measure it with a model trained for your optics (focusnet train --init ... --pixel-size " \
+                 f"{pixel_size_um:g}, see docs/model.md)" if resampled else ""
+        raise UnmeasurableImageError(f"{name}: {width}x{height} pixels{at} is smaller than one "
+                                     f"{PATCH_SIZE}x{PATCH_SIZE} patch{advice}")
     if counts.min() == counts.max():
         raise UnmeasurableImageError(f"{name}: constant image (every pixel is {counts.min():g}); "
                                      "there is nothing to judge focus by")
@@ -196,30 +324,76 @@ def predict_image(image, model=None, scale=None, name: str = "image") -> FocusPr
     # Row-major patches (row outer), as Fiji's plugin and the export order them. Cut and
     # classified one batch at a time, so memory stays bounded however large the image.
     positions = [(y, x) for y in ys for x in xs]
-    probabilities = np.concatenate([
-        model.predict_patches(extract_patches(counts, positions[start:start + PATCHES_PER_BATCH]))
-        for start in range(0, len(positions), PATCHES_PER_BATCH)
-    ])
-    return aggregate(probabilities.reshape(len(ys), len(xs), NUM_LEVELS), ys, xs)
+    # Where each patch lies in the original image, and its content judged there, in the
+    # original pixels (resampling would correlate the noise the test measures).
+    patch_size = int(round(PATCH_SIZE / zoom)) if resampled else PATCH_SIZE
+    original_y = np.minimum(np.round(ys / zoom).astype(int), counts.shape[0] - patch_size) if resampled else ys
+    original_x = np.minimum(np.round(xs / zoom).astype(int), counts.shape[1] - patch_size) if resampled else xs
+    original_positions = [(y, x) for y in original_y for x in original_x]
+    probabilities, content = [], []
+    for start in range(0, len(positions), PATCHES_PER_BATCH):
+        batch = slice(start, start + PATCHES_PER_BATCH)
+        patches = extract_patches(work, positions[batch])
+        probabilities.append(model.predict_patches(patches))
+        if resampled:
+            regions = np.stack([counts[y:y + patch_size, x:x + patch_size] for y, x in original_positions[batch]])
+            content.append(has_content(regions, noise_reduction=1.0 / zoom))
+        else:
+            content.append(has_content(patches * np.float32(INPUT_SCALE)))
+    grid = (len(ys), len(xs))
+    prediction = aggregate(np.concatenate(probabilities).reshape(*grid, NUM_LEVELS), original_y, original_x,
+                           has_content=np.concatenate(content).reshape(grid),
+                           defocus=defocus_scale(trained, objective or trained))
+    if not prediction.has_content.any():
+        raise NoContentError(f"{name}: no content: none of its {prediction.num_patches} patches holds structure "
+                             "above its noise (an empty or dark field); it is neither in focus nor out of focus",
+                             num_patches=prediction.num_patches)
+    return dataclasses.replace(prediction, patch_size=patch_size, pixel_size_um=float(pixel_size_um),
+                               pixel_size_source=pixel_size_source or "given", notes=tuple(notes))
 
 
-def aggregate(probabilities, ys, xs) -> FocusPrediction:
-    """Combine patch distributions (rows, cols, 11) into the whole-image answer."""
+def aggregate(probabilities, ys, xs, has_content=None, defocus: DefocusScale | None = None) -> FocusPrediction:
+    """Combine patch distributions (rows, cols, 11) into the whole-image answer.
+
+    Parameters
+    ----------
+    probabilities : array_like, shape (rows, cols, 11)
+    ys, xs : array_like
+        Top/left pixels of the rows and columns of patches.
+    has_content : array_like of bool, shape (rows, cols), optional
+        Patches that take part (default: all).
+    defocus : DefocusScale, optional
+        Converts levels to micrometres (default: the shipped model's optics).
+    """
     probabilities = np.asarray(probabilities, dtype=float)
+    has_content = np.ones(probabilities.shape[:-1], bool) if has_content is None else np.asarray(has_content, bool)
+    if defocus is None:
+        defocus = defocus_scale(Optics(), Optics())
     patch_certainty = certainty(probabilities)
-    weights = patch_certainty.ravel()
-    flat = probabilities.reshape(-1, probabilities.shape[-1])
-    if weights.sum() > 0:
+    flat, weights = probabilities[has_content], patch_certainty[has_content]
+    if len(flat) == 0:
+        distribution = np.full(probabilities.shape[-1], np.nan)
+    elif weights.sum() > 0:
         distribution = (weights[:, None] * flat).sum(axis=0) / weights.sum()
     else:  # every patch uniform: no patch is more trustworthy than another
         distribution = flat.mean(axis=0)
+    levels = np.arange(probabilities.shape[-1])
+    last = levels[-1]
+    with np.errstate(invalid="ignore"):
+        defocus_level = int(np.argmax(distribution)) if len(flat) else -1
+        image_um = float(defocus(last if defocus_level == last else distribution @ levels)) if len(flat) else np.nan
+        patch_um = np.where(has_content, defocus(probabilities @ levels), np.nan)
     return FocusPrediction(
         probabilities=probabilities,
         patch_certainty=patch_certainty,
         y=np.asarray(ys),
         x=np.asarray(xs),
         distribution=distribution,
-        defocus_level=int(np.argmax(distribution)),
-        aggregate_certainty=float(certainty(distribution)),
-        mean_certainty=float(patch_certainty.mean()),
+        defocus_level=defocus_level,
+        aggregate_certainty=float(certainty(distribution)) if len(flat) else float("nan"),
+        mean_certainty=float(weights.mean()) if len(flat) else float("nan"),
+        has_content=has_content,
+        defocus_um=image_um,
+        defocus_um_lower_bound=defocus_level == last,
+        patch_defocus_um=patch_um,
     )

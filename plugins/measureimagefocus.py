@@ -7,8 +7,10 @@ and how certain that is, using focusnet's deep-learning classifier after Yang et
 "Assessing microscope image focus quality with deep learning", *BMC Bioinformatics* 19:77
 (2018).
 
-Each image is cut into 84 x 84 pixel patches (the leftover pixels spread evenly around
-them). For every patch the network gives the probability of each of 11 defocus levels
+Each image is resampled to the model's pixel size when yours differs (a setting), then cut
+into 84 x 84 pixel patches (the leftover pixels spread evenly around them). Patches without
+structure above their noise (empty background) are marked and left out. For every
+patch the network gives the probability of each of 11 defocus levels
 (0 = in focus; level L is about 2 L um from focus for a 20x/0.5 NA objective) and a
 certainty (1 minus the normalised entropy of that distribution). The whole-image answer is
 the certainty-weighted mean of the patch distributions.
@@ -38,6 +40,13 @@ For each measured image *X*:
    probability of each level.
 -  *ImageFocus_PatchCount_X*: number of patches measured (0 when the image is smaller than
    one patch).
+-  *ImageFocus_ContentFraction_X*: fraction of the patches with structure above their noise;
+   only those are judged. 0 for an empty or dark field (its other measurements are NaN: it is
+   neither in focus nor out of focus).
+-  *ImageFocus_DefocusUm_X*: distance from focus in micrometres for your objective (settings),
+   from the whole-image distribution; *ImageFocus_DefocusUmIsLowerBound_X* is 1 when the blur
+   is beyond the last level, so the distance is at least that.
+-  *ImageFocus_PixelSizeUm_X*: the pixel size the image was measured at.
 
 References
 ^^^^^^^^^^
@@ -59,18 +68,23 @@ from cellprofiler_core.setting import Binary, Divider, HiddenCount, SettingsGrou
 from cellprofiler_core.setting.choice import Choice
 from cellprofiler_core.setting.do_something import DoSomething, RemoveSettingButton
 from cellprofiler_core.setting.subscriber import ImageSubscriber
-from cellprofiler_core.setting.text import Directory, Filename, ImageName
+from cellprofiler_core.setting.text import Directory, Filename, Float, ImageName
 
 # The measurement names, like every number focusnet's parts share, come from its contract module
 # (standard library only: importing it does not load TensorFlow).
 from focusnet.contract import FEATURE_AGGREGATE_CERTAINTY as F_AGGREGATE_CERTAINTY
+from focusnet.contract import FEATURE_CONTENT_FRACTION as F_CONTENT_FRACTION
 from focusnet.contract import FEATURE_DEFOCUS_LEVEL as F_DEFOCUS_LEVEL
+from focusnet.contract import FEATURE_DEFOCUS_UM as F_DEFOCUS_UM
+from focusnet.contract import FEATURE_DEFOCUS_UM_LOWER_BOUND as F_DEFOCUS_UM_LOWER_BOUND
 from focusnet.contract import FEATURE_MEAN_CERTAINTY as F_MEAN_CERTAINTY
 from focusnet.contract import FEATURE_PATCH_COUNT as F_PATCH_COUNT
+from focusnet.contract import FEATURE_PIXEL_SIZE_UM as F_PIXEL_SIZE_UM
 from focusnet.contract import FEATURE_PROBABILITIES as F_PROBABILITIES
 from focusnet.contract import FEATURES, PAPER_DOI, SHIPPED_BUNDLE
 from focusnet.contract import MEASUREMENT_CATEGORY as CATEGORY
 from focusnet.errors import ImageFormatError, ModelError, UnmeasurableImageError
+from focusnet.optics import Optics
 
 LOGGER = logging.getLogger(__name__)
 
@@ -80,16 +94,17 @@ COLUMN_TYPES[F_PATCH_COUNT] = COLTYPE_INTEGER
 MODEL_SHIPPED = "Shipped with focusnet"
 MODEL_CUSTOM = "Custom bundle"
 
-# Settings before the image groups: count, model choice, directory, file.
-FIXED_SETTING_COUNT = 4
-SETTINGS_PER_IMAGE = 3
+# The shipped model's training optics give the optics settings their defaults (a custom bundle's
+# own optics are used while those settings say "No").
+SHIPPED_OPTICS = Optics()
 
 
 class MeasureImageFocus(Module):
     module_name = "MeasureImageFocus"
     category = "Measurement"
-    # 1: the CellProfiler-plugins module (one setting: the image). 2: this module.
-    variable_revision_number = 2
+    # 1: the CellProfiler-plugins module (one setting: the image). 2: model and images.
+    # 3: pixel size and objective.
+    variable_revision_number = 3
     # CellProfiler 5 shows this in its citation list; the module help's References say the same.
     doi = {"Please cite the following when using MeasureImageFocus:": "https://doi.org/" + PAPER_DOI}
 
@@ -136,6 +151,38 @@ folder are rewritten for batch files and clusters.""",
 The bundle's file name. It is checked (intact, of a known format, holding only the
 operations a classifier needs) before the first image is measured.""",
         )
+        self.wants_pixel_size = Binary(
+            "Do your images have another pixel size than the model's?",
+            False,
+            doc="""\
+The model judges blur at the pixel size it was trained at (the shipped model: 0.65 um in the
+sample plane, a 20x objective with 2x2 binning). Select *Yes* and give your pixel size: each
+image is then resampled to the model's pixel size before it is measured (patch positions and
+the overlay stay in your image's pixels). Pixels much coarser than the model's cannot show
+fine blur; for those, and for images that become smaller than one patch, train a model for
+your optics (`focusnet train --init`, see focusnet's docs/model.md).""",
+        )
+        self.pixel_size = Float(
+            "Pixel size in the sample plane (um)", SHIPPED_OPTICS.pixel_size_um, minval=0.001,
+            doc="The size of one pixel in the sample plane, in micrometres: the camera pixel divided by the "
+                "total magnification (with binning).",
+        )
+        self.wants_objective = Binary(
+            "Is your objective different from the model's?",
+            False,
+            doc="""\
+*DefocusUm* reports each image's distance from focus in micrometres for the objective you
+give here: the distance at which your objective blurs as much as the model's level says
+(computed with focusnet's Born & Wolf PSF). Select *No* to use the model's own training
+optics (the shipped model: NA 0.5, air, 500 nm emission, 2 um per level).""",
+        )
+        self.numerical_aperture = Float("Numerical aperture", SHIPPED_OPTICS.numerical_aperture, minval=0.01,
+                                        maxval=1.7, doc="The numerical aperture of your objective.")
+        self.refractive_index = Float(
+            "Refractive index of the immersion medium", SHIPPED_OPTICS.refractive_index, minval=1.0, maxval=2.0,
+            doc="1.0 for air, 1.33 for water, 1.515 for oil; it must exceed the numerical aperture.")
+        self.wavelength = Float("Emission wavelength (um)", SHIPPED_OPTICS.wavelength_um, minval=0.2, maxval=2.0,
+                                doc="The emission wavelength of the stain in micrometres (e.g. 0.461 for DAPI).")
         self.add_image(can_remove=False)
         self.add_image_button = DoSomething("", "Add another image", self.add_image)
 
@@ -180,8 +227,13 @@ with **SaveImages**.""",
             group.append("remover", RemoveSettingButton("", "Remove this image", self.image_groups, group))
         self.image_groups.append(group)
 
+    def optics_settings(self):
+        return [self.wants_pixel_size, self.pixel_size, self.wants_objective, self.numerical_aperture,
+                self.refractive_index, self.wavelength]
+
     def settings(self):
         result = [self.image_count, self.model_choice, self.model_directory, self.model_file]
+        result += self.optics_settings()
         for group in self.image_groups:
             result += [group.image_name, group.wants_overlay, group.overlay_name]
         return result
@@ -190,6 +242,12 @@ with **SaveImages**.""",
         result = [self.model_choice]
         if self.model_choice.value == MODEL_CUSTOM:
             result += [self.model_directory, self.model_file]
+        result.append(self.wants_pixel_size)
+        if self.wants_pixel_size.value:
+            result.append(self.pixel_size)
+        result.append(self.wants_objective)
+        if self.wants_objective.value:
+            result += [self.numerical_aperture, self.refractive_index, self.wavelength]
         for group in self.image_groups:
             if hasattr(group, "divider"):
                 result.append(group.divider)
@@ -213,6 +271,12 @@ with **SaveImages**.""",
             setting_values = ["1", MODEL_SHIPPED, self.model_directory.value, self.model_file.value,
                               setting_values[0], "No", "FocusOverlay"]
             variable_revision_number = 2
+        if variable_revision_number == 2:
+            # Pixel size and objective, after the model settings: the model's own, as before.
+            optics = ["No", str(SHIPPED_OPTICS.pixel_size_um), "No", str(SHIPPED_OPTICS.numerical_aperture),
+                      str(SHIPPED_OPTICS.refractive_index), str(SHIPPED_OPTICS.wavelength_um)]
+            setting_values = setting_values[:4] + optics + setting_values[4:]
+            variable_revision_number = 3
         return setting_values, variable_revision_number
 
     def volumetric(self):
@@ -248,6 +312,21 @@ with **SaveImages**.""",
 
     def validate_module(self, pipeline):
         self.check_model()
+        if self.wants_objective.value and self.numerical_aperture.value >= self.refractive_index.value:
+            raise ValidationError("The numerical aperture must be smaller than the refractive index of the "
+                                  "immersion medium", self.numerical_aperture)
+
+    def measuring_options(self, model):
+        """Keyword arguments of predict_image for these settings: pixel size and objective."""
+        from focusnet.inference import objective_optics
+
+        options = {}
+        if self.wants_pixel_size.value:
+            options["pixel_size_um"] = float(self.pixel_size.value)
+        if self.wants_objective.value:
+            options["objective"] = objective_optics(model, self.wavelength.value, self.numerical_aperture.value,
+                                                    self.refractive_index.value)
+        return options
 
     def prepare_run(self, workspace):
         # Headless runs never call validate_module: check the bundle before the first image.
@@ -268,10 +347,11 @@ with **SaveImages**.""",
 
     def run(self, workspace):
         from focusnet.figures import overlay_rgb
-        from focusnet.inference import predict_image
+        from focusnet.inference import model_optics, predict_image
 
         measurements = workspace.measurements
         model = self.load_model()
+        options = self.measuring_options(model)
         statistics = []
         overlays = []
         for group in self.image_groups:
@@ -287,17 +367,25 @@ with **SaveImages**.""",
                     "MeasureImageFocus: %s has no intensity scale (was it rescaled by another module?); "
                     "measure the image as loaded, so its raw camera counts can be recovered" % label)
             try:
-                prediction = predict_image(image.pixel_data, model, scale=float(image.scale), name=label)
+                prediction = predict_image(image.pixel_data, model, scale=float(image.scale), name=label, **options)
             except UnmeasurableImageError as error:
                 LOGGER.warning("MeasureImageFocus: %s; its focus measurements are NaN", error)
                 values = dict.fromkeys(FEATURES, numpy.nan)
-                values[F_PATCH_COUNT] = 0
+                values[F_PATCH_COUNT] = error.num_patches
+                values[F_CONTENT_FRACTION] = error.content_fraction
+                values[F_PIXEL_SIZE_UM] = options.get("pixel_size_um", model_optics(model).pixel_size_um)
                 prediction = None
             else:
+                for note in prediction.notes:
+                    LOGGER.warning("MeasureImageFocus: %s", note)
                 values = {F_DEFOCUS_LEVEL: float(prediction.defocus_level),
                           F_MEAN_CERTAINTY: prediction.mean_certainty,
                           F_AGGREGATE_CERTAINTY: prediction.aggregate_certainty,
-                          F_PATCH_COUNT: prediction.num_patches}
+                          F_PATCH_COUNT: prediction.num_patches,
+                          F_CONTENT_FRACTION: prediction.content_fraction,
+                          F_DEFOCUS_UM: prediction.defocus_um,
+                          F_DEFOCUS_UM_LOWER_BOUND: float(prediction.defocus_um_lower_bound),
+                          F_PIXEL_SIZE_UM: prediction.pixel_size_um}
                 values.update({feature: float(p) for feature, p in zip(F_PROBABILITIES, prediction.distribution)})
             for feature in FEATURES:
                 measurements.add_image_measurement(self.measurement_name(feature, name), values[feature])

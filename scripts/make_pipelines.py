@@ -6,8 +6,10 @@ Usage (main environment): python scripts/make_pipelines.py
   MeasureImageFocus (DNA, overlay "FocusOverlay") -> SaveImages (the overlay, <name>_focus.png)
   -> ExportToSpreadsheet (Image.csv in the output folder, overwritten without asking).
 * focus_qc.cppipe: the same measurement, plus CellProfiler's MeasureImageQuality blur
-  features of DNA, and FlagImage setting Metadata_OutOfFocus = 1 when
-  ImageFocus_DefocusLevel_DNA > 2; exports Image.csv.
+  features of DNA, FlagImage setting Metadata_OutOfFocus = 1 when
+  ImageFocus_DefocusLevel_DNA > 2, and Metadata_NoContent = 1 when no patch of the image
+  holds structure above its noise (ImageFocus_ContentFraction_DNA is 0: an empty or dark
+  field, whose level is NaN, is neither in focus nor out of focus); exports Image.csv.
 """
 
 import io
@@ -32,7 +34,11 @@ from cellprofiler_core.modules.namesandtypes import NamesAndTypes  # noqa: E402
 from cellprofiler_core.pipeline import Pipeline  # noqa: E402
 from measureimagefocus import MeasureImageFocus  # noqa: E402
 
-from focusnet.contract import FEATURE_DEFOCUS_LEVEL, MEASUREMENT_CATEGORY  # noqa: E402
+from focusnet.contract import (  # noqa: E402
+    FEATURE_CONTENT_FRACTION,
+    FEATURE_DEFOCUS_LEVEL,
+    MEASUREMENT_CATEGORY,
+)
 
 IMAGE = "DNA"
 OVERLAY = "FocusOverlay"
@@ -86,17 +92,26 @@ def blur_quality():
     return module
 
 
-def flag_out_of_focus():
+#: An image is flagged as without content when its content fraction is below this: 0 is the
+#: only value below it (a single patch with content in the largest plate images is above).
+NO_CONTENT_BELOW = 1e-6
+
+
+def flag_image(name, feature, minimum=None, maximum=None):
+    """A FlagImage module setting Metadata_<name> = 1 when an ImageFocus measurement is out of range."""
     module = FlagImage()
     flag = module.flags[0]
     flag.category.value = "Metadata"
-    flag.feature_name.value = "OutOfFocus"
+    flag.feature_name.value = name
     measurement = flag.measurement_settings[0]
     measurement.source_choice.value = S_IMAGE
-    measurement.measurement.value = "_".join((MEASUREMENT_CATEGORY, FEATURE_DEFOCUS_LEVEL, IMAGE))
-    measurement.wants_minimum.value = False
-    measurement.wants_maximum.value = True
-    measurement.maximum_value.value = FLAG_LEVEL
+    measurement.measurement.value = "_".join((MEASUREMENT_CATEGORY, feature, IMAGE))
+    measurement.wants_minimum.value = minimum is not None
+    if minimum is not None:
+        measurement.minimum_value.value = minimum
+    measurement.wants_maximum.value = maximum is not None
+    if maximum is not None:
+        measurement.maximum_value.value = maximum
     return module
 
 
@@ -116,7 +131,10 @@ def main():
     folder.mkdir(exist_ok=True)
     write(folder / "measure_focus.cppipe", input_modules() + [focus_module(), save_overlay(), export_image_table()])
     write(folder / "focus_qc.cppipe",
-          input_modules() + [focus_module(overlay=False), blur_quality(), flag_out_of_focus(), export_image_table()])
+          input_modules() + [focus_module(overlay=False), blur_quality(),
+                             flag_image("OutOfFocus", FEATURE_DEFOCUS_LEVEL, maximum=FLAG_LEVEL),
+                             flag_image("NoContent", FEATURE_CONTENT_FRACTION, minimum=NO_CONTENT_BELOW),
+                             export_image_table()])
 
 
 if __name__ == "__main__":

@@ -26,12 +26,14 @@ def read_csv(path):
 
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory, in_focus_paths, out_of_focus_paths):
-    """Real images (as .tif), plus one smaller than a patch and one constant image."""
+    """Real images (as .tif), plus one smaller than a patch, a constant image and a dark field of pure noise."""
     folder = tmp_path_factory.mktemp("cp_images")
     for path in list(in_focus_paths[-2:]) + list(out_of_focus_paths[:2]):
         write_tiff(folder / (path.stem[:40] + ".tif"), read_image(path))
     write_tiff(folder / "tiny.tif", (np.arange(50 * 60) % 700 + 100).astype(np.uint16).reshape(50, 60))
     write_tiff(folder / "constant.tif", np.full((300, 300), 120, np.uint16))
+    dark = np.random.default_rng(7).poisson(12, (300, 400)) + 100  # an empty, near-dark field: shot noise only
+    write_tiff(folder / "dark_field.tif", dark.astype(np.uint16))
     return folder
 
 
@@ -59,8 +61,8 @@ def test_measure_focus_pipeline(image_folder, focusnet_predict, tmp_path):
     rows, result = run_pipeline("measure_focus.cppipe", image_folder, tmp_path / "out")
     by_name = {row["FileName_DNA"]: row for row in rows}
     assert sorted(by_name) == sorted(p.name for p in image_folder.glob("*.tif"))  # every image has a row
-    columns = ["DefocusLevel", "MeanCertainty", "AggregateCertainty", "PatchCount"] + [
-        f"ProbabilityLevel{k}" for k in range(NUM_LEVELS)]
+    columns = ["DefocusLevel", "MeanCertainty", "AggregateCertainty", "PatchCount", "ContentFraction", "DefocusUm",
+               "DefocusUmIsLowerBound", "PixelSizeUm"] + [f"ProbabilityLevel{k}" for k in range(NUM_LEVELS)]
     for name, row in by_name.items():
         expected = focusnet_predict[name]
         if name in ("tiny.tif", "constant.tif"):
@@ -69,20 +71,28 @@ def test_measure_focus_pipeline(image_folder, focusnet_predict, tmp_path):
             assert int(float(row["ImageFocus_PatchCount_DNA"])) == 0
             assert name in result.stderr + result.stdout  # the warning names the image
             continue
+        if name == "dark_field.tif":  # neither in focus nor out of focus: no content
+            assert math.isnan(float(row["ImageFocus_DefocusLevel_DNA"]))
+            assert float(row["ImageFocus_ContentFraction_DNA"]) == 0
+            assert int(float(row["ImageFocus_PatchCount_DNA"])) == int(expected["patches"]) == 12
+            assert "dark_field.tif: no content" in result.stderr + result.stdout
+            continue
         for column in columns:
             source = {"DefocusLevel": "defocus_level", "MeanCertainty": "mean_certainty",
-                      "AggregateCertainty": "aggregate_certainty", "PatchCount": "patches"}.get(
+                      "AggregateCertainty": "aggregate_certainty", "PatchCount": "patches",
+                      "ContentFraction": "content_fraction", "DefocusUm": "defocus_um",
+                      "DefocusUmIsLowerBound": "defocus_um_lower_bound", "PixelSizeUm": "pixel_size_um"}.get(
                 column, "prob_" + column.replace("ProbabilityLevel", ""))
             assert float(row[f"ImageFocus_{column}_DNA"]) == pytest.approx(float(expected[source]), abs=1e-5), column
         assert (tmp_path / "out" / (Path(name).stem + "_focus.png")).is_file()  # overlay saved
     levels = {name: float(row["ImageFocus_DefocusLevel_DNA"]) for name, row in by_name.items()}
     assert all(level <= 1 for name, level in levels.items() if name.startswith("BBBC006"))
-    assert all(level >= 3 for name, level in levels.items() if name.startswith("00_mcf"))
+    assert all(level >= 3 for name, level in levels.items() if name.startswith("MCF7"))
 
 
-def test_qc_pipeline_flags_out_of_focus_images(image_folder, tmp_path):
+def test_qc_pipeline_flags_out_of_focus_images_and_empty_fields_apart(image_folder, tmp_path):
     rows, _ = run_pipeline("focus_qc.cppipe", image_folder, tmp_path / "out")
-    assert len(rows) == 6
+    assert len(rows) == 7
     for row in rows:
         level = float(row["ImageFocus_DefocusLevel_DNA"])
         assert "ImageQuality_FocusScore_DNA" in row and "ImageQuality_PowerLogLogSlope_DNA" in row
@@ -90,6 +100,9 @@ def test_qc_pipeline_flags_out_of_focus_images(image_folder, tmp_path):
             assert int(row["Metadata_OutOfFocus"]) == (1 if level > 2 else 0), row["FileName_DNA"]
     flagged = {row["FileName_DNA"] for row in rows if row["Metadata_OutOfFocus"] == "1"}
     assert flagged == {row["FileName_DNA"] for row in rows if row["FileName_DNA"].startswith("MCF7")}
+    # The dark field no longer passes as "in focus": it is flagged, as without content.
+    empty = {row["FileName_DNA"] for row in rows if row["Metadata_NoContent"] == "1"}
+    assert empty == {"dark_field.tif"}
 
 
 def test_headless_run_with_a_missing_bundle_stops_before_the_first_image(image_folder, tmp_path):

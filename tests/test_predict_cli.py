@@ -51,11 +51,18 @@ def test_predict_writes_image_and_patch_tables(tmp_path, image_folder, random_mo
         np.testing.assert_allclose([float(row[f"prob_{k}"]) for k in range(NUM_LEVELS)], expected.distribution,
                                    atol=1e-8)
         assert int(row["patches"]) == 48
+        assert float(row["content_fraction"]) == pytest.approx(expected.content_fraction)
+        assert float(row["defocus_um"]) == pytest.approx(expected.defocus_um, rel=1e-6)
+        assert row["pixel_size_source"] == "assumed" and float(row["pixel_size_um"]) == 0.65
         for patch in (p for p in patch_rows if p["image"] == row["image"]):
             r, c = int(patch["row"]), int(patch["col"])
             assert (int(patch["y"]), int(patch["x"])) == (expected.y[r], expected.x[c])
-            np.testing.assert_allclose([float(patch[f"prob_{k}"]) for k in range(NUM_LEVELS)],
-                                       expected.probabilities[r, c], atol=1e-8)
+            assert int(patch["content"]) == expected.has_content[r, c]
+            if expected.has_content[r, c]:
+                np.testing.assert_allclose([float(patch[f"prob_{k}"]) for k in range(NUM_LEVELS)],
+                                           expected.probabilities[r, c], atol=1e-8)
+            else:  # not judged
+                assert patch["defocus_level"] == patch["certainty"] == patch["prob_0"] == "nan"
     overlay_files = sorted(p.name for p in overlays.glob("*.png"))
     assert len(overlay_files) == 2 and imageio.imread(overlays / overlay_files[0]).shape[2] in (3, 4)
 

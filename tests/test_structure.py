@@ -122,7 +122,8 @@ def test_the_contract_keeps_fijis_numbers():
     # Fiji's Microscope Image Focus Quality plugin tiles 84 x 84, reads 11 classes and feeds 16-bit / 65535.
     assert (contract.PATCH_SIZE, contract.NUM_LEVELS, contract.INPUT_SCALE) == (84, 11, 65535.0)
     assert contract.BUNDLE_TAG == "inference" and contract.BUNDLE_SIGNATURE == "serving_default"
-    assert len(contract.IMAGE_COLUMNS) == 4 + 11 + 1 and len(contract.PATCH_COLUMNS) == 7 + 11
+    assert contract.IMAGE_COLUMNS[:16] == ["image", "defocus_level", "mean_certainty", "aggregate_certainty"] + [
+        f"prob_{level}" for level in range(11)] + ["patches"]  # columns are only ever added at the end
 
 
 def test_importing_focusnet_stays_light():

@@ -1,0 +1,66 @@
+"""Levels as micrometres of defocus of the user's objective."""
+
+import numpy as np
+import pytest
+
+from focusnet.defocus import blur_diameter_um, defocus_scale
+from focusnet.inference import objective_optics, predict_image
+from focusnet.loader import load_model
+from focusnet.optics import Optics
+
+MODEL = Optics()
+OIL_100X = Optics(wavelength_um=0.461, numerical_aperture=1.45, refractive_index=1.512)
+WATER_40X = Optics(wavelength_um=0.52, numerical_aperture=1.2, refractive_index=1.333)
+
+
+def test_the_models_own_optics_give_its_own_steps():
+    scale = defocus_scale(MODEL, MODEL)
+    np.testing.assert_allclose(scale(np.arange(11)), 2.0 * np.arange(11))
+    assert scale(2.5) == pytest.approx(5.0)
+
+
+def test_blur_at_focus_is_the_airy_disc_and_grows_with_defocus():
+    at_focus = blur_diameter_um(0.0, MODEL)
+    assert at_focus == pytest.approx(1.22 * MODEL.wavelength_um / MODEL.numerical_aperture, rel=0.15)
+    diameters = blur_diameter_um([0, 2, 5, 10, 20], MODEL)
+    assert np.all(np.diff(diameters) > 0)
+    # Far from focus it approaches the geometric blur disc, 2 z NA/n in the Born & Wolf (paraxial) model.
+    assert diameters[-1] == pytest.approx(2 * 20 * 0.5, rel=0.25)
+
+
+@pytest.mark.parametrize("objective", [OIL_100X, WATER_40X], ids=["100x oil", "40x water"])
+def test_a_higher_aperture_reaches_the_same_blur_closer_to_focus(objective):
+    scale = defocus_scale(MODEL, objective)
+    micrometres = scale(np.arange(11))
+    assert micrometres[0] == 0 and np.all(np.diff(micrometres) > 0)
+    assert np.all(micrometres[1:] < 2.0 * np.arange(1, 11))
+    # Equal defocus blur (beyond the in-focus spot), both measured with the same PSF code.
+    for level in (3, 7, 10):
+        model_blur = np.sqrt(blur_diameter_um(2.0 * level, MODEL) ** 2 - blur_diameter_um(0.0, MODEL) ** 2)
+        own = np.sqrt(blur_diameter_um(scale(level), objective) ** 2 - blur_diameter_um(0.0, objective) ** 2)
+        assert own == pytest.approx(model_blur, rel=0.02)
+
+
+def test_a_lower_aperture_needs_more_defocus():
+    assert defocus_scale(MODEL, Optics(numerical_aperture=0.3))(5) > 10.0
+
+
+def test_images_get_micrometres_and_a_lower_bound_beyond_the_last_level(out_of_focus_paths):
+    from focusnet.images import read_image
+
+    model = load_model()
+    image = read_image(out_of_focus_paths[0])
+    prediction = predict_image(image, model)
+    assert prediction.defocus_level == 10 and prediction.defocus_um_lower_bound
+    assert prediction.defocus_um == pytest.approx(20.0)
+    oil = predict_image(image, model, objective=objective_optics(model, 0.461, 1.45, 1.512))
+    assert oil.defocus_um == pytest.approx(defocus_scale(MODEL, OIL_100X)(10))
+    judged = prediction.has_content
+    assert np.all(np.isfinite(prediction.patch_defocus_um[judged])) and np.all(prediction.patch_defocus_um[judged] > 0)
+
+
+def test_an_impossible_objective_is_refused():
+    from focusnet.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="must be smaller than the refractive index"):
+        objective_optics(load_model(), numerical_aperture=1.4)
