@@ -56,7 +56,9 @@ def _evaluation_section(evaluation, directory, weights_sha256) -> list:
     lines += [
         f"Simulated defocus series (levels 0-10, seed {simulated['seed']}) of {len(simulated['images'])} in-focus "
         f"images held out from training ({', '.join(f'`{Path(p).name}`' for p in simulated['images'])}), "
-        f"{simulated['num_predictions']} whole-image predictions:",
+        f"{simulated['num_predictions']} whole-image predictions"
+        + (f" ({simulated['unmeasurable']} of them not measurable: no content, counted as misses)"
+           if simulated.get("unmeasurable") else "") + ":",
         "",
         "| condition | exact | within one |",
         "|---|---|---|",
@@ -91,6 +93,17 @@ def _evaluation_section(evaluation, directory, weights_sha256) -> list:
                   for row in rows]
     lines += ["", f"Measured with focusnet {evaluation['focusnet_version']} on {evaluation['platform']}, with:", "",
               "```bash", evaluation["command"], "```"]
+    return lines
+
+
+def _origin(training: dict, settings: dict) -> list:
+    lines = []
+    if settings.get("init_model"):
+        lines += [f"Fine-tuned from `{settings['init_model']}` (weights SHA-256 "
+                  f"`{str(training.get('init_weights_sha256', '?'))[:12]}...`), its batch normalisation frozen.", ""]
+    if training.get("split_from"):
+        lines += [f"From one in-focus image, `{Path(training['split_from']).name}`, split in two: the upper (or left) "
+                  "part trained on, the rest held out (both in `split/`).", ""]
     return lines
 
 
@@ -129,6 +142,7 @@ def render_card(directory) -> str:
         f"{optics['pixel_size_um']} um pixels), with gain log-uniform in {augmentation.get('gain_range')} and offset "
         f"log-uniform in {augmentation.get('offset_range')} counts, Poisson noise, flips and rotations.",
         "",
+        *_origin(training, settings),
         "Training images:",
         "",
         *[f"- `{Path(p).name}`" for p in training.get("images", [])],

@@ -54,23 +54,27 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_optics_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_optics_arguments(parser: argparse.ArgumentParser, training: bool = False) -> None:
     from .optics import Optics
 
     defaults = Optics()
     group = parser.add_argument_group(
         "optics", "Born & Wolf defocus model; defaults match BBBC006 (20x, NA 0.5, 2x binning)"
-    )
-    group.add_argument("--wavelength", type=_positive_float, default=defaults.wavelength_um, metavar="UM",
-                       help="emission wavelength in um (default %(default)s)")
-    group.add_argument("--na", type=_positive_float, default=defaults.numerical_aperture,
-                       help="numerical aperture of the objective (default %(default)s)")
-    group.add_argument("--refractive-index", type=_positive_float, default=defaults.refractive_index, metavar="N",
-                       help="refractive index of the immersion medium (default %(default)s)")
-    group.add_argument("--pixel-size", type=_positive_float, default=defaults.pixel_size_um, metavar="UM",
-                       help="pixel size in the sample plane in um (default %(default)s)")
-    group.add_argument("--z-step", type=_positive_float, default=defaults.z_step_um, metavar="UM",
-                       help="defocus per level in um: level L is z = L * z-step (default %(default)s)")
+        + (", or those of the --init model" if training else ""))
+    # Training resolves unset values itself (from the --init model), so they stay None there.
+    group.add_argument("--wavelength", type=_positive_float, default=None if training else defaults.wavelength_um,
+                       metavar="UM", help=f"emission wavelength in um (default {defaults.wavelength_um})")
+    group.add_argument("--na", type=_positive_float, default=None if training else defaults.numerical_aperture,
+                       help=f"numerical aperture of the objective (default {defaults.numerical_aperture})")
+    group.add_argument("--refractive-index", type=_positive_float, metavar="N",
+                       default=None if training else defaults.refractive_index,
+                       help=f"refractive index of the immersion medium (default {defaults.refractive_index})")
+    group.add_argument("--pixel-size", type=_positive_float, default=None if training else defaults.pixel_size_um,
+                       metavar="UM", help=f"pixel size in the sample plane in um (default {defaults.pixel_size_um})")
+    group.add_argument("--z-step", type=_positive_float, default=None if training else defaults.z_step_um,
+                       metavar="UM", help=f"defocus per level in um: level L is z = L * z-step (default "
+                       f"{defaults.z_step_um}; with --init and other optics: the step that keeps each level's "
+                       "blur in pixels as the --init model learned it)")
 
 
 def _add_objective_arguments(parser: argparse.ArgumentParser) -> None:
@@ -147,26 +151,56 @@ def _without_run_control(argv):
     return kept
 
 
+def _training_optics(arguments, initial):
+    """The simulator's optics: the flags given, the rest from the --init model (or BBBC006's)."""
+    import dataclasses
+
+    from .inference import model_optics
+    from .optics import Optics
+    from .train import fine_tuning_z_step
+
+    base = model_optics(initial) if initial is not None else Optics()
+    given = {"wavelength_um": arguments.wavelength, "numerical_aperture": arguments.na,
+             "refractive_index": arguments.refractive_index, "pixel_size_um": arguments.pixel_size}
+    optics = dataclasses.replace(base, **{key: value for key, value in given.items() if value is not None})
+    if arguments.z_step is not None:
+        return dataclasses.replace(optics, z_step_um=arguments.z_step)
+    if initial is not None and optics != base:
+        return dataclasses.replace(optics, z_step_um=fine_tuning_z_step(base, optics))
+    return optics
+
+
 def _command_train(arguments) -> int:
     import shlex
 
+    from .model import load_model_folder
     from .train import TrainingSettings, train
 
+    initial = load_model_folder(arguments.init) if arguments.init else None
+    architecture = arguments.config or (initial.architecture.name if initial else "default")
     settings = TrainingSettings(
-        architecture=arguments.config,
-        steps=arguments.steps,
+        architecture=architecture,
+        steps=arguments.steps or (FINE_TUNING_STEPS if initial else 20000),
         batch_size=arguments.batch_size,
-        learning_rate=arguments.learning_rate,
+        learning_rate=arguments.learning_rate or (FINE_TUNING_LEARNING_RATE if initial else 1e-3),
         seed=arguments.seed,
         validate_every=arguments.validate_every,
         checkpoint_every=arguments.checkpoint_every,
+        init_model=str(arguments.init) if arguments.init else None,
     )
+    optics = _training_optics(arguments, initial)
     command = "focusnet " + " ".join(shlex.quote(a) for a in _without_run_control(arguments.argv))
     out = train(arguments.images, arguments.out, settings, validation_images=arguments.validation or (),
-                optics=_optics_from_arguments(arguments), resume=arguments.resume, command=command,
-                stop_after=arguments.stop_after)
-    print(f"model written to {out} (card: {out / contract.CARD_FILE}, curves: {out / contract.TRAINING_PLOT_FILE})")
+                optics=optics, resume=arguments.resume, command=command, stop_after=arguments.stop_after)
+    print(f"model written to {out} (card: {out / contract.CARD_FILE}, curves: {out / contract.TRAINING_PLOT_FILE}); "
+          f"level L = {optics.z_step_um:.3g} L um at NA {optics.numerical_aperture:g}, "
+          f"{optics.pixel_size_um:g} um pixels")
     return 0
+
+
+#: Fine-tuning defaults (--init): minutes on a laptop CPU.
+FINE_TUNING_STEPS = 3000
+FINE_TUNING_LEARNING_RATE = 3e-4
 
 
 def _objective_from_arguments(model, arguments):
@@ -288,6 +322,46 @@ def _command_evaluate(arguments) -> int:
     return 0
 
 
+def _command_evaluate_stack(arguments) -> int:
+    import json
+
+    from .loader import load_model
+    from .stack import evaluate_stack, read_stack, save_stack_plot, write_plane
+
+    model = load_model(arguments.model)
+    result = evaluate_stack(arguments.stack, model, z_step_um=arguments.z_step, pixel_size_um=arguments.pixel_size,
+                            objective=_objective_from_arguments(model, arguments))
+    out = sys.stderr if arguments.json == "-" else sys.stdout
+    if arguments.json == "-":
+        print(json.dumps(result, indent=2))
+    else:
+        if arguments.json:
+            Path(arguments.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(" plane   z um  dist um  level  defocus um  aggregate  content")
+        for row in result["planes"]:
+            if "error" in row:
+                print(f"{row['plane']:6d} {row['z_um']:6.2f} {row['distance_um']:8.2f}  not measured: {row['error']}")
+                continue
+            bound = ">=" if row["defocus_um_lower_bound"] else "  "
+            print(f"{row['plane']:6d} {row['z_um']:6.2f} {row['distance_um']:8.2f} {row['defocus_level']:6d} "
+                  f"{bound}{row['defocus_um']:8.2f} {row['aggregate_certainty']:10.2f} {row['content_fraction']:7.0%}")
+        print(f"sharpest plane by {result['sharpness_metric']}: {result['sharpest_plane']}; Spearman with the "
+              f"distance from it: level {result['spearman_level']:.3f}, "
+              f"defocus_um {result['spearman_defocus_um']:.3f}; "
+              f"defocus_um / distance (geometric mean over {result['ratio_planes']} planes from 0.5 um to the first "
+              f"level 10): {result['defocus_ratio']:.2f}; pixel size {result['pixel_size_um']:g} um "
+              f"({result['pixel_size_source']}), z step {result['z_step_um']:g} um")
+    if arguments.plots:
+        Path(arguments.plots).mkdir(parents=True, exist_ok=True)
+        plot = save_stack_plot(result, Path(arguments.plots) / f"{Path(arguments.stack).stem}_focus_curve.png")
+        print(f"plot: {plot}", file=out)
+    if arguments.sharpest_out:
+        plane = read_stack(arguments.stack).planes[result["sharpest_plane"]]
+        written = write_plane(arguments.sharpest_out, plane, result["pixel_size_um"])
+        print(f"sharpest plane ({result['sharpest_plane']}) written to {written}", file=out)
+    return 0
+
+
 def _command_export(arguments) -> int:
     from focusnet.export import export_bundle
 
@@ -350,14 +424,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--images", nargs="+", required=True, metavar="PATH",
                        help="in-focus training images: files, folders or globs")
     train.add_argument("--validation", nargs="+", metavar="PATH",
-                       help="in-focus images held out for validation (default: the last training image)")
+                       help="in-focus images held out for validation (default: the last training image; a single "
+                            "training image is split, its lower half held out)")
     train.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to write")
-    train.add_argument("--config", choices=sorted(ARCHITECTURES), default="default",
-                       help="architecture: 'default' (compact) or 'paper' (Yang et al. 2018) (default %(default)s)")
-    train.add_argument("--steps", type=int, default=20000, metavar="N", help="training steps (default %(default)s)")
+    train.add_argument("--init", nargs="?", const=str(contract.SHIPPED_MODEL_DIR), metavar="MODEL_DIR",
+                       help="fine-tune an existing model folder (alone: the shipped model) for your optics: give "
+                            "--na, --refractive-index, --wavelength and --pixel-size, and a few in-focus images "
+                            f"(one is split in two). Defaults then: {FINE_TUNING_STEPS} steps, learning rate "
+                            f"{FINE_TUNING_LEARNING_RATE:g}")
+    train.add_argument("--config", choices=sorted(ARCHITECTURES), default=None,
+                       help="architecture: 'default' (compact) or 'paper' (Yang et al. 2018) (default: 'default', or "
+                            "the --init model's)")
+    train.add_argument("--steps", type=int, default=None, metavar="N",
+                       help="training steps (default 20000, or 3000 with --init)")
     train.add_argument("--batch-size", type=int, default=64, metavar="N", help="patches per step (default %(default)s)")
-    train.add_argument("--learning-rate", type=_positive_float, default=1e-3, metavar="LR",
-                       help="initial Adam learning rate, cosine-decayed (default %(default)s)")
+    train.add_argument("--learning-rate", type=_positive_float, default=None, metavar="LR",
+                       help="initial Adam learning rate, cosine-decayed (default 1e-3, or 3e-4 with --init)")
     train.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default %(default)s)")
     train.add_argument("--validate-every", type=int, default=500, metavar="N",
                        help="steps between validations (default %(default)s)")
@@ -367,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the run in MODEL_DIR from its last checkpoint (same arguments)")
     train.add_argument("--stop-after", type=int, metavar="N",
                        help="stop after N steps of this run (checkpointed); continue later with --resume")
-    _add_optics_arguments(train)
+    _add_optics_arguments(train, training=True)
     train.set_defaults(handler=_command_train)
 
     predict = commands.add_parser(
@@ -415,6 +497,25 @@ def build_parser() -> argparse.ArgumentParser:
                                "(README.md) from config.json and evaluation.json")
     evaluate.add_argument("--seed", type=int, default=0, metavar="N", help="noise seed (default %(default)s)")
     evaluate.set_defaults(handler=_command_evaluate)
+
+    stack = commands.add_parser(
+        "evaluate-stack",
+        help="check focusnet on a real through-focus stack of your microscope",
+        description="Measure every plane of a real z-stack (multi-page TIFF, ImageJ hyperstack or OME-TIFF; z step "
+        "and pixel size from the file or the options), pick the sharpest plane by normalised variance (a classic "
+        "sharpness metric), and report the Spearman correlation of the level and of defocus_um with the distance "
+        "from it, and how defocus_um compares with that distance. Run this on your own stacks before trusting "
+        "focusnet's absolute answers for your optics.",
+    )
+    stack.add_argument("stack", metavar="STACK", help="a single-channel z-stack")
+    stack.add_argument("--model", metavar="DIR|BUNDLE", help="model folder or bundle (default: the shipped model)")
+    stack.add_argument("--z-step", type=_positive_float, metavar="UM", help="plane spacing in um (default: the file's)")
+    _add_objective_arguments(stack)
+    stack.add_argument("--plots", metavar="DIR", help="write <stack>_focus_curve.png: level and defocus_um against z")
+    stack.add_argument("--json", metavar="OUT.json", help="write the results as JSON ('-': standard output)")
+    stack.add_argument("--sharpest-out", metavar="FILE.tif",
+                       help="write the sharpest plane as a TIFF stating its pixel size (to train --init from it)")
+    stack.set_defaults(handler=_command_evaluate_stack)
 
     export = commands.add_parser(
         "export",

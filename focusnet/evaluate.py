@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .contract import NUM_LEVELS
+from .errors import UnmeasurableImageError
 from .images import find_images, read_image
 from .inference import predict_image
 from .loader import load_model
@@ -22,8 +23,10 @@ PATCH_CERTAINTY_THRESHOLD = 0.5
 
 
 def _accuracies(true, predicted):
-    true, predicted = np.asarray(true), np.asarray(predicted)
-    return float(np.mean(true == predicted)), float(np.mean(np.abs(true - predicted) <= 1))
+    # An image that could not be measured (None) counts as a miss.
+    hits = [p is not None and p == t for t, p in zip(true, predicted)]
+    near = [p is not None and abs(p - t) <= 1 for t, p in zip(true, predicted)]
+    return float(np.mean(hits)), float(np.mean(near))
 
 
 def evaluate(paths, model=None, seed: int = 0, optics: Optics | None = None, progress: bool = True) -> dict:
@@ -67,12 +70,16 @@ def evaluate(paths, model=None, seed: int = 0, optics: Optics | None = None, pro
             rng = np.random.default_rng([seed, image_index, camera_index])
             for level in range(NUM_LEVELS):
                 simulated = camera.apply(blurred[level], dark, rng)
-                prediction = predict_image(simulated, model, name=f"{path} level {level}")
-                records.append({"image": str(path), "camera": camera.name, "gain": camera.gain,
-                                "offset": camera.added_offset, "level": level,
-                                "predicted": prediction.defocus_level,
-                                "aggregate_certainty": prediction.aggregate_certainty,
-                                "mean_certainty": prediction.mean_certainty})
+                record = {"image": str(path), "camera": camera.name, "gain": camera.gain,
+                          "offset": camera.added_offset, "level": level}
+                try:
+                    prediction = predict_image(simulated, model, name=f"{path} level {level}")
+                except UnmeasurableImageError:  # e.g. an empty held-out field: counted as a miss
+                    records.append(dict(record, predicted=None, aggregate_certainty=0.0, mean_certainty=0.0))
+                    continue
+                records.append(dict(record, predicted=prediction.defocus_level,
+                                    aggregate_certainty=prediction.aggregate_certainty,
+                                    mean_certainty=prediction.mean_certainty))
                 if camera is AS_IMAGED:
                     confident = prediction.patch_certainty >= PATCH_CERTAINTY_THRESHOLD
                     patch_hits += int(np.sum(np.abs(prediction.patch_levels - level)[confident] <= 1))
@@ -80,7 +87,8 @@ def evaluate(paths, model=None, seed: int = 0, optics: Optics | None = None, pro
     base = [r for r in records if r["camera"] == AS_IMAGED.name]
     confusion = np.zeros((NUM_LEVELS, NUM_LEVELS), dtype=int)
     for r in base:
-        confusion[r["level"], r["predicted"]] += 1
+        if r["predicted"] is not None:
+            confusion[r["level"], r["predicted"]] += 1
     exact, within_one = _accuracies([r["level"] for r in base], [r["predicted"] for r in base])
     variants = []
     for camera in CAMERA_VARIANTS:
@@ -93,6 +101,7 @@ def evaluate(paths, model=None, seed: int = 0, optics: Optics | None = None, pro
         "images": [str(p) for p in files],
         "seed": seed,
         "num_predictions": len(base),
+        "unmeasurable": sum(r["predicted"] is None for r in base),
         "exact_accuracy": exact,
         "within_one_accuracy": within_one,
         "confusion": confusion.tolist(),
@@ -133,7 +142,7 @@ def save_evaluation_plots(result: dict, directory) -> list:
 
     base = [r for r in result["records"] if r["camera"] == AS_IMAGED.name]
     figure, axis = plt.subplots(figsize=(5, 4.5))
-    correct = np.array([abs(r["level"] - r["predicted"]) <= 1 for r in base])
+    correct = np.array([r["predicted"] is not None and abs(r["level"] - r["predicted"]) <= 1 for r in base])
     mean_c = np.array([r["mean_certainty"] for r in base])
     aggregate_c = np.array([r["aggregate_certainty"] for r in base])
     axis.scatter(mean_c[correct], aggregate_c[correct], s=12, label="within one level")

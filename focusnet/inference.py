@@ -394,6 +394,6 @@ def aggregate(probabilities, ys, xs, has_content=None, defocus: DefocusScale | N
         mean_certainty=float(weights.mean()) if len(flat) else float("nan"),
         has_content=has_content,
         defocus_um=image_um,
-        defocus_um_lower_bound=defocus_level == last,
+        defocus_um_lower_bound=bool(defocus_level == last),
         patch_defocus_um=patch_um,
     )

@@ -258,3 +258,26 @@ def inference_graph(patches, weights: dict, architecture: Architecture, tf=None)
         x = tf.nn.relu(tf.nn.bias_add(tf.matmul(x, weights["hidden/kernel"]), weights["hidden/bias"]))
     logits = tf.nn.bias_add(tf.matmul(x, weights["levels/kernel"]), weights["levels/bias"])
     return tf.nn.softmax(logits)
+
+
+def load_inference_weights(model, architecture: Architecture, weights: dict) -> None:
+    """Start a trainable model from folded inference weights, its batch normalisation frozen.
+
+    The inverse of :func:`fold_inference_weights` for fine-tuning: each
+    convolution takes the folded kernel, each batch normalisation becomes the
+    identity plus the folded bias (gamma 1, moving mean 0, moving variance
+    ``1 - epsilon``) and is frozen, so it runs in inference mode and the
+    network computes exactly what the folded model does from the first step.
+    """
+    for index in range(len(architecture.convs)):
+        model.get_layer(f"conv{index}").kernel.assign(weights[f"conv{index}/kernel"])
+        bn = model.get_layer(f"bn{index}")
+        bn.gamma.assign(np.ones(bn.gamma.shape, np.float32))
+        bn.beta.assign(weights[f"conv{index}/bias"])
+        bn.moving_mean.assign(np.zeros(bn.moving_mean.shape, np.float32))
+        bn.moving_variance.assign(np.full(bn.moving_variance.shape, 1.0 - bn.epsilon, np.float32))
+        bn.trainable = False
+    for name in (["hidden", "levels"] if architecture.head == "dense" else ["levels"]):
+        layer = model.get_layer(name)
+        layer.kernel.assign(weights[f"{name}/kernel"])
+        layer.bias.assign(weights[f"{name}/bias"])

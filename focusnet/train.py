@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import shlex
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,12 +23,26 @@ from pathlib import Path
 import numpy as np
 
 from .classifier import make_config
-from .contract import CHECKPOINT_DIR, CHECKPOINT_STATE_FILE, CONFIG_FILE, TRAINING_LOG_FILE, TRAINING_PLOT_FILE
+from .contract import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_STATE_FILE,
+    CONFIG_FILE,
+    NUM_LEVELS,
+    PATCH_SIZE,
+    TRAINING_LOG_FILE,
+    TRAINING_PLOT_FILE,
+)
 from .data import fixed_validation_set, prepare_source, sample_batch
 from .errors import InvalidParameterError, ModelError, TrainingError
 from .images import find_images, read_image
 from .model import read_config, save_model
-from .network import build_trainable, fold_inference_weights, get_architecture, ranked_probability_score
+from .network import (
+    build_trainable,
+    fold_inference_weights,
+    get_architecture,
+    load_inference_weights,
+    ranked_probability_score,
+)
 from .optics import Optics
 from .simulate import GAIN_RANGE, OFFSET_RANGE
 from .tf import import_tensorflow
@@ -49,6 +64,8 @@ class TrainingSettings:
     validate_every: int = 500
     checkpoint_every: int = 500
     validation_patches_per_level: int = 60
+    #: A model folder to fine-tune from (its architecture; batch normalisation frozen), or None.
+    init_model: str | None = None
 
     def __post_init__(self):
         get_architecture(self.architecture)
@@ -67,17 +84,54 @@ class TrainingRun:
     optics: Optics
     images: list
     validation_images: list
+    #: The single image split into ``images`` and ``validation_images`` (None when not split).
+    source: str | None = None
 
     def record(self) -> dict:
         """The run as ``config.json`` keeps it: ``training`` entries and the optics."""
-        return {"settings": dataclasses.asdict(self.settings), "images": [str(p) for p in self.images],
-                "validation_images": [str(p) for p in self.validation_images], "optics": self.optics.to_dict()}
+        record = {"settings": dataclasses.asdict(self.settings), "images": [str(p) for p in self.images],
+                  "validation_images": [str(p) for p in self.validation_images], "optics": self.optics.to_dict()}
+        if self.source is not None:
+            record["split_from"] = str(self.source)
+        return record
 
 
-def plan_run(images, settings: TrainingSettings, validation_images=(), optics: Optics = Optics()) -> TrainingRun:
-    """Expand the image arguments and hold out validation images (the last training image by default)."""
+def split_single_image(run: TrainingRun) -> None:
+    """Write the two parts of a split run's single image: the upper (left) part to train on, the rest held out."""
+    from .images import write_tiff
+
+    image = read_image(run.source)
+    height, width = image.shape
+    if height >= 2 * PATCH_SIZE:
+        parts = image[:height - height // 2], image[height - height // 2:]
+    elif width >= 2 * PATCH_SIZE:
+        parts = image[:, :width - width // 2], image[:, width - width // 2:]
+    else:
+        raise TrainingError(f"{run.source}: {width}x{height} pixels cannot be split into two parts of at least "
+                            f"{PATCH_SIZE}x{PATCH_SIZE} (one to train on, one held out); give --validation images")
+    Path(run.images[0]).parent.mkdir(parents=True, exist_ok=True)
+    for path, part in zip(run.images + run.validation_images, parts):
+        write_tiff(path, part)
+
+
+#: Where a single training image is split into a part to train on and a part held out.
+SPLIT_DIR = "split"
+
+
+def plan_run(images, settings: TrainingSettings, validation_images=(), optics: Optics = Optics(),
+             out=None) -> TrainingRun:
+    """Expand the image arguments and hold out validation images.
+
+    By default the last training image is held out; a single image is split
+    instead (its lower or right half held out, written to ``out/split/`` by
+    :func:`split_single_image`), so a model can be made from the one in-focus
+    plane of a z-stack.
+    """
     train_paths = find_images(images)
     validation_paths = find_images(validation_images) if validation_images else []
+    if not validation_paths and len(train_paths) == 1 and out is not None:
+        return TrainingRun(settings, optics, [str(Path(out) / SPLIT_DIR / "train.tif")],
+                           [str(Path(out) / SPLIT_DIR / "validation.tif")], source=train_paths[0])
     if not validation_paths:
         if len(train_paths) < 2:
             raise TrainingError("need at least two images (one is held out for validation) or --validation images")
@@ -105,8 +159,13 @@ def recorded_run(out) -> dict:
     except ModelError as error:
         raise TrainingError(f"cannot resume {out}: {error}") from None
     training = config.get("training", {})
-    return {"settings": training.get("settings"), "images": training.get("images"),
-            "validation_images": training.get("validation_images"), "optics": config["simulator"].get("optics")}
+    # Settings added since a run was recorded take their defaults.
+    settings = {**dataclasses.asdict(TrainingSettings()), **(training.get("settings") or {})}
+    record = {"settings": settings, "images": training.get("images"),
+              "validation_images": training.get("validation_images"), "optics": config["simulator"].get("optics")}
+    if "split_from" in training:
+        record["split_from"] = training["split_from"]
+    return record
 
 
 def checkpoint_step(out) -> int | None:
@@ -140,7 +199,7 @@ def check_run_state(out, run: TrainingRun, resume: bool) -> int:
     if step is None:
         raise TrainingError(f"{out / CHECKPOINT_DIR}: no checkpoint to resume from")
     previous, current = recorded_run(out), run.record()
-    changed = sorted(key for key in current if previous.get(key) != current[key])
+    changed = sorted(key for key in set(current) | set(previous) if previous.get(key) != current.get(key))
     if changed:
         raise TrainingError(f"cannot resume {out}: the run differs from the checkpoint's in {changed}")
     if step >= run.settings.steps:
@@ -189,12 +248,14 @@ class RunningMean:
 class Trainer:
     """The trainable network, its optimizer and one compiled training step."""
 
-    def __init__(self, settings: TrainingSettings):
+    def __init__(self, settings: TrainingSettings, init_weights: dict | None = None):
         tf = import_tensorflow()
         self.tf = tf
         self.architecture = get_architecture(settings.architecture)
         tf.keras.utils.set_random_seed(settings.seed)
         self.model = build_trainable(self.architecture, seed=settings.seed)
+        if init_weights is not None:
+            load_inference_weights(self.model, self.architecture, init_weights)
         schedule = tf.keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.steps,
                                                              alpha=settings.final_learning_rate_fraction)
         self.optimizer = tf.keras.optimizers.Adam(schedule)
@@ -319,20 +380,23 @@ def train(images, out, settings: TrainingSettings, validation_images=(), optics:
     """
     from tqdm import tqdm
 
-    from .card import write_model_card
+    from .card import evaluate_model_folder, write_model_card
 
     if stop_after is not None and stop_after < 1:
         raise InvalidParameterError(f"stop_after must be >= 1, got {stop_after}")
     out = Path(out)
-    run = plan_run(images, settings, validation_images, optics)
+    initial = _initial_model(settings)
+    run = plan_run(images, settings, validation_images, optics, out)
     start_step = check_run_state(out, run, resume)
     end_step = settings.steps if stop_after is None else min(settings.steps, start_step + stop_after)
+    if run.source is not None and not resume:
+        split_single_image(run)
 
     train_sources = _load_sources(run.images, optics, "training")
     validation_sources = _load_sources(run.validation_images, optics, "validation")
     val_patches, val_levels = fixed_validation_set(validation_sources, settings.validation_patches_per_level,
                                                    seed=settings.seed + 1_000_003)
-    trainer = Trainer(settings)
+    trainer = Trainer(settings, initial.weights if initial else None)
     log = TrainingLog(out)
     checkpoint_dir = out / CHECKPOINT_DIR
     if resume:
@@ -348,6 +412,8 @@ def train(images, out, settings: TrainingSettings, validation_images=(), optics:
                       "poisson_noise": True, "flips_and_rotations": True, "levels": "uniform"},
         training=dict(record, command=command),
     )
+    if initial is not None:
+        config["training"]["init_weights_sha256"] = initial.config["weights"]["sha256"]
 
     def batch_for(step):
         return sample_batch(train_sources, settings.batch_size, np.random.default_rng([settings.seed, step]))
@@ -380,8 +446,50 @@ def train(images, out, settings: TrainingSettings, validation_images=(), optics:
                 trainer.save_checkpoint(checkpoint_dir, done)
                 log.plot()
     bar.close()
-    write_model_card(out)
+    if end_step == settings.steps:
+        # A finished run is evaluated on its held-out images, as 'focusnet evaluate --write-card' would.
+        held_out = " ".join(shlex.quote(str(p)) for p in run.validation_images)
+        evaluate_model_folder(out, run.validation_images, seed=settings.seed, progress=progress,
+                              command=f"focusnet evaluate {held_out} --model {shlex.quote(str(out))} --seed "
+                                      f"{settings.seed} --write-card")
+    else:
+        write_model_card(out)
     return out
+
+
+def _initial_model(settings: TrainingSettings):
+    """The model folder a fine-tuning run starts from (checked against the settings), or None."""
+    if settings.init_model is None:
+        return None
+    from .model import load_model_folder
+
+    initial = load_model_folder(settings.init_model)
+    if initial.architecture.name != settings.architecture:
+        raise TrainingError(f"--init {settings.init_model} is a {initial.architecture.name!r} model; it cannot "
+                            f"start a {settings.architecture!r} one (leave out --config)")
+    return initial
+
+
+def fine_tuning_z_step(initial_optics: Optics, optics: Optics) -> float:
+    """Defocus per level for a model fine-tuned to other optics, keeping each level's blur in pixels.
+
+    The initial model learned what each level's blur looks like in pixels; a
+    model for new optics learns least anew when its levels look the same,
+    so level 10's 84 %-energy diameter, in pixels, is matched (levels below
+    follow linearly in z, as in every focusnet model).
+    """
+    from .defocus import blur_diameter_um
+
+    last = initial_optics.z_step_um * (NUM_LEVELS - 1)
+    target_um = blur_diameter_um(last, initial_optics) / initial_optics.pixel_size_um * optics.pixel_size_um
+    # The blur disc grows about as 2 z NA / n (the Born & Wolf phase is paraxial): search around there.
+    reach = target_um / (optics.numerical_aperture / optics.refractive_index) + optics.wavelength_um
+    while True:
+        z = np.linspace(0.0, reach, 61)
+        diameter = np.maximum.accumulate(blur_diameter_um(z, optics))
+        if diameter[-1] >= target_um:
+            return float(np.interp(target_um, diameter, z) / (NUM_LEVELS - 1))
+        reach *= 2
 
 
 __all__ = ["TrainingLog", "TrainingRun", "TrainingSettings", "Trainer", "check_run_state",

@@ -21,7 +21,7 @@ TEST_IMAGES = REPO / "tests" / "data" / "images"
 HELD_OUT_IN_FOCUS = EXAMPLES / "BBBC006_z_aligned__a07__s1__w1_10.tif"
 
 #: Fixtures that read ../shared/data: a test using any of them is marked shared_data.
-SHARED_FIXTURES = {"shared_in_focus_paths", "shared_out_of_focus_paths"}
+SHARED_FIXTURES = {"shared_in_focus_paths", "shared_out_of_focus_paths", "shared_data_zstack"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -73,6 +73,12 @@ def shared_in_focus_paths():
 def shared_out_of_focus_paths():
     """The development set's real, optically defocused MCF-7 images."""
     return _shared_files("mcf7_out_of_focus")
+
+
+@pytest.fixture(scope="session")
+def shared_data_zstack():
+    """The development set's real widefield z-stack (100x/1.45 oil, 0.13 um pixels, 0.3 um steps)."""
+    return _shared_files("zstacks", "*.tif")[0]
 
 
 @pytest.fixture

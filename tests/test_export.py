@@ -242,7 +242,10 @@ def test_tf1_runtime_reproduces_focusnet_predict(version, tmp_path, bundle_zip, 
     output = np.load(tmp_path / "out.npz")
     assert str(output["tensorflow_version"]).startswith(version)
     assert output["probabilities"].shape == expected.shape == (96, NUM_LEVELS)
-    np.testing.assert_allclose(output["probabilities"], expected, atol=1e-4)
+    # focusnet predict judges only patches with content; those must match.
+    judged = np.array([row["content"] == "1" for row in rows])
+    assert judged.sum() >= 48
+    np.testing.assert_allclose(output["probabilities"][judged], expected[judged], atol=1e-4)
     # The bundle's own patches are the tiles, row-major.
     first_row = mosaic[:PATCH_SIZE].reshape(PATCH_SIZE, -1, PATCH_SIZE).transpose(1, 0, 2)
     np.testing.assert_array_equal(output["patches"][:first_row.shape[0], ..., 0], first_row)

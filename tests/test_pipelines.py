@@ -3,6 +3,7 @@
 import csv
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_measure_focus_pipeline(image_folder, focusnet_predict, tmp_path):
             assert math.isnan(float(row["ImageFocus_DefocusLevel_DNA"]))
             assert float(row["ImageFocus_ContentFraction_DNA"]) == 0
             assert int(float(row["ImageFocus_PatchCount_DNA"])) == int(expected["patches"]) == 12
-            assert "dark_field.tif: no content" in result.stderr + result.stdout
+            assert re.search(r"dark_field\.tif.*: no content", result.stderr + result.stdout)
             continue
         for column in columns:
             source = {"DefocusLevel": "defocus_level", "MeanCertainty": "mean_certainty",
@@ -126,14 +127,14 @@ def test_split_runs_give_the_same_results(image_folder, tmp_path):
     """Cluster-style: image-set ranges (-f/-l) in separate processes reproduce one whole run."""
     whole, _ = run_pipeline("measure_focus.cppipe", image_folder, tmp_path / "whole")
     parts = []
-    for first, last in ((1, 3), (4, 6)):
+    for first, last in ((1, 3), (4, 7)):
         out = tmp_path / f"part{first}"
         subprocess.run(
             [str(CELLPROFILER), "-c", "-r", "-p", str(REPO / "pipelines" / "measure_focus.cppipe"), "-i",
              str(image_folder), "-o", str(out), "--plugins-directory", str(REPO / "plugins"), "-f", str(first), "-l",
              str(last)], capture_output=True, text=True, timeout=900)
         parts += read_csv(out / "Image.csv")
-    assert len(parts) == len(whole) == 6
+    assert len(parts) == len(whole) == 7
     column = "ImageFocus_AggregateCertainty_DNA"
     split = {row["FileName_DNA"]: row[column] for row in parts}
     assert split == {row["FileName_DNA"]: row[column] for row in whole}

@@ -118,5 +118,85 @@ def test_paper_architecture_trains_too(tmp_path, small_images):
 
 
 def test_too_few_images(tmp_path, small_images):
+    from focusnet.train import plan_run
+
     with pytest.raises(ValueError, match="at least two images"):
-        train(small_images[:1], tmp_path / "m", TrainingSettings(**SETTINGS), progress=False)
+        plan_run(small_images[:1], TrainingSettings(**SETTINGS))  # no model folder to split into
+    # One image is split in two, if it is large enough for two patches.
+    tiny = tmp_path / "tiny.tif"
+    write_tiff(tiny, read_image(small_images[0])[:100, :100])
+    with pytest.raises(TrainingError, match="cannot be split into two parts"):
+        train([tiny], tmp_path / "m", TrainingSettings(**SETTINGS), progress=False)
+
+
+def test_a_model_started_from_folded_weights_computes_what_they_compute(random_model_dir):
+    from focusnet.model import load_model_folder
+    from focusnet.train import Trainer
+
+    initial = load_model_folder(random_model_dir)
+    trainer = Trainer(TrainingSettings(**SETTINGS), initial.weights)
+    patches = np.random.default_rng(2).uniform(100, 3000, (6, PATCH_SIZE, PATCH_SIZE, 1)).astype(np.float32) / 65535
+    np.testing.assert_allclose(trainer.model(patches, training=True).numpy(), initial.predict_patches(patches),
+                               atol=1e-5)  # frozen batch normalisation: inference mode even while training
+    for name, value in trainer.inference_weights().items():
+        np.testing.assert_allclose(value, initial.weights[name], atol=1e-6, err_msg=name)
+
+
+def test_fine_tuning_from_one_image_splits_it_and_evaluates_on_the_held_out_part(tmp_path, random_model_dir,
+                                                                                in_focus_image):
+    from focusnet.card import read_evaluation
+    from focusnet.optics import Optics
+
+    image = tmp_path / "plane.tif"
+    write_tiff(image, in_focus_image[:200, :120])
+    settings = TrainingSettings(**dict(SETTINGS, init_model=str(random_model_dir)))
+    optics = Optics(numerical_aperture=1.2, refractive_index=1.333, pixel_size_um=0.3, z_step_um=0.5)
+    out = train([image], tmp_path / "model", settings, optics=optics, progress=False, command="focusnet train --init")
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["split_from"] == str(image)
+    assert config["training"]["images"] == [str(out / "split" / "train.tif")]
+    assert config["training"]["settings"]["init_model"] == str(random_model_dir)
+    assert config["training"]["init_weights_sha256"] == json.loads(
+        (random_model_dir / "config.json").read_text())["weights"]["sha256"]
+    assert config["simulator"]["optics"]["numerical_aperture"] == 1.2
+    halves = [read_image(out / "split" / name) for name in ("train.tif", "validation.tif")]
+    np.testing.assert_array_equal(np.concatenate(halves), in_focus_image[:200, :120])
+    evaluation = read_evaluation(out)
+    assert evaluation["simulated"]["images"] == [str(out / "split" / "validation.tif")]
+    card = (out / "README.md").read_text()
+    assert "Fine-tuned from" in card and "split in two" in card and "Stale" not in card
+
+
+def test_fine_tuning_needs_the_same_architecture(tmp_path, small_images, random_model_dir):
+    settings = TrainingSettings(**dict(SETTINGS, architecture="paper", init_model=str(random_model_dir)))
+    with pytest.raises(TrainingError, match="cannot start a 'paper' one"):
+        train(small_images[:3], tmp_path / "m", settings, validation_images=small_images[3:], progress=False)
+
+
+def test_the_fine_tuning_z_step_keeps_each_levels_blur_in_pixels():
+    from focusnet.defocus import blur_diameter_um
+    from focusnet.optics import Optics
+    from focusnet.train import fine_tuning_z_step
+
+    shipped = Optics()
+    assert fine_tuning_z_step(shipped, shipped) == pytest.approx(2.0, rel=0.01)
+    oil = Optics(wavelength_um=0.461, numerical_aperture=1.45, refractive_index=1.512, pixel_size_um=0.13)
+    step = fine_tuning_z_step(shipped, oil)
+    assert step < 0.5
+    pixels = blur_diameter_um(10 * step, oil) / oil.pixel_size_um
+    assert pixels == pytest.approx(blur_diameter_um(20.0, shipped) / shipped.pixel_size_um, rel=0.02)
+
+
+def test_the_cli_fine_tunes_the_shipped_model_by_default(tmp_path, in_focus_image, capsys):
+    from focusnet.cli import main
+
+    image = tmp_path / "plane.tif"
+    write_tiff(image, in_focus_image[:200, :120])
+    assert main(["train", "--init", "--images", str(image), "--out", str(tmp_path / "m"), "--steps", "2",
+                 "--validate-every", "2", "--checkpoint-every", "2", "--na", "0.8", "--pixel-size", "0.325"]) == 0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["training"]["settings"]["init_model"].endswith("models/default")
+    assert config["training"]["settings"]["learning_rate"] == 3e-4
+    optics = config["simulator"]["optics"]
+    assert optics["numerical_aperture"] == 0.8 and optics["wavelength_um"] == 0.5 and optics["z_step_um"] < 2.0
+    assert "level L = " in capsys.readouterr().out
