@@ -9,12 +9,13 @@
  * Loads the bundle once through imagej-tensorflow (TensorFlow-Java 1.12-1.15) and, for every image,
  * cuts it into floor(W/84) x floor(H/84) patches spread as focusnet and Fiji's plugin do, stitches them
  * into one float image (raw counts / 65535), runs the bundle's "serving_default" graph (feed "input",
- * fetch "probabilities") and prints, per patch and per image, the same numbers as
- * `focusnet predict --csv ... --patches-csv ...`: defocus level (0 = in focus), certainty
- * (1 - entropy / ln 11), and the whole-image level, aggregate and mean certainty.
+ * fetch "probabilities") and prints, per patch and per image: defocus level (0 = in focus),
+ * certainty (1 - entropy / ln 11), and the whole-image level, aggregate and mean certainty, as
+ * `focusnet predict` defines them for images at the model's pixel size, except that this script
+ * judges every patch (focusnet predict leaves out patches without content; see docs/fiji.md).
  *
  * Install: Fiji > Help > Update... > Manage update sites: enable "TensorFlow"; then open this file
- * in Fiji's script editor (language Groovy) and Run. Usage and output: see the focusnet README, "Fiji".
+ * in Fiji's script editor (language Groovy) and Run. Usage and output: see focusnet's docs/fiji.md.
  */
 
 import ij.IJ

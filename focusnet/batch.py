@@ -160,4 +160,5 @@ def patch_rows(result: ImageResult) -> Iterator[List[str]]:
         level = "nan" if patch["defocus_level"] is None else str(patch["defocus_level"])
         yield ([result.path] + [str(patch[key]) for key in ("row", "col", "y", "x")] + [level]
                + [format_number(patch["certainty"])] + [format_number(float(p)) for p in patch["probabilities"]]
-               + [str(int(patch["content"])), format_number(patch["defocus_um"]), size])
+               + [str(int(patch["content"])), format_number(patch["defocus_um"]), size,
+                  str(int(patch["defocus_um_lower_bound"])) if patch["content"] else "nan"])

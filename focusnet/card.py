@@ -35,6 +35,10 @@ def write_evaluation(directory, evaluation: dict) -> Path:
     return path
 
 
+def _level(level) -> str:
+    return "not measured" if level is None else str(level)
+
+
 def _percent(value) -> str:
     return f"{value:.1%}"
 
@@ -89,7 +93,7 @@ def _evaluation_section(evaluation, directory, weights_sha256) -> list:
         passed = sum(row["as_expected"] for row in rows)
         lines += ["", f"{title} (`{check['folder']}`), expected level {expectation}: {passed} of {len(rows)} as "
                       "expected.", "", "| image | level | aggregate certainty |", "|---|---|---|"]
-        lines += [f"| `{row['image'][:48]}` | {row['defocus_level']} | {row['aggregate_certainty']:.2f} |"
+        lines += [f"| `{row['image'][:48]}` | {_level(row['defocus_level'])} | {row['aggregate_certainty']:.2f} |"
                   for row in rows]
     lines += ["", f"Measured with focusnet {evaluation['focusnet_version']} on {evaluation['platform']}, with:", "",
               "```bash", evaluation["command"], "```"]
@@ -99,8 +103,10 @@ def _evaluation_section(evaluation, directory, weights_sha256) -> list:
 def _origin(training: dict, settings: dict) -> list:
     lines = []
     if settings.get("init_model"):
-        lines += [f"Fine-tuned from `{settings['init_model']}` (weights SHA-256 "
-                  f"`{str(training.get('init_weights_sha256', '?'))[:12]}...`), its batch normalisation frozen.", ""]
+        source = "the shipped model" if settings["init_model"] == "shipped" else f"`{settings['init_model']}`"
+        lines += [f"Fine-tuned from {source} (weights SHA-256 "
+                  f"`{str(training.get('init_weights_sha256', '?'))[:12]}...`), its batch normalisation (with the "
+                  "convolutions' folded biases) frozen.", ""]
     if training.get("split_from"):
         lines += [f"From one in-focus image, `{Path(training['split_from']).name}`, split in two: the upper (or left) "
                   "part trained on, the rest held out (both in `split/`).", ""]

@@ -151,8 +151,20 @@ def _without_run_control(argv):
     return kept
 
 
-def _training_optics(arguments, initial):
-    """The simulator's optics: the flags given, the rest from the --init model (or BBBC006's)."""
+def _stated_pixel_size(images):
+    """The pixel size the training images state (None if none does); all must agree."""
+    from .images import find_images, read_image_file
+
+    stated = {path: read_image_file(path).pixel_size_um for path in find_images(images)}
+    sizes = sorted({round(size, 6) for size in stated.values() if size is not None})
+    if len(sizes) > 1:
+        raise InvalidParameterError(f"the training images state different pixel sizes ({sizes} um); give --pixel-size "
+                                    "or train on images of one pixel size")
+    return sizes[0] if sizes else None
+
+
+def _training_optics(arguments, initial, stated_pixel_size=None):
+    """The simulator's optics: the flags given, else what the images state, else the --init model's (or BBBC006's)."""
     import dataclasses
 
     from .inference import model_optics
@@ -161,7 +173,8 @@ def _training_optics(arguments, initial):
 
     base = model_optics(initial) if initial is not None else Optics()
     given = {"wavelength_um": arguments.wavelength, "numerical_aperture": arguments.na,
-             "refractive_index": arguments.refractive_index, "pixel_size_um": arguments.pixel_size}
+             "refractive_index": arguments.refractive_index,
+             "pixel_size_um": arguments.pixel_size if arguments.pixel_size is not None else stated_pixel_size}
     optics = dataclasses.replace(base, **{key: value for key, value in given.items() if value is not None})
     if arguments.z_step is not None:
         return dataclasses.replace(optics, z_step_um=arguments.z_step)
@@ -174,9 +187,9 @@ def _command_train(arguments) -> int:
     import shlex
 
     from .model import load_model_folder
-    from .train import TrainingSettings, train
+    from .train import TrainingSettings, initial_model_folder, train
 
-    initial = load_model_folder(arguments.init) if arguments.init else None
+    initial = load_model_folder(initial_model_folder(arguments.init)) if arguments.init else None
     architecture = arguments.config or (initial.architecture.name if initial else "default")
     settings = TrainingSettings(
         architecture=architecture,
@@ -188,7 +201,7 @@ def _command_train(arguments) -> int:
         checkpoint_every=arguments.checkpoint_every,
         init_model=str(arguments.init) if arguments.init else None,
     )
-    optics = _training_optics(arguments, initial)
+    optics = _training_optics(arguments, initial, _stated_pixel_size(arguments.images))
     command = "focusnet " + " ".join(shlex.quote(a) for a in _without_run_control(arguments.argv))
     out = train(arguments.images, arguments.out, settings, validation_images=arguments.validation or (),
                 optics=optics, resume=arguments.resume, command=command, stop_after=arguments.stop_after)
@@ -323,20 +336,20 @@ def _command_evaluate(arguments) -> int:
 
 
 def _command_evaluate_stack(arguments) -> int:
-    import json
-
     from .loader import load_model
-    from .stack import evaluate_stack, read_stack, save_stack_plot, write_plane
+    from .stack import evaluate_stack, read_stack, save_stack_plot, to_json, write_plane
 
     model = load_model(arguments.model)
     result = evaluate_stack(arguments.stack, model, z_step_um=arguments.z_step, pixel_size_um=arguments.pixel_size,
-                            objective=_objective_from_arguments(model, arguments))
+                            objective=_objective_from_arguments(model, arguments), scale=arguments.scale)
     out = sys.stderr if arguments.json == "-" else sys.stdout
+    for note in result["notes"]:
+        print(f"focusnet evaluate-stack: warning: {note}", file=sys.stderr)
     if arguments.json == "-":
-        print(json.dumps(result, indent=2))
+        print(to_json(result))
     else:
         if arguments.json:
-            Path(arguments.json).write_text(json.dumps(result, indent=2) + "\n")
+            Path(arguments.json).write_text(to_json(result) + "\n")
         print(" plane   z um  dist um  level  defocus um  aggregate  content")
         for row in result["planes"]:
             if "error" in row:
@@ -357,7 +370,9 @@ def _command_evaluate_stack(arguments) -> int:
         print(f"plot: {plot}", file=out)
     if arguments.sharpest_out:
         plane = read_stack(arguments.stack).planes[result["sharpest_plane"]]
-        written = write_plane(arguments.sharpest_out, plane, result["pixel_size_um"])
+        # Only a pixel size that was given or stated travels with the plane, never an assumed one.
+        known = result["pixel_size_um"] if result["pixel_size_source"] != "assumed" else None
+        written = write_plane(arguments.sharpest_out, plane, known)
         print(f"sharpest plane ({result['sharpest_plane']}) written to {written}", file=out)
     return 0
 
@@ -427,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="in-focus images held out for validation (default: the last training image; a single "
                             "training image is split, its lower half held out)")
     train.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to write")
-    train.add_argument("--init", nargs="?", const=str(contract.SHIPPED_MODEL_DIR), metavar="MODEL_DIR",
+    train.add_argument("--init", nargs="?", const="shipped", metavar="MODEL_DIR",
                        help="fine-tune an existing model folder (alone: the shipped model) for your optics: give "
                             "--na, --refractive-index, --wavelength and --pixel-size, and a few in-focus images "
                             f"(one is split in two). Defaults then: {FINE_TUNING_STEPS} steps, learning rate "
@@ -510,6 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("stack", metavar="STACK", help="a single-channel z-stack")
     stack.add_argument("--model", metavar="DIR|BUNDLE", help="model folder or bundle (default: the shipped model)")
     stack.add_argument("--z-step", type=_positive_float, metavar="UM", help="plane spacing in um (default: the file's)")
+    stack.add_argument("--scale", type=_positive_float, metavar="COUNTS",
+                       help="for floating-point stacks in [0, 1]: the raw count 1.0 stands for (e.g. 65535)")
     _add_objective_arguments(stack)
     stack.add_argument("--plots", metavar="DIR", help="write <stack>_focus_curve.png: level and defocus_um against z")
     stack.add_argument("--json", metavar="OUT.json", help="write the results as JSON ('-': standard output)")

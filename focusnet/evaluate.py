@@ -81,7 +81,7 @@ def evaluate(paths, model=None, seed: int = 0, optics: Optics | None = None, pro
                                     aggregate_certainty=prediction.aggregate_certainty,
                                     mean_certainty=prediction.mean_certainty))
                 if camera is AS_IMAGED:
-                    confident = prediction.patch_certainty >= PATCH_CERTAINTY_THRESHOLD
+                    confident = (prediction.patch_certainty >= PATCH_CERTAINTY_THRESHOLD) & prediction.has_content
                     patch_hits += int(np.sum(np.abs(prediction.patch_levels - level)[confident] <= 1))
                     patch_total += int(confident.sum())
     base = [r for r in records if r["camera"] == AS_IMAGED.name]
@@ -187,13 +187,17 @@ def check_real_images(paths, kind: str, model=None) -> dict:
     def expected(level):
         return level <= limit if comparison == "<=" else level >= limit
 
-    model = load_model(model)
+    from .batch import predict_paths
+
     rows = []
-    for path in find_images(paths):
-        prediction = predict_image(read_image(path), model, name=path)
-        rows.append({"image": Path(path).name, "defocus_level": prediction.defocus_level,
-                     "aggregate_certainty": prediction.aggregate_certainty,
-                     "as_expected": bool(expected(prediction.defocus_level))})
+    for result in predict_paths(paths, model):  # pixel sizes from the files, as focusnet predict reads them
+        if result.prediction is None:  # e.g. an empty field: not as expected
+            rows.append({"image": Path(result.path).name, "defocus_level": None, "aggregate_certainty": float("nan"),
+                         "as_expected": False, "reason": result.reason})
+            continue
+        rows.append({"image": Path(result.path).name, "defocus_level": result.prediction.defocus_level,
+                     "aggregate_certainty": result.prediction.aggregate_certainty,
+                     "as_expected": bool(expected(result.prediction.defocus_level))})
     return {"kind": kind, "folder": " ".join(str(p) for p in paths), "images": rows}
 
 

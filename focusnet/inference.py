@@ -151,6 +151,7 @@ class FocusPrediction:
                        "defocus_level": int(levels[row, col]) if content else None,
                        "certainty": float(self.patch_certainty[row, col]) if content else float("nan"),
                        "defocus_um": float(self.patch_defocus_um[row, col]),
+                       "defocus_um_lower_bound": content and int(levels[row, col]) == self.probabilities.shape[-1] - 1,
                        "probabilities": self.probabilities[row, col] if content else nan_probabilities}
 
 
@@ -326,9 +327,10 @@ def predict_image(image, model=None, scale=None, name: str = "image", pixel_size
     positions = [(y, x) for y in ys for x in xs]
     # Where each patch lies in the original image, and its content judged there, in the
     # original pixels (resampling would correlate the noise the test measures).
-    patch_size = int(round(PATCH_SIZE / zoom)) if resampled else PATCH_SIZE
-    original_y = np.minimum(np.round(ys / zoom).astype(int), counts.shape[0] - patch_size) if resampled else ys
-    original_x = np.minimum(np.round(xs / zoom).astype(int), counts.shape[1] - patch_size) if resampled else xs
+    # skimage rounds the resampled size, so a patch may be a pixel larger than the original.
+    patch_size = min(int(round(PATCH_SIZE / zoom)), *counts.shape) if resampled else PATCH_SIZE
+    original_y = np.clip(np.round(ys / zoom).astype(int), 0, counts.shape[0] - patch_size) if resampled else ys
+    original_x = np.clip(np.round(xs / zoom).astype(int), 0, counts.shape[1] - patch_size) if resampled else xs
     original_positions = [(y, x) for y in original_y for x in original_x]
     probabilities, content = [], []
     for start in range(0, len(positions), PATCHES_PER_BATCH):
@@ -382,7 +384,10 @@ def aggregate(probabilities, ys, xs, has_content=None, defocus: DefocusScale | N
     with np.errstate(invalid="ignore"):
         defocus_level = int(np.argmax(distribution)) if len(flat) else -1
         image_um = float(defocus(last if defocus_level == last else distribution @ levels)) if len(flat) else np.nan
-        patch_um = np.where(has_content, defocus(probabilities @ levels), np.nan)
+        # Like the image's: a patch whose most probable level is the last gets that level's distance, a lower bound.
+        patch_last = probabilities.argmax(axis=-1) == last
+        patch_um = np.where(has_content, np.where(patch_last, float(defocus(last)), defocus(probabilities @ levels)),
+                            np.nan)
     return FocusPrediction(
         probabilities=probabilities,
         patch_certainty=patch_certainty,

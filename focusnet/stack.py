@@ -28,10 +28,12 @@ MIN_RATIO_DISTANCE_UM = 0.5
 def normalized_variance(planes) -> np.ndarray:
     """The classic sharpness of each plane: its variance over its mean (higher is sharper)."""
     flat = np.asarray(planes, dtype=np.float64).reshape(len(planes), -1)
-    return flat.var(axis=1) / np.maximum(flat.mean(axis=1), 1e-12)
+    mean = flat.mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(mean > 0, flat.var(axis=1) / mean, np.nan)  # undefined without positive intensities
 
 
-def evaluate_stack(path, model=None, z_step_um=None, pixel_size_um=None, objective=None,
+def evaluate_stack(path, model=None, z_step_um=None, pixel_size_um=None, objective=None, scale=None,
                    progress: bool = True) -> dict:
     """Measure every plane of a z-stack and compare with the distance from its sharpest plane.
 
@@ -47,6 +49,8 @@ def evaluate_stack(path, model=None, z_step_um=None, pixel_size_um=None, objecti
         Default: what the file states, else the model's (assumed).
     objective : Optics, optional
         The objective, for ``defocus_um``; default: the model's optics.
+    scale : float, optional
+        For floating-point stacks in [0, 1]: the count 1.0 stands for.
     progress : bool
 
     Returns
@@ -81,17 +85,20 @@ def evaluate_stack(path, model=None, z_step_um=None, pixel_size_um=None, objecti
     else:
         pixel_size, source = model_optics(model).pixel_size_um, "assumed"
     sharpness = normalized_variance(stack.planes)
-    sharpest = int(np.argmax(sharpness))
-    rows = []
+    if np.all(np.isnan(sharpness)):
+        raise InvalidParameterError(f"{path}: no plane has a positive mean intensity; raw counts are needed")
+    sharpest = int(np.nanargmax(sharpness))
+    rows, notes = [], set()
     for index, plane in enumerate(tqdm(stack.planes, desc="planes", unit="plane", disable=not progress)):
         row = {"plane": index, "z_um": index * z_step, "distance_um": abs(index - sharpest) * z_step,
                "normalized_variance": float(sharpness[index])}
         try:
-            prediction = predict_image(plane, model, name=f"{Path(path).name} plane {index}",
+            prediction = predict_image(plane, model, scale=scale, name=f"{Path(path).name} plane {index}",
                                        pixel_size_um=pixel_size, pixel_size_source=source, objective=objective)
         except FocusnetError as error:
             row["error"] = str(error)
         else:
+            notes.update(prediction.notes)
             row.update(defocus_level=prediction.defocus_level, defocus_um=prediction.defocus_um,
                        defocus_um_lower_bound=prediction.defocus_um_lower_bound,
                        aggregate_certainty=prediction.aggregate_certainty,
@@ -101,7 +108,7 @@ def evaluate_stack(path, model=None, z_step_um=None, pixel_size_um=None, objecti
     result = {"stack": str(path), "model": getattr(model, "name", str(model)), "planes": rows,
               "z_step_um": z_step, "pixel_size_um": pixel_size, "pixel_size_source": source,
               "sharpness_metric": "normalized variance", "sharpest_plane": sharpest,
-              "measured_planes": len(measured)}
+              "measured_planes": len(measured), "notes": sorted(notes)}
     distance = np.array([row["distance_um"] for row in measured])
     levels = np.array([row["defocus_level"] for row in measured], dtype=float)
     micrometres = np.array([row["defocus_um"] for row in measured])
@@ -125,6 +132,22 @@ def _defocus_ratio(measured) -> tuple:
     if not ratios:
         return float("nan"), 0
     return float(math.exp(np.mean(np.log(ratios)))), len(ratios)
+
+
+def to_json(result: dict) -> str:
+    """The result as JSON, NaN written as null (JSON has no NaN)."""
+    import json
+
+    def clean(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        return value
+
+    return json.dumps(clean(result), indent=2, allow_nan=False)
 
 
 def save_stack_plot(result: dict, path) -> Path:
@@ -163,10 +186,13 @@ def save_stack_plot(result: dict, path) -> Path:
     return path
 
 
-def write_plane(path, plane, pixel_size_um: float) -> Path:
-    """Write one plane as an ImageJ TIFF that states its pixel size (to train a model from it)."""
+def write_plane(path, plane, pixel_size_um: float | None) -> Path:
+    """Write one plane as an ImageJ TIFF stating its pixel size when known (to train a model from it)."""
     import tifffile
 
-    tifffile.imwrite(path, np.asarray(plane), imagej=True, resolution=(1 / pixel_size_um, 1 / pixel_size_um),
-                     metadata={"unit": "micron"})
+    if pixel_size_um is None:
+        tifffile.imwrite(path, np.asarray(plane), imagej=True)
+    else:
+        tifffile.imwrite(path, np.asarray(plane), imagej=True, resolution=(1 / pixel_size_um, 1 / pixel_size_um),
+                         metadata={"unit": "micron"})
     return Path(path)

@@ -64,7 +64,8 @@ class TrainingSettings:
     validate_every: int = 500
     checkpoint_every: int = 500
     validation_patches_per_level: int = 60
-    #: A model folder to fine-tune from (its architecture; batch normalisation frozen), or None.
+    #: A model folder to fine-tune from (its architecture; batch normalisation frozen), ``shipped``
+    #: for the model shipped with focusnet, or None.
     init_model: str | None = None
 
     def __post_init__(self):
@@ -457,13 +458,24 @@ def train(images, out, settings: TrainingSettings, validation_images=(), optics:
     return out
 
 
+#: ``init_model`` naming the model shipped with focusnet (recorded by name: no installation path).
+SHIPPED = "shipped"
+
+
+def initial_model_folder(init_model: str) -> Path:
+    """The folder an ``init_model`` setting names."""
+    from .contract import SHIPPED_MODEL_DIR
+
+    return SHIPPED_MODEL_DIR if init_model == SHIPPED else Path(init_model)
+
+
 def _initial_model(settings: TrainingSettings):
     """The model folder a fine-tuning run starts from (checked against the settings), or None."""
     if settings.init_model is None:
         return None
     from .model import load_model_folder
 
-    initial = load_model_folder(settings.init_model)
+    initial = load_model_folder(initial_model_folder(settings.init_model))
     if initial.architecture.name != settings.architecture:
         raise TrainingError(f"--init {settings.init_model} is a {initial.architecture.name!r} model; it cannot "
                             f"start a {settings.architecture!r} one (leave out --config)")

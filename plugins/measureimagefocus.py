@@ -310,11 +310,15 @@ with **SaveImages**.""",
         except ModelError as error:
             raise ValidationError("MeasureImageFocus: model bundle refused: %s" % error, setting) from None
 
+    def check_objective(self):
+        """Raise ValidationError naming the setting if the objective is impossible."""
+        if self.wants_objective.value and self.numerical_aperture.value >= self.refractive_index.value:
+            raise ValidationError("MeasureImageFocus: the numerical aperture must be smaller than the refractive "
+                                  "index of the immersion medium", self.numerical_aperture)
+
     def validate_module(self, pipeline):
         self.check_model()
-        if self.wants_objective.value and self.numerical_aperture.value >= self.refractive_index.value:
-            raise ValidationError("The numerical aperture must be smaller than the refractive index of the "
-                                  "immersion medium", self.numerical_aperture)
+        self.check_objective()
 
     def measuring_options(self, model):
         """Keyword arguments of predict_image for these settings: pixel size and objective."""
@@ -332,6 +336,7 @@ with **SaveImages**.""",
         # Headless runs never call validate_module: check the bundle before the first image.
         try:
             self.check_model()
+            self.check_objective()
         except ValidationError as error:
             LOGGER.error("%s (setting '%s')", error.message, error.get_setting().text)
             workspace.pipeline.report_prepare_run_error(

@@ -195,7 +195,7 @@ def test_the_cli_fine_tunes_the_shipped_model_by_default(tmp_path, in_focus_imag
     assert main(["train", "--init", "--images", str(image), "--out", str(tmp_path / "m"), "--steps", "2",
                  "--validate-every", "2", "--checkpoint-every", "2", "--na", "0.8", "--pixel-size", "0.325"]) == 0
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["training"]["settings"]["init_model"].endswith("models/default")
+    assert config["training"]["settings"]["init_model"] == "shipped"  # by name: no installation path
     assert config["training"]["settings"]["learning_rate"] == 3e-4
     optics = config["simulator"]["optics"]
     assert optics["numerical_aperture"] == 0.8 and optics["wavelength_um"] == 0.5 and optics["z_step_um"] < 2.0
