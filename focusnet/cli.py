@@ -73,8 +73,8 @@ def _add_optics_arguments(parser: argparse.ArgumentParser, training: bool = Fals
                        metavar="UM", help=f"pixel size in the sample plane in um (default {defaults.pixel_size_um})")
     group.add_argument("--z-step", type=_positive_float, default=None if training else defaults.z_step_um,
                        metavar="UM", help=f"defocus per level in um: level L is z = L * z-step (default "
-                       f"{defaults.z_step_um}; with --init and other optics: the step that keeps each level's "
-                       "blur in pixels as the --init model learned it)")
+                       f"{defaults.z_step_um}; with --init and other optics: the step at which each level is "
+                       "blurred as much, in um, as the --init model's level)")
 
 
 def _add_objective_arguments(parser: argparse.ArgumentParser) -> None:

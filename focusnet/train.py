@@ -27,7 +27,6 @@ from .contract import (
     CHECKPOINT_DIR,
     CHECKPOINT_STATE_FILE,
     CONFIG_FILE,
-    NUM_LEVELS,
     PATCH_SIZE,
     TRAINING_LOG_FILE,
     TRAINING_PLOT_FILE,
@@ -483,25 +482,18 @@ def _initial_model(settings: TrainingSettings):
 
 
 def fine_tuning_z_step(initial_optics: Optics, optics: Optics) -> float:
-    """Defocus per level for a model fine-tuned to other optics, keeping each level's blur in pixels.
+    """Defocus per level for a model fine-tuned to other optics: each level keeps its blur in micrometres.
 
-    The initial model learned what each level's blur looks like in pixels; a
-    model for new optics learns least anew when its levels look the same,
-    so level 10's 84 %-energy diameter, in pixels, is matched (levels below
-    follow linearly in z, as in every focusnet model).
+    Level L of the new model is blurred as much, in micrometres in the sample
+    plane, as level L of the initial one (:mod:`focusnet.defocus`, matched
+    at level 10; levels follow linearly in z, as in every focusnet model).
+    So a level means the same blur on every microscope, thresholds such as
+    the QC pipeline's "level > 2" keep their meaning, and ``defocus_um`` is
+    the same conversion the initial model's users get.
     """
-    from .defocus import blur_diameter_um
+    from .defocus import defocus_scale
 
-    last = initial_optics.z_step_um * (NUM_LEVELS - 1)
-    target_um = blur_diameter_um(last, initial_optics) / initial_optics.pixel_size_um * optics.pixel_size_um
-    # The blur disc grows about as 2 z NA / n (the Born & Wolf phase is paraxial): search around there.
-    reach = target_um / (optics.numerical_aperture / optics.refractive_index) + optics.wavelength_um
-    while True:
-        z = np.linspace(0.0, reach, 61)
-        diameter = np.maximum.accumulate(blur_diameter_um(z, optics))
-        if diameter[-1] >= target_um:
-            return float(np.interp(target_um, diameter, z) / (NUM_LEVELS - 1))
-        reach *= 2
+    return defocus_scale(initial_optics, optics).level_step_um
 
 
 __all__ = ["TrainingLog", "TrainingRun", "TrainingSettings", "Trainer", "check_run_state",

@@ -173,18 +173,22 @@ def test_fine_tuning_needs_the_same_architecture(tmp_path, small_images, random_
         train(small_images[:3], tmp_path / "m", settings, validation_images=small_images[3:], progress=False)
 
 
-def test_the_fine_tuning_z_step_keeps_each_levels_blur_in_pixels():
+def test_the_fine_tuning_z_step_keeps_each_levels_blur_in_micrometres():
     from focusnet.defocus import blur_diameter_um
     from focusnet.optics import Optics
     from focusnet.train import fine_tuning_z_step
 
     shipped = Optics()
-    assert fine_tuning_z_step(shipped, shipped) == pytest.approx(2.0, rel=0.01)
+    assert fine_tuning_z_step(shipped, shipped) == pytest.approx(2.0)
+    assert fine_tuning_z_step(shipped, Optics(pixel_size_um=0.13)) == pytest.approx(2.0)  # same lens, finer pixels
     oil = Optics(wavelength_um=0.461, numerical_aperture=1.45, refractive_index=1.512, pixel_size_um=0.13)
     step = fine_tuning_z_step(shipped, oil)
-    assert step < 0.5
-    pixels = blur_diameter_um(10 * step, oil) / oil.pixel_size_um
-    assert pixels == pytest.approx(blur_diameter_um(20.0, shipped) / shipped.pixel_size_um, rel=0.02)
+    assert 0.5 < step < 2.0  # a 1.45 NA objective blurs faster per micrometre
+
+    def defocus_blur(z, optics):
+        return np.sqrt(blur_diameter_um(z, optics) ** 2 - blur_diameter_um(0.0, optics) ** 2)
+
+    assert defocus_blur(10 * step, oil) == pytest.approx(defocus_blur(20.0, shipped), rel=0.02)
 
 
 def test_the_cli_fine_tunes_the_shipped_model_by_default(tmp_path, in_focus_image, capsys):
