@@ -16,7 +16,7 @@ import numpy as np
 from .contract import IMAGE_COLUMNS
 from .errors import FocusnetError
 from .images import find_images, read_image_file
-from .inference import FocusPrediction, model_optics, predict_image
+from .inference import FocusPrediction, choose_pixel_size, predict_image
 from .loader import load_model
 
 
@@ -103,15 +103,12 @@ def predict_paths(paths, model=None, scale=None, progress: bool = False, pixel_s
 def _measure_each(files, model, scale, progress, pixel_size_um, objective) -> Iterator[ImageResult]:
     from tqdm import tqdm
 
-    assumed = model_optics(model).pixel_size_um
     for path in tqdm(files, desc="predict", unit="image", disable=not progress or len(files) < 2):
         image, size, source = None, None, ""
         try:
             read = read_image_file(path)
             image = read.pixels
-            size, source = ((pixel_size_um, "given") if pixel_size_um is not None
-                            else (read.pixel_size_um, "file") if read.pixel_size_um is not None
-                            else (assumed, "assumed"))
+            size, source = choose_pixel_size(model, pixel_size_um, read.pixel_size_um)
             prediction = predict_image(image, model, scale=scale, name=path, pixel_size_um=size,
                                        pixel_size_source=source, objective=objective)
         except (FocusnetError, OSError) as error:

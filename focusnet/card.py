@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .contract import CARD_FILE, CONFIG_FILE, EVALUATION_FILE, TRAINING_LOG_FILE, TRAINING_PLOT_FILE, WEIGHTS_FILE
+from .files import write_text
 from .model import read_config
 
 #: How each real-image check is titled in the card.
@@ -29,8 +30,7 @@ def read_evaluation(directory):
 
 def write_evaluation(directory, evaluation: dict) -> Path:
     """Write ``evaluation.json`` into a model folder and render its card again."""
-    path = Path(directory) / EVALUATION_FILE
-    path.write_text(json.dumps(evaluation, indent=2, default=float) + "\n")
+    path = write_text(Path(directory) / EVALUATION_FILE, json.dumps(evaluation, indent=2, default=float) + "\n")
     write_model_card(directory)
     return path
 
@@ -184,9 +184,7 @@ def render_card(directory) -> str:
 
 def write_model_card(directory) -> Path:
     """Render ``README.md`` of a model folder from its data (see :func:`render_card`)."""
-    path = Path(directory) / CARD_FILE
-    path.write_text(render_card(directory))
-    return path
+    return write_text(Path(directory) / CARD_FILE, render_card(directory))
 
 
 def evaluate_model_folder(model_dir, paths, sharp=None, out_of_focus=None, seed: int = 0, command: str = "",

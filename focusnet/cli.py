@@ -316,7 +316,9 @@ def _command_evaluate(arguments) -> int:
         print(json.dumps(dict(summary, real_images=checks), indent=2))
     else:
         if arguments.json:
-            Path(arguments.json).write_text(json.dumps(dict(summary, real_images=checks), indent=2) + "\n")
+            from .files import write_text
+
+            write_text(arguments.json, json.dumps(dict(summary, real_images=checks), indent=2) + "\n")
         print(f"{result['num_predictions']} predictions on {len(result['images'])} images: "
               f"exact {result['exact_accuracy']:.1%}, within one {result['within_one_accuracy']:.1%}, "
               f"confident patches within one {result['patch_within_one_accuracy']:.1%}")
@@ -336,20 +338,25 @@ def _command_evaluate(arguments) -> int:
 
 
 def _command_evaluate_stack(arguments) -> int:
+    from .files import refuse_inputs_as_outputs, write_text
     from .loader import load_model
     from .stack import evaluate_stack, read_stack, save_stack_plot, to_json, write_plane
 
+    plot = Path(arguments.plots) / f"{Path(arguments.stack).stem}_focus_curve.png" if arguments.plots else None
+    json_out = arguments.json if arguments.json != "-" else None
+    refuse_inputs_as_outputs([arguments.stack], [plot, json_out, arguments.sharpest_out])
     model = load_model(arguments.model)
+    stack = read_stack(arguments.stack)
     result = evaluate_stack(arguments.stack, model, z_step_um=arguments.z_step, pixel_size_um=arguments.pixel_size,
-                            objective=_objective_from_arguments(model, arguments), scale=arguments.scale)
+                            objective=_objective_from_arguments(model, arguments), scale=arguments.scale, stack=stack)
     out = sys.stderr if arguments.json == "-" else sys.stdout
     for note in result["notes"]:
         print(f"focusnet evaluate-stack: warning: {note}", file=sys.stderr)
     if arguments.json == "-":
         print(to_json(result))
     else:
-        if arguments.json:
-            Path(arguments.json).write_text(to_json(result) + "\n")
+        if json_out:
+            write_text(json_out, to_json(result) + "\n")
         print(" plane   z um  dist um  level  defocus um  aggregate  content")
         for row in result["planes"]:
             if "error" in row:
@@ -364,12 +371,11 @@ def _command_evaluate_stack(arguments) -> int:
               f"defocus_um / distance (geometric mean over {result['ratio_planes']} planes from 0.5 um to the first "
               f"level 10): {result['defocus_ratio']:.2f}; pixel size {result['pixel_size_um']:g} um "
               f"({result['pixel_size_source']}), z step {result['z_step_um']:g} um")
-    if arguments.plots:
-        Path(arguments.plots).mkdir(parents=True, exist_ok=True)
-        plot = save_stack_plot(result, Path(arguments.plots) / f"{Path(arguments.stack).stem}_focus_curve.png")
-        print(f"plot: {plot}", file=out)
+    if plot:
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        print(f"plot: {save_stack_plot(result, plot)}", file=out)
     if arguments.sharpest_out:
-        plane = read_stack(arguments.stack).planes[result["sharpest_plane"]]
+        plane = stack.planes[result["sharpest_plane"]]
         # Only a pixel size that was given or stated travels with the plane, never an assumed one.
         known = result["pixel_size_um"] if result["pixel_size_source"] != "assumed" else None
         written = write_plane(arguments.sharpest_out, plane, known)

@@ -40,8 +40,9 @@ from .images import check_single_channel
 from .loader import load_model
 from .optics import Optics
 
-__all__ = ["FocusPrediction", "NoContentError", "UnmeasurableImageError", "aggregate", "certainty", "extract_patches",
-           "model_optics", "objective_optics", "predict_image", "resample_to_model_pixels", "tile_starts", "to_counts"]
+__all__ = ["FocusPrediction", "NoContentError", "UnmeasurableImageError", "aggregate", "certainty",
+           "choose_pixel_size", "extract_patches", "model_optics", "objective_optics", "predict_image",
+           "resample_to_model_pixels", "tile_starts", "to_counts"]
 
 
 def certainty(probabilities) -> np.ndarray:
@@ -221,6 +222,29 @@ def extract_patches(counts: np.ndarray, positions) -> np.ndarray:
 def model_optics(model) -> Optics:
     """The optics a model was trained with (its levels' meaning and its pixel size)."""
     return Optics(**model.config["simulator"]["optics"])
+
+
+def choose_pixel_size(model, given=None, stated=None) -> tuple:
+    """The pixel size to measure at, and where it came from: ``given`` beats the ``file``'s, else ``assumed``.
+
+    Parameters
+    ----------
+    model : loaded model
+        Its training pixel size is the one assumed.
+    given : float, optional
+        What the user gave (``--pixel-size``, a setting).
+    stated : float, optional
+        What the file states in physical units.
+
+    Returns
+    -------
+    (float, str)
+    """
+    if given is not None:
+        return float(given), "given"
+    if stated is not None:
+        return float(stated), "file"
+    return model_optics(model).pixel_size_um, "assumed"
 
 
 def objective_optics(model, wavelength_um=None, numerical_aperture=None, refractive_index=None) -> Optics:

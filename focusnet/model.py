@@ -27,6 +27,7 @@ import numpy as np
 from .classifier import MODEL_CACHE, PatchClassifier, check_config, sha256_file
 from .contract import CONFIG_FILE, PATCH_SIZE, WEIGHTS_FILE
 from .errors import ModelError
+from .files import write_text
 from .network import expected_weight_shapes, get_architecture
 from .tf import import_tensorflow
 
@@ -47,11 +48,7 @@ def save_model(directory, config: dict, weights: dict) -> Path:
 
 def write_config(directory, config: dict) -> Path:
     """Replace a model folder's ``config.json`` atomically."""
-    path = Path(directory) / CONFIG_FILE
-    temporary = path.with_name(CONFIG_FILE + ".tmp")
-    temporary.write_text(json.dumps(config, indent=2) + "\n")
-    os.replace(temporary, path)
-    return path
+    return write_text(Path(directory) / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
 
 
 def _check_weights(weights: dict, architecture, where) -> None:

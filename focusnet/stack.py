@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FocusnetError, InvalidParameterError
+from .files import replacing
 from .images import read_stack
-from .inference import model_optics, predict_image
+from .inference import choose_pixel_size, predict_image
 from .loader import load_model
 
 #: Planes closer to the sharpest one than this are left out of the defocus_um ratio (focus itself).
@@ -34,7 +35,7 @@ def normalized_variance(planes) -> np.ndarray:
 
 
 def evaluate_stack(path, model=None, z_step_um=None, pixel_size_um=None, objective=None, scale=None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, stack=None) -> dict:
     """Measure every plane of a z-stack and compare with the distance from its sharpest plane.
 
     Parameters
@@ -52,6 +53,8 @@ def evaluate_stack(path, model=None, z_step_um=None, pixel_size_um=None, objecti
     scale : float, optional
         For floating-point stacks in [0, 1]: the count 1.0 stands for.
     progress : bool
+    stack : Stack, optional
+        The stack at ``path``, when the caller has read it already.
 
     Returns
     -------
@@ -74,16 +77,11 @@ def evaluate_stack(path, model=None, z_step_um=None, pixel_size_um=None, objecti
     from tqdm import tqdm
 
     model = load_model(model)
-    stack = read_stack(path)
+    stack = read_stack(path) if stack is None else stack
     z_step = z_step_um if z_step_um is not None else stack.z_step_um
     if z_step is None or not z_step > 0:
         raise InvalidParameterError(f"{path}: the file states no z spacing; give it (--z-step UM)")
-    if pixel_size_um is not None:
-        pixel_size, source = float(pixel_size_um), "given"
-    elif stack.pixel_size_um is not None:
-        pixel_size, source = stack.pixel_size_um, "file"
-    else:
-        pixel_size, source = model_optics(model).pixel_size_um, "assumed"
+    pixel_size, source = choose_pixel_size(model, pixel_size_um, stack.pixel_size_um)
     sharpness = normalized_variance(stack.planes)
     if np.all(np.isnan(sharpness)):
         raise InvalidParameterError(f"{path}: no plane has a positive mean intensity; raw counts are needed")
@@ -180,19 +178,18 @@ def save_stack_plot(result: dict, path) -> Path:
     level_axis.set_title(f"{Path(result['stack']).name}: Spearman with distance: level "
                          f"{result['spearman_level']:.2f}, defocus_um {result['spearman_defocus_um']:.2f}",
                          fontsize=9)
-    path = Path(path)
-    figure.savefig(path, dpi=110)
+    with replacing(path) as temporary:
+        figure.savefig(temporary, dpi=110)
     plt.close(figure)
-    return path
+    return Path(path)
 
 
 def write_plane(path, plane, pixel_size_um: float | None) -> Path:
     """Write one plane as an ImageJ TIFF stating its pixel size when known (to train a model from it)."""
     import tifffile
 
-    if pixel_size_um is None:
-        tifffile.imwrite(path, np.asarray(plane), imagej=True)
-    else:
-        tifffile.imwrite(path, np.asarray(plane), imagej=True, resolution=(1 / pixel_size_um, 1 / pixel_size_um),
-                         metadata={"unit": "micron"})
+    calibration = {} if pixel_size_um is None else {
+        "resolution": (1 / pixel_size_um, 1 / pixel_size_um), "metadata": {"unit": "micron"}}
+    with replacing(path) as temporary:
+        tifffile.imwrite(temporary, np.asarray(plane), imagej=True, **calibration)
     return Path(path)

@@ -93,6 +93,14 @@ def test_the_overlay_is_drawn_in_the_original_pixels(model, in_focus_image):
     assert not np.allclose(rgb[y, x], rgb[y, x].mean())  # a coloured border at the patch's corner
 
 
+def test_a_given_pixel_size_beats_the_files_which_beats_the_models(model):
+    from focusnet.inference import choose_pixel_size
+
+    assert choose_pixel_size(model, 0.2, 0.3) == (0.2, "given")
+    assert choose_pixel_size(model, None, 0.3) == (0.3, "file")
+    assert choose_pixel_size(model) == (0.65, "assumed")
+
+
 def test_sources_in_a_batch(tmp_path, in_focus_image):
     crop = in_focus_image[:260, :348]
     tifffile.imwrite(tmp_path / "a_plain.tif", crop)

@@ -57,6 +57,13 @@ def test_the_command_writes_a_table_a_plot_json_and_the_sharpest_plane(simulated
     np.testing.assert_array_equal(plane.pixels, read_stack(simulated_stack).planes[6])
 
 
+def test_the_stack_is_never_written_over(simulated_stack, capsys):
+    before = simulated_stack.read_bytes()
+    assert main(["evaluate-stack", str(simulated_stack), "--sharpest-out", str(simulated_stack)]) == 1
+    assert "is an input: refusing to write over it" in capsys.readouterr().err
+    assert simulated_stack.read_bytes() == before
+
+
 def test_a_stack_without_z_spacing_needs_one(tmp_path, simulated_stack):
     bare = tmp_path / "bare.tif"
     tifffile.imwrite(bare, read_stack(simulated_stack).planes[:5])
