@@ -139,11 +139,13 @@ def render_card(directory) -> str:
         f"{(directory / WEIGHTS_FILE).stat().st_size / 1e6:.2f} MB of weights), model format "
         f"{on_disk_version}, focusnet {config['focusnet_version']}. Input: {config['patch_size']}x"
         f"{config['patch_size']} patches of raw counts / {config['input_scale']:g}; output: probabilities of "
-        f"{config['num_levels']} defocus levels (level L = {optics['z_step_um']:g} L um from focus).",
+        f"{config['num_levels']} defocus levels (level L = {optics['z_step_um']:g} L um from focus in the "
+        f"simulation; `defocus_um` converts to a real objective's micrometres).",
         "",
         "## Training data",
         "",
-        "In-focus images only, degraded on the fly by the focusnet simulator (Born & Wolf PSF, wavelength "
+        f"In-focus images only, degraded on the fly by the focusnet simulator (PSF with the "
+        f"{optics.get('defocus_phase', 'exact')} defocus phase, wavelength "
         f"{optics['wavelength_um']} um, NA {optics['numerical_aperture']}, n {optics['refractive_index']}, "
         f"{optics['pixel_size_um']} um pixels), with gain log-uniform in {augmentation.get('gain_range')} and offset "
         f"log-uniform in {augmentation.get('offset_range')} counts, Poisson noise, flips and rotations.",

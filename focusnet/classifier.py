@@ -86,8 +86,16 @@ def _upgrade_1_to_2(config: dict) -> dict:
     return config
 
 
+def _upgrade_2_to_3(config: dict) -> dict:
+    # Before version 3 the simulator knew only the paraxial defocus phase and did not record it.
+    simulator = config.get("simulator")
+    if isinstance(simulator, dict) and isinstance(simulator.get("optics"), dict):
+        simulator["optics"] = {**simulator["optics"], "defocus_phase": "paraxial"}
+    return config
+
+
 #: ``{version: function}``: each turns a config of that version into the next version's.
-UPGRADES = {1: _upgrade_1_to_2}
+UPGRADES = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3}
 
 
 def upgrade_config(config: dict, where) -> dict:

@@ -175,7 +175,10 @@ def _training_optics(arguments, initial, stated_pixel_size=None):
     given = {"wavelength_um": arguments.wavelength, "numerical_aperture": arguments.na,
              "refractive_index": arguments.refractive_index,
              "pixel_size_um": arguments.pixel_size if arguments.pixel_size is not None else stated_pixel_size}
-    optics = dataclasses.replace(base, **{key: value for key, value in given.items() if value is not None})
+    given = {key: value for key, value in given.items() if value is not None}
+    # New optics are simulated with the exact defocus phase; the initial model's own optics
+    # (nothing given) keep its phase, so its levels keep their meaning.
+    optics = dataclasses.replace(base, **given, **({"defocus_phase": "exact"} if given else {}))
     if arguments.z_step is not None:
         return dataclasses.replace(optics, z_step_um=arguments.z_step)
     if initial is not None and optics != base:

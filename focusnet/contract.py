@@ -26,8 +26,10 @@ PREPROCESSING = "log(1 + counts - patch minimum) - patch mean"
 
 MODEL_FORMAT = "focusnet-model"
 #: Version 2 keeps the run's settings once, in config["training"]["settings"] (version 1 spread
-#: them over config["training"] and checkpoint/settings.json).
-MODEL_FORMAT_VERSION = 2
+#: them over config["training"] and checkpoint/settings.json). Version 3 records the simulator's
+#: defocus phase (config["simulator"]["optics"]["defocus_phase"]); earlier models were all
+#: simulated with the paraxial one.
+MODEL_FORMAT_VERSION = 3
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.npz"
 CARD_FILE = "README.md"

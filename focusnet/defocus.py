@@ -1,7 +1,8 @@
 """Defocus levels as micrometres of defocus of the user's own objective.
 
 A model's level ``L`` means the blur its training optics give at
-``z = L * z_step_um`` (by default 20x/0.5 NA in air, 500 nm, 2 um per level).
+``z = L * z_step_um`` (by default 20x/0.5 NA in air, 500 nm, 2 um per level)
+with the defocus phase it was simulated with (:mod:`focusnet.optics`).
 Another objective reaches the same blur at another distance: a 1.45 NA oil
 objective blurs several times faster per micrometre. focusnet converts with
 its own Born & Wolf PSF (:func:`focusnet.optics.psf_profile`): the *defocus
@@ -9,8 +10,8 @@ blur* is the diameter of the circle holding 84 % of the PSF's energy, beyond
 the objective's in-focus spot (the two added in quadrature, so level 0 is
 0 um for every objective), measured in micrometres in the sample plane, where
 the model sees the image once it is resampled to the model's pixel size.
-``L`` maps to the distance at which the user's objective gives the model's
-level-``L`` defocus blur. Above and below focus look the same: it is a
+``L`` maps to the distance at which the user's objective, a real lens with
+the exact defocus phase, gives the model's level-``L`` defocus blur. Above and below focus look the same: it is a
 distance.
 """
 
@@ -64,8 +65,9 @@ def blur_diameter_um(defocus_um, optics: Optics, energy_fraction: float = BLUR_E
 
 
 def _same_lens(a: Optics, b: Optics) -> bool:
-    return (a.wavelength_um, a.numerical_aperture, a.refractive_index) == (
-        b.wavelength_um, b.numerical_aperture, b.refractive_index)
+    # The same lens simulated with another defocus phase blurs differently per micrometre.
+    return (a.wavelength_um, a.numerical_aperture, a.refractive_index, a.defocus_phase) == (
+        b.wavelength_um, b.numerical_aperture, b.refractive_index, b.defocus_phase)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,8 +117,8 @@ def defocus_scale(model_optics: Optics, objective: Optics) -> DefocusScale:
         return DefocusScale(model_optics, objective, _LEVEL_GRID, model_z)
     model_diameter = blur_diameter_um(model_z, model_optics)
     target = np.sqrt(np.maximum(model_diameter**2 - model_diameter[0] ** 2, 0.0))
-    # The objective's defocus blur on a z grid reaching past the model's largest one (the
-    # Born & Wolf phase is paraxial: the blur radius grows about as z NA / n).
+    # The objective's defocus blur on a z grid reaching past the model's largest one (the blur
+    # radius grows at least as fast as z NA / n, the paraxial geometric radius).
     reach = target[-1] / (2.0 * objective.numerical_aperture / objective.refractive_index) + objective.wavelength_um
     while True:
         z = np.linspace(0.0, reach, 301)

@@ -250,6 +250,9 @@ def choose_pixel_size(model, given=None, stated=None) -> tuple:
 def objective_optics(model, wavelength_um=None, numerical_aperture=None, refractive_index=None) -> Optics:
     """The user's objective, each parameter not given taken from the model's training optics.
 
+    A real lens blurs as the exact defocus phase says, whatever phase the
+    model was simulated with (:mod:`focusnet.optics`).
+
     Raises
     ------
     InvalidParameterError
@@ -260,7 +263,8 @@ def objective_optics(model, wavelength_um=None, numerical_aperture=None, refract
         trained,
         wavelength_um=trained.wavelength_um if wavelength_um is None else wavelength_um,
         numerical_aperture=trained.numerical_aperture if numerical_aperture is None else numerical_aperture,
-        refractive_index=trained.refractive_index if refractive_index is None else refractive_index)
+        refractive_index=trained.refractive_index if refractive_index is None else refractive_index,
+        defocus_phase="exact")
 
 
 def resample_to_model_pixels(counts: np.ndarray, zoom: float) -> np.ndarray:
@@ -302,7 +306,8 @@ def predict_image(image, model=None, scale=None, name: str = "image", pixel_size
         Where ``pixel_size_um`` came from (``given`` or ``file``); default ``given``.
     objective : Optics, optional
         The user's objective (wavelength, numerical aperture, immersion
-        index) for ``defocus_um``; default: the model's training optics.
+        index) for ``defocus_um``; default: the lens of the model's training
+        optics (:func:`objective_optics`).
 
     Returns
     -------
@@ -369,7 +374,7 @@ def predict_image(image, model=None, scale=None, name: str = "image", pixel_size
     grid = (len(ys), len(xs))
     prediction = aggregate(np.concatenate(probabilities).reshape(*grid, NUM_LEVELS), original_y, original_x,
                            has_content=np.concatenate(content).reshape(grid),
-                           defocus=defocus_scale(trained, objective or trained))
+                           defocus=defocus_scale(trained, objective or objective_optics(model)))
     if not prediction.has_content.any():
         raise NoContentError(f"{name}: no content: none of its {prediction.num_patches} patches holds structure "
                              "above its noise (an empty or dark field); it is neither in focus nor out of focus",
@@ -389,7 +394,8 @@ def aggregate(probabilities, ys, xs, has_content=None, defocus: DefocusScale | N
     has_content : array_like of bool, shape (rows, cols), optional
         Patches that take part (default: all).
     defocus : DefocusScale, optional
-        Converts levels to micrometres (default: the shipped model's optics).
+        Converts levels to micrometres (default: each level is the default
+        simulator optics' z step, 2 um).
     """
     probabilities = np.asarray(probabilities, dtype=float)
     has_content = np.ones(probabilities.shape[:-1], bool) if has_content is None else np.asarray(has_content, bool)

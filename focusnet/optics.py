@@ -3,7 +3,23 @@
 The intensity at radius ``r`` from the optical axis, a distance ``z`` from the
 focal plane, is (Born & Wolf, *Principles of Optics*, 8.8; Yang et al. 2018)::
 
-    PSF(r, z) = C |integral_0^1 J0(k NA/n r rho) exp(-1/2 i k z (NA/n)^2 rho^2) rho d rho|^2
+    PSF(r, z) = C |integral_0^1 J0(k NA/n r rho) exp(-i k z W(rho)) rho d rho|^2
+
+where ``W`` is the optical path difference per unit defocus of the ray leaving
+the pupil at relative radius ``rho`` (angle ``sin(theta) = NA rho / n``):
+
+* ``"exact"`` (default): ``W = 1 - cos(theta) = 1 - sqrt(1 - (NA rho / n)^2)``,
+  the path difference of a refocused spherical wave (as in Gibson & Lanni's
+  model without coverslip or sample mismatch);
+* ``"paraxial"``: its small-angle form ``W = (NA rho / n)^2 / 2`` (Born & Wolf's
+  and the paper's).
+
+They agree for low apertures (at 0.5 NA in air the exact blur is 5-10 % larger)
+but not for immersion objectives: at 1.45 NA in oil a marginal ray's path
+difference is 1.6 times the paraxial one and the defocus blur grows about
+twice as fast. Models of format version 2 and earlier (the shipped model
+among them) were trained with the paraxial form; their configs are upgraded
+to say so (:func:`focusnet.classifier.upgrade_config`).
 
 with ``k = 2 pi n / wavelength`` the wavenumber in the immersion medium
 (``wavelength`` is the vacuum emission wavelength; for ``n = 1`` this is the
@@ -35,6 +51,8 @@ from .errors import InvalidParameterError
 # sub-pixel positions: the profile oscillates with a period of about
 # wavelength / (2 NA), so 1/25 of a wavelength resolves it finely.
 _RADIAL_STEP_FRACTION_OF_WAVELENGTH = 1.0 / 25.0
+#: Forms of the defocus path difference (see the module's description).
+DEFOCUS_PHASES = ("exact", "paraxial")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +79,9 @@ class Optics:
     supersampling : int
         Sub-samples per pixel and axis used to integrate the PSF over a pixel
         (odd; default 5).
+    defocus_phase : {"exact", "paraxial"}
+        Form of the defocus path difference (see the module's description;
+        default "exact").
     """
 
     wavelength_um: float = 0.5
@@ -70,6 +91,7 @@ class Optics:
     z_step_um: float = 2.0
     energy_fraction: float = 0.999
     supersampling: int = 5
+    defocus_phase: str = "exact"
 
     def __post_init__(self):
         for name in ("wavelength_um", "numerical_aperture", "refractive_index", "pixel_size_um", "z_step_um"):
@@ -86,6 +108,9 @@ class Optics:
         if not (isinstance(self.supersampling, int) and self.supersampling >= 1 and self.supersampling % 2 == 1):
             raise InvalidParameterError(f"Optics.supersampling must be a positive odd integer, "
                                         f"got {self.supersampling!r}")
+        if self.defocus_phase not in DEFOCUS_PHASES:
+            raise InvalidParameterError(f"Optics.defocus_phase must be one of {DEFOCUS_PHASES}, "
+                                        f"got {self.defocus_phase!r}")
 
     @property
     def wavenumber(self) -> float:
@@ -96,6 +121,19 @@ class Optics:
     def radial_frequency(self) -> float:
         """``k NA / n`` in 1/um: scales radius in the Bessel function's argument."""
         return self.wavenumber * self.numerical_aperture / self.refractive_index
+
+    @property
+    def marginal_sine(self) -> float:
+        """``NA / n``: the sine of the marginal ray's angle in the immersion medium."""
+        return self.numerical_aperture / self.refractive_index
+
+    def path_difference(self, rho) -> np.ndarray:
+        """Optical path difference per micrometre of defocus at relative pupil radius ``rho`` (0-1)."""
+        sine = self.marginal_sine * np.asarray(rho, dtype=float)
+        if self.defocus_phase == "paraxial":
+            return 0.5 * sine**2
+        # 1 - sqrt(1 - s^2), written to keep its precision for small s.
+        return sine**2 / (1.0 + np.sqrt(1.0 - sine**2))
 
     def defocus_um(self, level) -> np.ndarray:
         """Defocus distance ``z`` in micrometres of a level (or array of levels)."""
@@ -131,15 +169,16 @@ def psf_profile(radius_um, defocus_um, optics: Optics = Optics()) -> np.ndarray:
     radius = np.atleast_1d(np.asarray(radius_um, dtype=float))
     defocus = np.atleast_1d(np.asarray(defocus_um, dtype=float))
     a = optics.radial_frequency
-    phase_scale = 0.5 * optics.wavenumber * (optics.numerical_aperture / optics.refractive_index) ** 2
     # Enough nodes to follow the fastest oscillation of the integrand (Bessel
-    # argument a*r plus defocus phase) with margin.
-    highest_frequency = a * radius.max(initial=0.0) + phase_scale * np.abs(defocus).max(initial=0.0)
+    # argument a*r plus the defocus phase at the pupil's edge) with margin.
+    marginal_phase = optics.wavenumber * float(optics.path_difference(1.0))
+    highest_frequency = a * radius.max(initial=0.0) + marginal_phase * np.abs(defocus).max(initial=0.0)
     rho, weights = _gauss_legendre_on_unit_interval(int(highest_frequency / 2) + 64)
     from scipy.special import j0
 
     bessel = j0(np.multiply.outer(radius, a * rho))  # (R, nodes), independent of z
-    pupil = np.exp(-1j * phase_scale * np.multiply.outer(rho**2, defocus)) * (rho * weights)[:, None]
+    phase = optics.wavenumber * np.multiply.outer(optics.path_difference(rho), defocus)
+    pupil = np.exp(-1j * phase) * (rho * weights)[:, None]
     amplitude = bessel @ pupil
     return (a**2 / math.pi) * np.abs(amplitude) ** 2
 

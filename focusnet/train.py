@@ -42,7 +42,7 @@ from .network import (
     load_inference_weights,
     ranked_probability_score,
 )
-from .optics import Optics
+from .optics import DEFOCUS_PHASES, Optics
 from .simulate import GAIN_RANGE, OFFSET_RANGE
 from .tf import import_tensorflow
 
@@ -153,7 +153,10 @@ def recorded_run(out) -> dict:
         # A format-1 run stopped between its first checkpoint and its first config.
         import json
 
-        return json.loads((out / _FORMAT_1_RUN_FILE).read_text())
+        record = json.loads((out / _FORMAT_1_RUN_FILE).read_text())
+        if isinstance(record.get("optics"), dict):  # format 1 knew only the paraxial phase
+            record["optics"] = {"defocus_phase": "paraxial", **record["optics"]}
+        return record
     try:
         config = read_config(out)
     except ModelError as error:
@@ -386,6 +389,11 @@ def train(images, out, settings: TrainingSettings, validation_images=(), optics:
         raise InvalidParameterError(f"stop_after must be >= 1, got {stop_after}")
     out = Path(out)
     initial = _initial_model(settings)
+    if resume and checkpoint_step(out) is not None:
+        # A run goes on with the defocus phase it began with (paraxial before model format 3).
+        phase = (recorded_run(out).get("optics") or {}).get("defocus_phase")
+        if phase in DEFOCUS_PHASES:
+            optics = dataclasses.replace(optics, defocus_phase=phase)
     run = plan_run(images, settings, validation_images, optics, out)
     start_step = check_run_state(out, run, resume)
     end_step = settings.steps if stop_after is None else min(settings.steps, start_step + stop_after)

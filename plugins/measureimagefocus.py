@@ -173,8 +173,8 @@ your optics (`focusnet train --init`, see focusnet's docs/model.md).""",
             doc="""\
 *DefocusUm* reports each image's distance from focus in micrometres for the objective you
 give here: the distance at which your objective blurs as much as the model's level says
-(computed with focusnet's Born & Wolf PSF). Select *No* to use the model's own training
-optics (the shipped model: NA 0.5, air, 500 nm emission, 2 um per level).""",
+(computed with focusnet's PSF). Select *No* for the lens the model was trained for (the
+shipped model: NA 0.5, air, 500 nm emission; level 10 is 17.9 um from focus).""",
         )
         self.numerical_aperture = Float("Numerical aperture", SHIPPED_OPTICS.numerical_aperture, minval=0.01,
                                         maxval=1.7, doc="The numerical aperture of your objective.")

@@ -1,5 +1,7 @@
 """Levels as micrometres of defocus of the user's objective."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,8 @@ from focusnet.loader import load_model
 from focusnet.optics import Optics
 
 MODEL = Optics()
+#: The shipped model's optics: simulated with the paraxial defocus phase (model format 2).
+SHIPPED = Optics(defocus_phase="paraxial")
 OIL_100X = Optics(wavelength_um=0.461, numerical_aperture=1.45, refractive_index=1.512)
 WATER_40X = Optics(wavelength_um=0.52, numerical_aperture=1.2, refractive_index=1.333)
 
@@ -24,8 +28,8 @@ def test_blur_at_focus_is_the_airy_disc_and_grows_with_defocus():
     assert at_focus == pytest.approx(1.22 * MODEL.wavelength_um / MODEL.numerical_aperture, rel=0.15)
     diameters = blur_diameter_um([0, 2, 5, 10, 20], MODEL)
     assert np.all(np.diff(diameters) > 0)
-    # Far from focus it approaches the geometric blur disc, 2 z NA/n in the Born & Wolf (paraxial) model.
-    assert diameters[-1] == pytest.approx(2 * 20 * 0.5, rel=0.25)
+    # Far from focus it approaches the geometric blur disc, 2 z tan(theta) (2 z NA/n when paraxial).
+    assert diameters[-1] == pytest.approx(2 * 20 * math.tan(math.asin(0.5)), rel=0.25)
 
 
 @pytest.mark.parametrize("objective", [OIL_100X, WATER_40X], ids=["100x oil", "40x water"])
@@ -52,9 +56,12 @@ def test_images_get_micrometres_and_a_lower_bound_beyond_the_last_level(out_of_f
     image = read_image(out_of_focus_paths[0])
     prediction = predict_image(image, model)
     assert prediction.defocus_level == 10 and prediction.defocus_um_lower_bound
-    assert prediction.defocus_um == pytest.approx(20.0)
+    # Level 10 is 20 um of the shipped model's paraxial simulation; a real 20x/0.5 objective
+    # (exact phase) gives that blur a little closer to focus.
+    assert prediction.defocus_um == pytest.approx(defocus_scale(SHIPPED, MODEL)(10))
+    assert 16.0 < prediction.defocus_um < 20.0
     oil = predict_image(image, model, objective=objective_optics(model, 0.461, 1.45, 1.512))
-    assert oil.defocus_um == pytest.approx(defocus_scale(MODEL, OIL_100X)(10))
+    assert oil.defocus_um == pytest.approx(defocus_scale(SHIPPED, OIL_100X)(10))
     judged = prediction.has_content
     assert np.all(np.isfinite(prediction.patch_defocus_um[judged])) and np.all(prediction.patch_defocus_um[judged] > 0)
 
@@ -64,3 +71,21 @@ def test_an_impossible_objective_is_refused():
 
     with pytest.raises(InvalidParameterError, match="must be smaller than the refractive index"):
         objective_optics(load_model(), numerical_aperture=1.4)
+
+
+def test_the_objective_is_a_real_lens_whatever_the_model_was_simulated_with():
+    model = load_model()
+    assert model.config["simulator"]["optics"]["defocus_phase"] == "paraxial"
+    assert objective_optics(model).defocus_phase == "exact"
+    assert objective_optics(model, numerical_aperture=0.75).defocus_phase == "exact"
+    # Same lens, same phase: the model's own z steps.
+    np.testing.assert_allclose(defocus_scale(SHIPPED, SHIPPED)(np.arange(11)), 2.0 * np.arange(11))
+
+
+@pytest.mark.parametrize("objective", [OIL_100X, WATER_40X], ids=["100x oil", "40x water"])
+def test_immersion_objectives_blur_faster_than_the_paraxial_phase_says(objective):
+    import dataclasses
+
+    paraxial = dataclasses.replace(objective, defocus_phase="paraxial")
+    exact_um, paraxial_um = defocus_scale(MODEL, objective)(10), defocus_scale(MODEL, paraxial)(10)
+    assert exact_um < 0.75 * paraxial_um

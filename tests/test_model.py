@@ -83,6 +83,11 @@ def test_upgrades_chain_from_every_known_version():
     assert sorted(UPGRADES) == list(range(1, MODEL_FORMAT_VERSION))
     config = upgrade_config({"format": "focusnet-model", "format_version": 1, "training": {"steps": 5}}, "test")
     assert config["format_version"] == MODEL_FORMAT_VERSION and config["training"] == {"settings": {"steps": 5}}
+    # Before format 3 the simulator's defocus phase was the paraxial one, unrecorded.
+    version_2 = {"format": "focusnet-model", "format_version": 2, "simulator": {"optics": {"z_step_um": 2.0}}}
+    upgraded = upgrade_config(version_2, "test")
+    assert upgraded["simulator"]["optics"] == {"z_step_um": 2.0, "defocus_phase": "paraxial"}
+    assert version_2["simulator"]["optics"] == {"z_step_um": 2.0}  # the caller's config is not touched
 
 
 def test_a_changed_folder_is_loaded_again(model_copy):
