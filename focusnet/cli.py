@@ -386,6 +386,89 @@ def _command_evaluate_stack(arguments) -> int:
     return 0
 
 
+def _command_stack(arguments) -> int:
+    import csv
+
+    from tqdm import tqdm
+
+    from .contract import STACK_COLUMNS, STACK_PLANE_COLUMNS
+    from .defocus import defocus_scale
+    from .errors import FocusnetError
+    from .files import refuse_inputs_as_outputs, replacing
+    from .images import find_images, read_hyperstack
+    from .inference import model_optics
+    from .loader import load_model
+    from .zstack import output_stem, plane_rows, predict_stack, save_focus_curve, stack_row, write_best_planes
+
+    paths = find_images(arguments.paths)
+    summary_csv = arguments.summary_csv or str(Path(arguments.csv).with_name(f"{Path(arguments.csv).stem}_stacks.csv"))
+    if Path(summary_csv).resolve() == Path(arguments.csv).resolve():
+        raise InvalidParameterError(f"--csv and --summary-csv are the same file ({arguments.csv}); give two paths")
+    refuse_inputs_as_outputs(paths, [arguments.csv, summary_csv])
+    inputs = {Path(path).resolve() for path in paths}
+    model = load_model(arguments.model)
+    objective = _objective_from_arguments(model, arguments)
+    scale = defocus_scale(model_optics(model), objective)
+    for folder in (arguments.best_dir, arguments.plots):
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+
+    def output(folder, name):
+        path = Path(folder) / name
+        if path.resolve() in inputs:
+            raise InvalidParameterError(f"{path} is an input: refusing to write over it; choose another folder")
+        return path
+
+    measured, failed, notes = 0, 0, []
+    with replacing(arguments.csv) as planes_file, replacing(summary_csv) as summary_file, \
+            open(planes_file, "w", newline="") as planes_handle, \
+            open(summary_file, "w", newline="") as summary_handle, \
+            tqdm(total=0, desc="planes", unit="plane", disable=len(paths) == 0) as bar:
+        plane_writer, summary_writer = csv.writer(planes_handle), csv.writer(summary_handle)
+        plane_writer.writerow(STACK_PLANE_COLUMNS)
+        summary_writer.writerow(STACK_COLUMNS)
+        for path in paths:
+            try:
+                stack = read_hyperstack(path, arguments.axes)
+                bar.total += stack.data.shape[0] * stack.data.shape[2]
+                bar.refresh()
+                results = predict_stack(path, model, channel=arguments.channel, z_step_um=arguments.z_step,
+                                        pixel_size_um=arguments.pixel_size, objective=objective,
+                                        scale=arguments.scale, stack=stack, bar=bar)
+            except FocusnetError as error:
+                failed += 1
+                tqdm.write(f"focusnet stack: warning: {error} (NaN row)", file=sys.stderr)
+                summary_writer.writerow([str(path), "nan", "nan", "0", "0"] + ["nan"] * (len(STACK_COLUMNS) - 5))
+                continue
+            for result in results:
+                plane_writer.writerows(plane_rows(result))
+                summary_writer.writerow(stack_row(result))
+                notes += [note for note in result.notes if note not in notes]
+                stem = output_stem(result, len(results))
+                if result.best_plane is None:
+                    failed += 1
+                    reasons = sorted({str(plane.error) for plane in result.planes})[:1]
+                    tqdm.write(f"focusnet stack: warning: {stem}: no plane could be measured ({reasons[0]})",
+                               file=sys.stderr)
+                else:
+                    measured += 1
+                    tqdm.write(f"{stem}: best plane {result.best_plane} of {len(result.planes)}"
+                               + (f" (z {result.planes[result.best_plane].z_um:.2f} um; fitted {result.best_z_um:.2f}"
+                                  " um)" if result.z_step_um else f" (fitted {result.best_plane_fit:.2f})")
+                               + f", level {result.planes[result.best_plane].prediction.defocus_level}, certainty "
+                               f"{result.best_plane_certainty:.2f}, channel {result.channel_name}")
+                    if arguments.best_dir:
+                        write_best_planes(result, stack, output(arguments.best_dir, f"{stem}_best.tif"))
+                if arguments.plots:
+                    save_focus_curve(result, output(arguments.plots, f"{stem}_focus_curve.png"), defocus=scale)
+    for note in notes:
+        print(f"focusnet stack: warning: {note}", file=sys.stderr)
+    print(f"{measured} stack(s) with a best plane, {failed} without, with {model.name}: planes {arguments.csv}, "
+          f"stacks {summary_csv}" + (f", best planes {arguments.best_dir}" if arguments.best_dir else "")
+          + (f", focus curves {arguments.plots}" if arguments.plots else ""))
+    return 0
+
+
 def _command_export(arguments) -> int:
     from focusnet.export import export_bundle
 
@@ -542,6 +625,37 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--sharpest-out", metavar="FILE.tif",
                        help="write the sharpest plane as a TIFF stating its pixel size (to train --init from it)")
     stack.set_defaults(handler=_command_evaluate_stack)
+
+    zstack = commands.add_parser(
+        "stack",
+        help="pick the best plane of z-stacks, with each plane's level and focus curves",
+        description="Measure every plane of z-stacks (multi-page TIFF, ImageJ hyperstacks, OME-TIFF; several "
+        "channels and time points) with one model load: per plane the level, expected level, defocus_um, "
+        "certainties and content; per stack and time point the best plane (lowest expected level, ties to the "
+        "higher certainty), a sub-plane fit, and its certainty. Stacks that cannot be read get a NaN row and "
+        "a warning.",
+    )
+    zstack.add_argument("paths", nargs="+", metavar="PATH", help="z-stack TIFFs, folders or glob patterns")
+    zstack.add_argument("--csv", required=True, metavar="OUT.csv",
+                        help="one row per plane: " + ", ".join(contract.STACK_PLANE_COLUMNS))
+    zstack.add_argument("--summary-csv", metavar="OUT.csv",
+                        help="one row per stack and time point: " + ", ".join(contract.STACK_COLUMNS[:9]) + ", ... "
+                             "(default: <csv stem>_stacks.csv beside --csv)")
+    zstack.add_argument("--channel", metavar="C",
+                        help="the channel to judge focus by: index or name (default: the first)")
+    zstack.add_argument("--axes", metavar="AXES",
+                        help="the data's axes, overriding the file's metadata (e.g. ZYX, CZYX, TZCYX)")
+    zstack.add_argument("--best-dir", metavar="DIR",
+                        help="write <stack>_best.tif: the best plane of every channel, with the source's pixel size")
+    zstack.add_argument("--plots", metavar="DIR",
+                        help="write <stack>_focus_curve.png: level and defocus_um against z with a certainty band")
+    zstack.add_argument("--model", metavar="DIR|BUNDLE", help="model folder or bundle (default: the shipped model)")
+    zstack.add_argument("--z-step", type=_positive_float, metavar="UM",
+                        help="plane spacing in um (default: the file's)")
+    zstack.add_argument("--scale", type=_positive_float, metavar="COUNTS",
+                        help="for floating-point stacks in [0, 1]: the raw count 1.0 stands for (e.g. 65535)")
+    _add_objective_arguments(zstack)
+    zstack.set_defaults(handler=_command_stack)
 
     export = commands.add_parser(
         "export",

@@ -78,6 +78,17 @@ IMAGE_COLUMNS = ["image", "defocus_level", "mean_certainty", "aggregate_certaint
 PATCH_COLUMNS = ["image", "row", "col", "y", "x", "defocus_level", "certainty"] + PROBABILITY_COLUMNS + [
     "content", "defocus_um", "size", "defocus_um_lower_bound"]
 
+# --- results: `focusnet stack`'s CSV files --------------------------------------------------------
+
+#: One row per plane of each stack (and time point), judged by one channel.
+STACK_PLANE_COLUMNS = ["stack", "time", "channel", "plane", "z_um", "defocus_level", "expected_level", "defocus_um",
+                       "defocus_um_lower_bound", "aggregate_certainty", "mean_certainty", "content_fraction",
+                       "best"]
+#: One row per stack and time point: its best plane.
+STACK_COLUMNS = ["stack", "time", "channel", "planes", "measured_planes", "best_plane", "best_plane_fit",
+                 "best_plane_z_um", "best_z_um", "best_defocus_level", "best_defocus_um", "best_plane_certainty",
+                 "z_step_um", "pixel_size_um", "pixel_size_source"]
+
 # --- results: the CellProfiler module's measurements ------------------------------------------
 
 MEASUREMENT_CATEGORY = "ImageFocus"

@@ -16,8 +16,9 @@ import numpy as np
 
 from .errors import ImageFormatError, InputNotFoundError
 
-__all__ = ["IMAGE_SUFFIXES", "ImageFile", "ImageFormatError", "Stack", "check_single_channel", "find_images",
-           "is_tiff", "read_image", "read_image_file", "read_stack", "tiff_pixel_size_um", "tiff_z_step_um",
+__all__ = ["HYPERSTACK_AXES", "IMAGE_SUFFIXES", "Hyperstack", "ImageFile", "ImageFormatError", "Stack",
+           "check_single_channel", "find_images", "is_tiff", "read_hyperstack", "read_image", "read_image_file",
+           "read_stack", "tiff_pixel_size_um", "tiff_z_step_um",
            "write_tiff"]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -235,14 +236,126 @@ class Stack:
     pixel_size_um: float | None = None
 
 
-def read_stack(path) -> Stack:
-    """Read a single-channel z-stack (multi-page TIFF, ImageJ hyperstack or OME-TIFF).
+#: The order :func:`read_hyperstack` gives every stack's axes.
+HYPERSTACK_AXES = "TCZYX"
+#: tifffile's axis codes for "pages of unknown meaning" (plain multi-page TIFFs).
+_UNNAMED_AXES = "IQ"
+
+
+@dataclasses.dataclass
+class Hyperstack:
+    """Time points, channels and z planes of a TIFF, in ``TCZYX`` order.
+
+    Attributes
+    ----------
+    data : ndarray, shape (T, C, Z, Y, X)
+    channel_names : list of str
+        The file's channel names (OME ``Channel Name``, ImageJ ``Labels`` per
+        channel), or ``C0``, ``C1``, ... where it names none.
+    z_step_um, pixel_size_um : float or None
+        What the file states (None when it states nothing in physical units).
+    axes : str
+        The file's axes as they were interpreted (tifffile's codes, or ``--axes``).
+    notes : list of str
+        How unnamed axes were read (say so to the user).
+    """
+
+    data: np.ndarray
+    channel_names: list
+    z_step_um: float | None = None
+    pixel_size_um: float | None = None
+    axes: str = HYPERSTACK_AXES
+    notes: list = dataclasses.field(default_factory=list)
+
+    def channel_index(self, channel) -> int:
+        """The index of a channel given by index (int or digits) or by name.
+
+        Raises
+        ------
+        InvalidParameterError
+            For an index out of range or a name the file does not hold.
+        """
+        from .errors import InvalidParameterError
+
+        names = ", ".join(f"{i}: {name}" for i, name in enumerate(self.channel_names))
+        if channel is None:
+            return 0
+        text = str(channel)
+        if text in self.channel_names:
+            return self.channel_names.index(text)
+        if text.lstrip("-").isdigit():
+            index = int(text)
+            if 0 <= index < len(self.channel_names):
+                return index
+        raise InvalidParameterError(f"no channel {channel!r}: the stack has {len(self.channel_names)} channel(s) "
+                                    f"({names}); give an index or one of these names")
+
+
+def _channel_names(tif, count: int) -> list:
+    names = []
+    try:
+        if tif.is_ome:
+            channels = _ome_pixels(tif).get("Channel", [])
+            channels = channels if isinstance(channels, list) else [channels]
+            names = [str(channel.get("Name", "")) for channel in channels]
+        elif tif.is_imagej:
+            labels = (tif.imagej_metadata or {}).get("Labels")
+            names = list(labels) if isinstance(labels, (list, tuple)) and len(labels) == count else []
+    except (KeyError, TypeError, ValueError, AttributeError):
+        names = []
+    if len(names) != count or len(set(names)) != count or not all(names):
+        return [f"C{index}" for index in range(count)]
+    return names
+
+
+def _to_hyperstack_axes(data: np.ndarray, axes: str, path) -> tuple:
+    """``data`` with axes in TCZYX order (missing ones of size 1), and notes on how unnamed axes were read."""
+    axes, notes = axes.upper(), []
+    if len(axes) != data.ndim or len(set(axes)) != len(axes):
+        raise ImageFormatError(f"{path}: cannot read axes {axes!r} for data of shape {data.shape}; give --axes, "
+                               "one distinct letter per dimension (T, C, Z, Y, X; e.g. CZYX)")
+    if "Y" not in axes or "X" not in axes:
+        raise ImageFormatError(f"{path}: axes {axes!r} name no Y and X")
+    sizes = dict(zip(axes, data.shape))
+    if sizes.get("S", 1) > 1:
+        raise ImageFormatError(f"{path}: colour samples (axes {axes}, shape {data.shape}); focusnet measures one "
+                               "channel of fluorescence: save channels as planes (C), not as RGB")
+    others = [axis for axis in axes if axis not in HYPERSTACK_AXES and sizes[axis] > 1]
+    if others and sizes.get("Z", 1) == 1 and len(others) == 1:
+        # A plain multi-page TIFF: its pages are the planes.
+        notes.append(f"{path}: axis {others[0]} ({sizes[others[0]]} pages) read as z; give --axes if it is not")
+        axes = axes.replace("Z", "z").replace(others[0], "Z")  # a size-1 Z, if any, is dropped below
+        others = []
+    if others:
+        raise ImageFormatError(f"{path}: cannot tell which of the axes {axes} (shape {data.shape}) is z; give "
+                               "--axes, e.g. --axes CZYX")
+    # Drop the other axes (all of size 1 by now), add the missing ones, and order them.
+    keep = [i for i, axis in enumerate(axes) if axis in HYPERSTACK_AXES]
+    data = data.reshape([data.shape[i] for i in keep])
+    present = "".join(axes[i] for i in keep)
+    for axis in HYPERSTACK_AXES:
+        if axis not in present:
+            data = data[np.newaxis]
+            present = axis + present
+    return np.moveaxis(data, [present.index(axis) for axis in HYPERSTACK_AXES], range(5)), notes
+
+
+def read_hyperstack(path, axes: str | None = None) -> Hyperstack:
+    """Read the z-stacks of a TIFF: multi-page TIFF, ImageJ hyperstack or OME-TIFF, any channels and times.
+
+    Parameters
+    ----------
+    path : path-like
+    axes : str, optional
+        The data's axes (tifffile codes: T, C, Z, Y, X; e.g. ``CZYX``),
+        overriding the file's metadata. A plain multi-page TIFF's pages are
+        read as z (and the notes say so).
 
     Raises
     ------
     InputNotFoundError, ImageFormatError
-        Missing file; not a TIFF; more than one channel or time point (give
-        one channel's stack); fewer than two planes.
+        Missing file; not a TIFF; axes that do not fit; colour (RGB) data;
+        fewer than two planes.
     """
     import tifffile
 
@@ -254,21 +367,39 @@ def read_stack(path) -> Stack:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            planes = series.asarray()
-            axes = series.axes
+            data = series.asarray()
+            file_axes = series.axes
             z_step, pixel_size = tiff_z_step_um(tif), tiff_pixel_size_um(tif)
+            sizes = dict(zip((axes or file_axes).upper(), data.shape))
+            names = _channel_names(tif, sizes.get("C", 1))
     except Exception as error:  # decoders raise many types; name the file
         raise ImageFormatError(f"{path}: cannot be read as a stack ({type(error).__name__}: {error})") from error
-    if planes.dtype.kind not in "uif":
-        raise ImageFormatError(f"{path}: pixel type {planes.dtype} is not numeric")
-    extra = {axis: size for axis, size in zip(axes, planes.shape) if axis in "CTS" and size > 1}
-    if extra:
-        raise ImageFormatError(f"{path}: a stack with axes {axes} and shape {planes.shape}; give one channel and "
-                               f"one time point ({', '.join(f'{a}={n}' for a, n in extra.items())})")
-    planes = planes.reshape((-1,) + planes.shape[-2:])
-    if planes.shape[0] < 2:
-        raise ImageFormatError(f"{path}: {planes.shape[0]} plane; a z-stack needs at least two")
-    return Stack(planes, z_step, pixel_size)
+    if data.dtype.kind not in "uif":
+        raise ImageFormatError(f"{path}: pixel type {data.dtype} is not numeric")
+    data, notes = _to_hyperstack_axes(data, axes or file_axes, path)
+    if data.shape[2] < 2:
+        raise ImageFormatError(f"{path}: {data.shape[2]} plane per channel and time point; a z-stack needs at "
+                               "least two")
+    return Hyperstack(data, names, z_step, pixel_size, (axes or file_axes).upper(), notes)
+
+
+def read_stack(path) -> Stack:
+    """Read a single-channel z-stack (multi-page TIFF, ImageJ hyperstack or OME-TIFF).
+
+    Raises
+    ------
+    InputNotFoundError, ImageFormatError
+        Missing file; not a TIFF; more than one channel or time point (give
+        one channel's stack, or use ``focusnet stack --channel``); fewer than
+        two planes.
+    """
+    stack = read_hyperstack(path)
+    times, channels = stack.data.shape[:2]
+    if times > 1 or channels > 1:
+        raise ImageFormatError(f"{path}: a stack with axes {stack.axes} and {channels} channel(s), {times} time "
+                               "point(s); give one channel and one time point (focusnet stack --channel C "
+                               "measures one channel of each time point)")
+    return Stack(stack.data[0, 0], stack.z_step_um, stack.pixel_size_um)
 
 
 def write_tiff(path, image: np.ndarray) -> None:

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FocusnetError, InvalidParameterError
+from .errors import InvalidParameterError
 from .files import replacing
 from .images import read_stack
-from .inference import choose_pixel_size, predict_image
+from .inference import choose_pixel_size
 from .loader import load_model
+from .zstack import measure_planes
 
 #: Planes closer to the sharpest one than this are left out of the defocus_um ratio (focus itself).
 MIN_RATIO_DISTANCE_UM = 0.5
@@ -87,14 +88,15 @@ def evaluate_stack(path, model=None, z_step_um=None, pixel_size_um=None, objecti
         raise InvalidParameterError(f"{path}: no plane has a positive mean intensity; raw counts are needed")
     sharpest = int(np.nanargmax(sharpness))
     rows, notes = [], set()
-    for index, plane in enumerate(tqdm(stack.planes, desc="planes", unit="plane", disable=not progress)):
+    with tqdm(total=len(stack.planes), desc="planes", unit="plane", disable=not progress) as bar:
+        planes = measure_planes(stack.planes, model, Path(path).name, z_step, pixel_size, source,
+                                objective=objective, scale=scale, bar=bar)
+    for index, plane in enumerate(planes):
         row = {"plane": index, "z_um": index * z_step, "distance_um": abs(index - sharpest) * z_step,
                "normalized_variance": float(sharpness[index])}
-        try:
-            prediction = predict_image(plane, model, scale=scale, name=f"{Path(path).name} plane {index}",
-                                       pixel_size_um=pixel_size, pixel_size_source=source, objective=objective)
-        except FocusnetError as error:
-            row["error"] = str(error)
+        prediction = plane.prediction
+        if prediction is None:
+            row["error"] = str(plane.error)
         else:
             notes.update(prediction.notes)
             row.update(defocus_level=prediction.defocus_level, defocus_um=prediction.defocus_um,

@@ -81,6 +81,14 @@ def shared_data_zstack():
     return _shared_files("zstacks", "*.tif")[0]
 
 
+@pytest.fixture(scope="session")
+def model():
+    """The shipped model, loaded once."""
+    from focusnet.loader import load_model
+
+    return load_model()
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -9,13 +9,7 @@ from focusnet.contract import PATCH_SIZE
 from focusnet.errors import NoContentError
 from focusnet.images import read_image
 from focusnet.inference import predict_image
-from focusnet.loader import load_model
 from focusnet.simulate import blur_levels
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model()
 
 
 @pytest.mark.parametrize("mean", [1, 3, 10, 100, 1000, 10000])

@@ -12,12 +12,6 @@ from focusnet.errors import UnmeasurableImageError
 from focusnet.figures import overlay_rgb
 from focusnet.images import read_image_file
 from focusnet.inference import predict_image, resample_to_model_pixels
-from focusnet.loader import load_model
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model()
 
 
 @pytest.fixture

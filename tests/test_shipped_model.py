@@ -16,15 +16,9 @@ from focusnet.contract import NUM_LEVELS, PATCH_SIZE
 from focusnet.contract import SHIPPED_MODEL_DIR as DEFAULT_MODEL_DIR
 from focusnet.images import read_image
 from focusnet.inference import predict_image
-from focusnet.loader import load_model
 from focusnet.simulate import AS_IMAGED, CAMERA_VARIANTS, blur_levels
 
 pytestmark = pytest.mark.slow  # whole defocus series through the shipped model
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model()
 
 
 @pytest.fixture(scope="module")
