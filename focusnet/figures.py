@@ -33,7 +33,7 @@ def save_montage(images, titles, path, suptitle: str = "", columns: int = 4) -> 
 
     Parameters
     ----------
-    images : sequence of 2-D arrays
+    images : sequence of 2-D arrays, or of (H, W, 3) RGB arrays in [0, 1]
     titles : sequence of str
         One per image.
     path : str or Path
@@ -45,10 +45,11 @@ def save_montage(images, titles, path, suptitle: str = "", columns: int = 4) -> 
     """
     plt = pyplot()
     images = [np.asarray(image) for image in images]
-    low, high = np.percentile(images[0], [0.1, 99.9])
+    # Colour images (H, W, 3) are shown as they are; grey ones share a display range.
+    low, high = np.percentile(images[0], [0.1, 99.9]) if images[0].ndim == 2 else (None, None)
     columns = min(columns, len(images))
     rows = math.ceil(len(images) / columns)
-    height, width = images[0].shape
+    height, width = images[0].shape[:2]
     panel = 3.2
     figure, axes = plt.subplots(
         rows, columns, figsize=(panel * columns, panel * rows * height / width + 0.6), squeeze=False

@@ -138,3 +138,23 @@ def test_split_runs_give_the_same_results(image_folder, tmp_path):
     column = "ImageFocus_AggregateCertainty_DNA"
     split = {row["FileName_DNA"]: row[column] for row in parts}
     assert split == {row["FileName_DNA"]: row[column] for row in whole}
+
+
+def test_the_qc_pipelines_table_feeds_focusnet_plate(tmp_path, in_focus_paths, out_of_focus_paths):
+    # The round trip of docs/cellprofiler.md: a plate named as MetaXpress names it, the QC pipeline
+    # headless, then `focusnet plate` on its Image.csv (wells and sites from the FileName_DNA column).
+    from focusnet.cli import main
+
+    plate = tmp_path / "plate"
+    plate.mkdir()
+    write_tiff(plate / "screen_B02_s1_w1.tif", read_image(in_focus_paths[0]))
+    write_tiff(plate / "screen_B02_s2_w1.tif", read_image(out_of_focus_paths[0]))
+    write_tiff(plate / "screen_C03_s1_w1.tif", read_image(in_focus_paths[1]))
+    rows, _ = run_pipeline("focus_qc.cppipe", plate, tmp_path / "out")
+    assert len(rows) == 3
+    assert main(["plate", str(tmp_path / "out" / "Image.csv"), "--out", str(tmp_path / "map")]) == 0
+    wells = {row["well"]: row for row in read_csv(tmp_path / "map" / "wells.csv")}
+    assert set(wells) == {"B02", "C03"} and wells["B02"]["sites"] == "2"
+    assert float(wells["B02"]["worst_level"]) >= 3 and float(wells["C03"]["worst_level"]) <= 1
+    assert "wells with any site at level >= 3: 1" in (tmp_path / "map" / "summary.txt").read_text()
+    assert (tmp_path / "map" / "most_defocused.png").is_file()

@@ -225,3 +225,21 @@ def test_the_real_stack_best_plane_agrees_with_normalized_variance(shared_data_z
     (row,) = _read_csv(tmp_path / "planes_stacks.csv")
     assert abs(int(row["best_plane"]) - sharpest) <= 1, (row, sharpest)
     assert row["pixel_size_source"] == "file" and float(row["z_step_um"]) == pytest.approx(0.3)
+
+
+@pytest.mark.slow
+def test_the_throughput_benchmark_runs(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = tmp_path / "stacks.json"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "stacks.py"), "--smoke", "--json", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (row,) = json.loads(out.read_text())["stacks"]
+    assert row["best_plane"] == row["true_focus"]
+    assert row["library_planes_per_s"] > 0 and row["command_planes_per_s"] > 0
+    assert "planes/s" in result.stdout
