@@ -90,6 +90,15 @@ def _add_objective_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--wavelength", type=_positive_float, metavar="UM", help="emission wavelength in um")
 
 
+def _add_measuring_arguments(parser: argparse.ArgumentParser, what: str = "images") -> None:
+    """--model, --scale and the objective: what every measuring command takes."""
+    parser.add_argument("--model", metavar="DIR|BUNDLE",
+                        help="model folder or exported bundle (.zip or folder); default: the shipped model")
+    parser.add_argument("--scale", type=_positive_float, metavar="COUNTS",
+                        help=f"for floating-point {what} in [0, 1]: the raw count 1.0 stands for (e.g. 65535)")
+    _add_objective_arguments(parser)
+
+
 def _optics_from_arguments(arguments):
     from .optics import Optics
 
@@ -613,8 +622,6 @@ def build_parser() -> argparse.ArgumentParser:
         "be measured (too small, constant, no content, colour, stacks) get a NaN row and a warning.",
     )
     predict.add_argument("paths", nargs="+", metavar="PATH", help="images, folders or glob patterns")
-    predict.add_argument("--model", metavar="DIR|BUNDLE",
-                         help="model folder or exported bundle (.zip or folder); default: the shipped model")
     predict.add_argument("--csv", required=True, metavar="OUT.csv",
                          help="one row per image: " + ", ".join(contract.IMAGE_COLUMNS[:5]) + ", ..., patches")
     predict.add_argument("--patches-csv", metavar="OUT.csv",
@@ -622,9 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overlay-dir", metavar="DIR",
                          help="write <stem>_focus.png: patch borders coloured by level (hue) and certainty "
                               "(pale = uncertain)")
-    predict.add_argument("--scale", type=_positive_float, metavar="COUNTS",
-                         help="for floating-point images in [0, 1]: the raw count 1.0 stands for (e.g. 65535)")
-    _add_objective_arguments(predict)
+    _add_measuring_arguments(predict)
     predict.set_defaults(handler=_command_predict)
 
     evaluate = commands.add_parser(
@@ -660,11 +665,8 @@ def build_parser() -> argparse.ArgumentParser:
         "focusnet's absolute answers for your optics.",
     )
     stack.add_argument("stack", metavar="STACK", help="a single-channel z-stack")
-    stack.add_argument("--model", metavar="DIR|BUNDLE", help="model folder or bundle (default: the shipped model)")
     stack.add_argument("--z-step", type=_positive_float, metavar="UM", help="plane spacing in um (default: the file's)")
-    stack.add_argument("--scale", type=_positive_float, metavar="COUNTS",
-                       help="for floating-point stacks in [0, 1]: the raw count 1.0 stands for (e.g. 65535)")
-    _add_objective_arguments(stack)
+    _add_measuring_arguments(stack, "stacks")
     stack.add_argument("--plots", metavar="DIR", help="write <stack>_focus_curve.png: level and defocus_um against z")
     stack.add_argument("--json", metavar="OUT.json", help="write the results as JSON ('-': standard output)")
     stack.add_argument("--sharpest-out", metavar="FILE.tif",
@@ -694,12 +696,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write <stack>_best.tif: the best plane of every channel, with the source's pixel size")
     zstack.add_argument("--plots", metavar="DIR",
                         help="write <stack>_focus_curve.png: level and defocus_um against z with a certainty band")
-    zstack.add_argument("--model", metavar="DIR|BUNDLE", help="model folder or bundle (default: the shipped model)")
     zstack.add_argument("--z-step", type=_positive_float, metavar="UM",
                         help="plane spacing in um (default: the file's)")
-    zstack.add_argument("--scale", type=_positive_float, metavar="COUNTS",
-                        help="for floating-point stacks in [0, 1]: the raw count 1.0 stands for (e.g. 65535)")
-    _add_objective_arguments(zstack)
+    _add_measuring_arguments(zstack, "stacks")
     zstack.set_defaults(handler=_command_stack)
 
     plate = commands.add_parser(
