@@ -9,12 +9,15 @@ never the end of the batch.
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Iterator, List, Optional
 
 import numpy as np
 
 from .contract import IMAGE_COLUMNS
-from .errors import FocusnetError
+from .errors import FocusnetError, InvalidParameterError
+from .figures import is_focusnet_overlay
 from .images import find_images, read_image_file
 from .inference import FocusPrediction, choose_pixel_size, predict_image
 from .loader import load_model
@@ -159,3 +162,198 @@ def patch_rows(result: ImageResult) -> Iterator[List[str]]:
                + [format_number(patch["certainty"])] + [format_number(float(p)) for p in patch["probabilities"]]
                + [str(int(patch["content"])), format_number(patch["defocus_um"]), size,
                   str(int(patch["defocus_um_lower_bound"])) if patch["content"] else "nan"])
+
+
+# --- a batch written to files: safe outputs, committed image by image ---------------------------------------------
+
+#: Overlays are named ``<image stem>`` + this.
+OVERLAY_SUFFIX = "_focus.png"
+
+
+def describe(prediction) -> str:
+    """One line about a measured image, as ``focusnet predict`` prints it."""
+    bound = ">= " if prediction.defocus_um_lower_bound else ""
+    return (f"defocus level {prediction.defocus_level:2d} ({bound}{prediction.defocus_um:.1f} um), aggregate "
+            f"certainty {prediction.aggregate_certainty:.2f}, mean certainty {prediction.mean_certainty:.2f}, "
+            f"content {prediction.content_fraction:.0%}")
+
+
+@dataclasses.dataclass
+class BatchPlan:
+    """What a batch reads and writes, checked before anything is measured (:func:`plan_batch`).
+
+    Attributes
+    ----------
+    files : list of str
+        The images to measure, each once, in order.
+    csv, patches_csv : Path
+        The tables (``patches_csv`` may be None).
+    overlay_dir : Path or None
+    notes : list of str
+        What was left out and why (duplicates, focusnet's own overlays).
+    """
+
+    files: List[str]
+    csv: Path
+    patches_csv: Optional[Path] = None
+    overlay_dir: Optional[Path] = None
+    notes: List[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def journal(self) -> Path:
+        from .journal import journal_path
+
+        return journal_path(self.csv)
+
+    def overlay(self, path) -> Optional[Path]:
+        """The overlay file of an image (None without an overlay folder)."""
+        return self.overlay_dir / f"{Path(path).stem}{OVERLAY_SUFFIX}" if self.overlay_dir else None
+
+
+def _check_output_file(path: Path, what: str) -> None:
+    folder = path.parent
+    if path.is_dir():
+        raise InvalidParameterError(f"{what} {path} is a folder; give a file name, e.g. {path / 'focus.csv'}")
+    if not folder.exists():
+        raise InvalidParameterError(f"{what} {path}: folder {folder} does not exist; create it first")
+    if not folder.is_dir():
+        raise InvalidParameterError(f"{what} {path}: {folder} is a file, not a folder; choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidParameterError(f"{what} {path}: folder {folder} is not writable; choose a folder you can "
+                                    "write to")
+
+
+def plan_batch(paths, csv, patches_csv=None, overlay_dir=None) -> BatchPlan:
+    """Expand the inputs and check every output against them before anything is measured.
+
+    Inputs named twice are measured once; focusnet's own overlays (of an
+    earlier run into the input folder, known by their PNG text) are left out.
+
+    Raises
+    ------
+    InputNotFoundError
+        An argument that matches no image.
+    InvalidParameterError
+        An output that is an input or another output, an overlay that would
+        replace an input or another image's overlay, or an output folder
+        that is missing, a file, or not writable.
+    """
+    csv, notes = Path(csv), []
+    patches_csv = Path(patches_csv) if patches_csv else None
+    overlay_dir = Path(overlay_dir) if overlay_dir else None
+    if overlay_dir is not None and overlay_dir.exists() and not overlay_dir.is_dir():
+        raise InvalidParameterError(f"--overlay-dir {overlay_dir} is a file, not a folder; choose another path")
+    duplicates = []
+    files = find_images(paths, duplicates=duplicates)
+    if duplicates:
+        notes.append(f"{len(duplicates)} image(s) named more than once, measured once: "
+                     + ", ".join(duplicates[:3]) + (", ..." if len(duplicates) > 3 else ""))
+    ours = [f for f in files if Path(f).name.endswith(OVERLAY_SUFFIX) and is_focusnet_overlay(f)]
+    if ours:
+        files = [f for f in files if f not in ours]
+        notes.append(f"{len(ours)} image(s) are focusnet's own overlays (*{OVERLAY_SUFFIX} of an earlier run): "
+                     "left out")
+    if not files:
+        raise InvalidParameterError("no images left to measure")
+    outputs = [("--csv", csv)] + ([("--patches-csv", patches_csv)] if patches_csv else [])
+    if patches_csv and csv.resolve() == patches_csv.resolve():
+        raise InvalidParameterError(f"--csv and --patches-csv are the same file ({csv}); give two paths")
+    inputs = {Path(f).resolve(): f for f in files}
+    plan = BatchPlan(files, csv, patches_csv, overlay_dir, notes)
+    for flag, path in outputs + [("journal", plan.journal)]:
+        if path.resolve() in inputs:
+            raise InvalidParameterError(f"{flag} {path} is an input image: refusing to write over it; choose "
+                                        "another output path")
+    for flag, path in outputs:
+        _check_output_file(path, flag)
+    if overlay_dir is not None:
+        seen = {}
+        for f in files:
+            overlay = plan.overlay(f).resolve()
+            if overlay in inputs:
+                raise InvalidParameterError(f"the overlay of {f} would replace the input {inputs[overlay]}; choose "
+                                            "another --overlay-dir")
+            if overlay in seen:
+                raise InvalidParameterError(f"{seen[overlay]} and {f} would share the overlay {plan.overlay(f)}; "
+                                            "measure them in separate runs or rename one")
+            seen[overlay] = f
+        if overlay_dir.exists() and not os.access(overlay_dir, os.W_OK | os.X_OK):
+            raise InvalidParameterError(f"--overlay-dir {overlay_dir} is not writable; choose a folder you can "
+                                        "write to")
+    return plan
+
+
+def run_batch(plan: BatchPlan, model, scale=None, pixel_size_um=None, objective=None, resume: bool = False,
+              progress: bool = False, on_result=None) -> dict:
+    """Measure a planned batch, committing each image to the journal, then write the tables.
+
+    Each image's rows are in the journal (``<csv>.journal``, see
+    :mod:`focusnet.journal`) before the next image starts. The tables are
+    written from the journal at the end, whole and in input order, and the
+    journal is removed. Interrupted (a signal, a crash, a full disk), the
+    journal keeps every image measured so far; ``resume=True`` measures only
+    the rest and ends with the same tables, byte for byte.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+    model : loaded model
+    on_result : callable, optional
+        Called with each :class:`ImageResult` as it is committed.
+
+    Returns
+    -------
+    dict
+        The journal's entries by image (``row``, ``patches``, ``summary``,
+        ``warning``), in input order.
+    """
+    import csv
+    import hashlib
+    import json
+
+    from .contract import PATCH_COLUMNS
+    from .figures import save_overlay
+    from .files import replacing
+    from .journal import Journal
+
+    config = json.dumps(model.config, sort_keys=True).encode()
+    header = {"command": "predict", "inputs": [str(Path(f).resolve()) for f in plan.files],
+              "model": hashlib.sha256(config).hexdigest(), "scale": scale, "pixel_size_um": pixel_size_um,
+              "objective": dataclasses.asdict(objective) if objective is not None else None,
+              "patches_csv": plan.patches_csv is not None, "overlay_dir": str(plan.overlay_dir or "")}
+    try:
+        journal = Journal.resume(plan.journal, header) if resume else Journal.start(plan.journal, header)
+    except OSError as error:
+        raise InvalidParameterError(f"cannot write {plan.journal} ({error.strerror or error}); choose a folder you "
+                                    "can write to") from None
+    with journal:
+        todo = [f for f in plan.files if str(Path(f).resolve()) not in journal.entries]
+        if plan.overlay_dir is not None:
+            plan.overlay_dir.mkdir(parents=True, exist_ok=True)
+        for result in _measure_each(todo, model, scale, progress, pixel_size_um, objective):
+            prediction = result.prediction
+            overlay = plan.overlay(result.path)
+            if prediction is not None and overlay is not None:
+                with replacing(overlay) as temporary:
+                    save_overlay(temporary, result.image, prediction,
+                                 title=f"{Path(result.path).name}: level {prediction.defocus_level}, aggregate "
+                                       f"certainty {prediction.aggregate_certainty:.2f}")
+            journal.record(str(Path(result.path).resolve()), image=result.path, row=image_row(result),
+                           patches=list(patch_rows(result)) if plan.patches_csv else [],
+                           summary=describe(prediction) if prediction is not None else None,
+                           warning=None if prediction is not None else result.reason,
+                           notes=list(prediction.notes) if prediction is not None else [])
+            if on_result is not None:
+                on_result(result)
+        entries = [journal.entries[str(Path(f).resolve())] for f in plan.files]
+        tables = [(plan.csv, IMAGE_COLUMNS, [[entry["row"]] for entry in entries])]
+        if plan.patches_csv:
+            tables.append((plan.patches_csv, PATCH_COLUMNS, [entry["patches"] for entry in entries]))
+        for path, columns, rows in tables:
+            with replacing(path) as temporary, open(temporary, "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(columns)
+                for image_rows in rows:
+                    writer.writerows(image_rows)
+    journal.remove()
+    return {entry["image"]: entry for entry in entries}

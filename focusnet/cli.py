@@ -234,63 +234,43 @@ def _objective_from_arguments(model, arguments):
     return objective_optics(model, arguments.wavelength, arguments.na, arguments.refractive_index)
 
 
-def _describe(prediction) -> str:
-    bound = ">= " if prediction.defocus_um_lower_bound else ""
-    return (f"defocus level {prediction.defocus_level:2d} ({bound}{prediction.defocus_um:.1f} um), aggregate "
-            f"certainty {prediction.aggregate_certainty:.2f}, mean certainty {prediction.mean_certainty:.2f}, "
-            f"content {prediction.content_fraction:.0%}")
-
-
 def _command_predict(arguments) -> int:
-    import csv
-    from contextlib import nullcontext
-
-    from .batch import image_row, patch_rows, predict_paths
-    from .contract import IMAGE_COLUMNS, PATCH_COLUMNS
-    from .figures import save_overlay
+    from .batch import plan_batch, run_batch
     from .inference import model_optics
     from .loader import load_model
 
+    plan = plan_batch(arguments.paths, arguments.csv, arguments.patches_csv, arguments.overlay_dir)
     model = load_model(arguments.model)
     objective = _objective_from_arguments(model, arguments)
-    results = predict_paths(arguments.paths, model, scale=arguments.scale, progress=True,
-                            pixel_size_um=arguments.pixel_size, objective=objective)
-    if arguments.overlay_dir:
-        Path(arguments.overlay_dir).mkdir(parents=True, exist_ok=True)
-    summary, notes, assumed = [], [], 0
-    with open(arguments.csv, "w", newline="") as image_file, \
-            (open(arguments.patches_csv, "w", newline="") if arguments.patches_csv else nullcontext()) as patch_file:
-        image_writer = csv.writer(image_file)
-        image_writer.writerow(IMAGE_COLUMNS)
-        patch_writer = csv.writer(patch_file) if arguments.patches_csv else None
-        if patch_writer:
-            patch_writer.writerow(PATCH_COLUMNS)
-        for result in results:
-            image_writer.writerow(image_row(result))
-            assumed += result.pixel_size_source == "assumed"
-            prediction = result.prediction
-            if prediction is None:
-                print(f"focusnet predict: warning: {result.reason} (measurements set to NaN)", file=sys.stderr)
-                summary.append((result.path, None))
-                continue
-            notes += [note for note in prediction.notes if note not in notes]
-            summary.append((result.path, _describe(prediction)))
-            if patch_writer:
-                patch_writer.writerows(patch_rows(result))
-            if arguments.overlay_dir:
-                save_overlay(Path(arguments.overlay_dir) / f"{Path(result.path).stem}_focus.png", result.image,
-                             prediction, title=f"{Path(result.path).name}: level {prediction.defocus_level}, "
-                                               f"aggregate certainty {prediction.aggregate_certainty:.2f}")
+    for note in plan.notes:
+        print(f"focusnet predict: {note}", file=sys.stderr)
+
+    def warn(result):
+        if result.prediction is None:
+            from tqdm import tqdm
+
+            tqdm.write(f"focusnet predict: warning: {result.reason} (measurements set to NaN)", file=sys.stderr)
+
+    # A signal or a full disk leaves the journal with every image measured so far; say how to go on.
+    arguments.on_stop = (f"the images measured so far are kept in {plan.journal}; run the same command with --resume "
+                         "to measure the rest")
+    entries = run_batch(plan, model, scale=arguments.scale, pixel_size_um=arguments.pixel_size, objective=objective,
+                        resume=arguments.resume, progress=True, on_result=warn)
+    arguments.on_stop = None
+    notes = []
+    for entry in entries.values():
+        notes += [note for note in entry["notes"] if note not in notes]
     for note in notes:
         print(f"focusnet predict: warning: {note}", file=sys.stderr)
-    failed = sum(text is None for _, text in summary)
-    if len(summary) <= 20:
-        width = max(len(Path(path).name) for path, _ in summary)
-        for path, text in summary:
-            print(f"{Path(path).name:<{width}}  {text or 'not measured'}")
-    print(f"measured {len(summary) - failed} of {len(summary)} images with {model.name}: {arguments.csv}"
-          + (f", patches: {arguments.patches_csv}" if arguments.patches_csv else "")
-          + (f", overlays: {arguments.overlay_dir}" if arguments.overlay_dir else ""))
+    failed = sum(entry["summary"] is None for entry in entries.values())
+    if len(entries) <= 20:
+        width = max(len(Path(path).name) for path in entries)
+        for path, entry in entries.items():
+            print(f"{Path(path).name:<{width}}  {entry['summary'] or 'not measured'}")
+    print(f"measured {len(entries) - failed} of {len(entries)} images with {model.name}: {plan.csv}"
+          + (f", patches: {plan.patches_csv}" if plan.patches_csv else "")
+          + (f", overlays: {plan.overlay_dir}" if plan.overlay_dir else ""))
+    assumed = sum(entry["row"][-1] == "assumed" for entry in entries.values())
     if assumed:
         print(f"pixel size: {assumed} image(s) state none, so the model's {model_optics(model).pixel_size_um:g} um "
               "was assumed (give --pixel-size if yours differ); defocus_um is for "
@@ -628,7 +608,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="one row per patch: " + ", ".join(contract.PATCH_COLUMNS[:8]) + ", ...")
     predict.add_argument("--overlay-dir", metavar="DIR",
                          help="write <stem>_focus.png: patch borders coloured by level (hue) and certainty "
-                              "(pale = uncertain)")
+                              "(pale = uncertain); created if needed")
+    predict.add_argument("--resume", action="store_true",
+                         help="continue an interrupted run (the same command): measure only the images its journal "
+                              "(<csv>.journal) lacks; the tables end as an uninterrupted run's")
     _add_measuring_arguments(predict)
     predict.set_defaults(handler=_command_predict)
 
@@ -744,6 +727,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (a cluster scheduler's kill), raised where the program is, as Ctrl-C raises KeyboardInterrupt."""
+
+
+def _raise_on_sigterm():
+    """Turn SIGTERM into :class:`Terminated` while a command runs; returns what restores the old handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
@@ -752,11 +754,21 @@ def main(argv=None) -> int:
     arguments.argv = argv
     from .errors import FocusnetError
 
+    arguments.on_stop = None  # what a command has kept so far, and how to go on, should it be stopped
+    terminate = _raise_on_sigterm()
     try:
         return arguments.handler(arguments)
     except (FocusnetError, OSError) as error:  # OSError: an output that cannot be written, a full disk
-        print(f"focusnet {arguments.command}: error: {error}", file=sys.stderr)
+        print(f"focusnet {arguments.command}: error: {error}"
+              + (f"; {arguments.on_stop}" if arguments.on_stop else ""), file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, Terminated) as stop:
+        signal_name, status = ("SIGTERM", 143) if isinstance(stop, Terminated) else ("SIGINT", 130)
+        print(f"focusnet {arguments.command}: stopped by {signal_name}"
+              + (f"; {arguments.on_stop}" if arguments.on_stop else ""), file=sys.stderr)
+        return status
+    finally:
+        terminate()
 
 
 if __name__ == "__main__":

@@ -159,5 +159,20 @@ def save_overlay(path, image, prediction, title: str = "") -> None:
     certainty_axis.set_yticks([0.5, 1.5, 2.5])
     certainty_axis.set_yticklabels([str(level) for level in shown[::-1]], fontsize=7)
     certainty_axis.set_xlabel("certainty (pale = uncertain); dotted blue border: no content, not judged", fontsize=8)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
+    figure.savefig(path, dpi=100, bbox_inches="tight", metadata={"Description": OVERLAY_DESCRIPTION})
     plt.close(figure)
+
+
+#: The PNG text that marks focusnet's overlays, so that a later run can tell them from images.
+OVERLAY_DESCRIPTION = "focusnet overlay: patch borders coloured by defocus level and certainty"
+
+
+def is_focusnet_overlay(path) -> bool:
+    """Whether an image file is an overlay focusnet wrote (by its PNG text)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "text", {}).get("Description") == OVERLAY_DESCRIPTION
+    except Exception:  # not an image PIL reads: not ours
+        return False

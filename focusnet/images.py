@@ -409,13 +409,16 @@ def write_tiff(path, image: np.ndarray) -> None:
     tifffile.imwrite(os.fspath(path), np.asarray(image), compression="zlib")
 
 
-def find_images(paths) -> list:
-    """Expand files, folders and glob patterns into a sorted list of image files.
+def find_images(paths, duplicates: list | None = None) -> list:
+    """Expand files, folders and glob patterns into a sorted list of image files, each once.
 
     Parameters
     ----------
     paths : iterable of str or Path
         Files, folders (their image files, not recursive) or glob patterns.
+    duplicates : list, optional
+        Receives the paths left out because they name a file already found
+        (the same file named twice, or by another path).
 
     Raises
     ------
@@ -424,7 +427,7 @@ def find_images(paths) -> list:
     """
     import glob
 
-    found = []
+    found, seen = [], set()
     for argument in paths:
         argument = os.fspath(argument)
         if os.path.isdir(argument):
@@ -439,5 +442,12 @@ def find_images(paths) -> list:
             matches = sorted(m for m in glob.glob(argument) if os.path.isfile(m))
             if not matches:
                 raise InputNotFoundError(f"{argument}: no such file, folder or matching files")
-        found.extend(m for m in matches if m not in found)
+        for match in matches:
+            key = os.path.realpath(match)
+            if key in seen:
+                if duplicates is not None:
+                    duplicates.append(match)
+                continue
+            seen.add(key)
+            found.append(match)
     return found
