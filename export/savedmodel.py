@@ -38,6 +38,7 @@ from focusnet.contract import (
     VARIABLES_DIR,
 )
 from focusnet.errors import ExportError
+from focusnet.files import replacing
 from focusnet.loader import load_model
 from focusnet.model import FocusModel
 from focusnet.network import inference_graph
@@ -64,7 +65,7 @@ def build_serving_graph(model: FocusModel):
     return graph, image, patches, probabilities
 
 
-def export_bundle(model=None, out=None) -> Path:
+def export_bundle(model=None, out=None, overwrite: bool = False) -> Path:
     """Export a model folder as a bundle: a ``.zip`` for Fiji, or a folder.
 
     Parameters
@@ -74,6 +75,9 @@ def export_bundle(model=None, out=None) -> Path:
     out : str or Path
         ``*.zip`` writes a zip as Fiji's plugin downloads it; anything else
         is written as the unzipped folder.
+    overwrite : bool
+        Replace an existing bundle at ``out`` (default: refuse). A folder that
+        is not a focusnet bundle is never replaced.
 
     Returns
     -------
@@ -89,6 +93,12 @@ def export_bundle(model=None, out=None) -> Path:
     if out is None:
         raise ExportError("an output path (.zip or folder) is required")
     out = Path(out)
+    if out.is_dir() and not (out / MANIFEST_FILE).is_file():
+        raise ExportError(f"{out} exists and is not a focusnet bundle: refusing to overwrite it")
+    if out.exists() and not overwrite:
+        raise ExportError(f"{out} exists: refusing to overwrite it (give --overwrite to replace a bundle)")
+    if not out.parent.is_dir():
+        raise ExportError(f"{out}: folder {out.parent} does not exist; create it first")
     graph, image, patches, probabilities = build_serving_graph(model)
     unexpected = graph_ops(graph.as_graph_def()) - ALLOWED_OPS
     if unexpected:  # the exporter must never write what the loader refuses
@@ -123,12 +133,17 @@ def export_bundle(model=None, out=None) -> Path:
         }
         (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
         if out.suffix.lower() == ".zip":
-            out.parent.mkdir(parents=True, exist_ok=True)
-            zip_bundle_folder(folder, out)
+            with replacing(out) as temporary:  # whole or not at all
+                zip_bundle_folder(folder, temporary)
         else:
-            if out.exists():
-                if not (out / MANIFEST_FILE).is_file():
-                    raise ExportError(f"{out} exists and is not a focusnet bundle: refusing to overwrite it")
-                shutil.rmtree(out)
-            shutil.copytree(folder, out)
+            # Copied beside the target first, so a failed copy leaves the old bundle as it was.
+            staged = out.with_name(f".{out.name}.partial")
+            shutil.rmtree(staged, ignore_errors=True)
+            try:
+                shutil.copytree(folder, staged)
+                if out.exists():
+                    shutil.rmtree(out)
+                staged.rename(out)
+            finally:
+                shutil.rmtree(staged, ignore_errors=True)
     return out

@@ -333,16 +333,17 @@ def run_batch(plan: BatchPlan, model, scale=None, pixel_size_um=None, objective=
         for result in _measure_each(todo, model, scale, progress, pixel_size_um, objective):
             prediction = result.prediction
             overlay = plan.overlay(result.path)
+            notes = list(prediction.notes) if prediction is not None else []
             if prediction is not None and overlay is not None:
                 with replacing(overlay) as temporary:
-                    save_overlay(temporary, result.image, prediction,
-                                 title=f"{Path(result.path).name}: level {prediction.defocus_level}, aggregate "
-                                       f"certainty {prediction.aggregate_certainty:.2f}")
+                    note = save_overlay(temporary, result.image, prediction,
+                                        title=f"{Path(result.path).name}: level {prediction.defocus_level}, "
+                                              f"aggregate certainty {prediction.aggregate_certainty:.2f}")
+                notes += [f"{result.path}: {note}"] if note else []
             journal.record(str(Path(result.path).resolve()), image=result.path, row=image_row(result),
                            patches=list(patch_rows(result)) if plan.patches_csv else [],
                            summary=describe(prediction) if prediction is not None else None,
-                           warning=None if prediction is not None else result.reason,
-                           notes=list(prediction.notes) if prediction is not None else [])
+                           warning=None if prediction is not None else result.reason, notes=notes)
             if on_result is not None:
                 on_result(result)
         entries = [journal.entries[str(Path(f).resolve())] for f in plan.files]

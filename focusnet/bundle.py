@@ -61,27 +61,52 @@ def is_bundle(path) -> bool:
     return (path.is_file() and zipfile.is_zipfile(path)) or (path / SAVED_MODEL_FILE).is_file()
 
 
+#: The most a bundle may hold, uncompressed (the largest architecture's bundle is about 120 MB).
+MAX_BUNDLE_BYTES = 512 * 2**20
+
+
 def read_bundle_files(path) -> dict:
-    """All files of a bundle (zip or folder) as ``{relative posix path: bytes}``."""
+    """All files of a bundle (zip or folder) as ``{relative posix path: bytes}``.
+
+    The sizes a zip declares are checked before anything is inflated, and
+    zipfile stops at the declared size (a larger stream fails its CRC), so a
+    small zip cannot fill memory.
+
+    Raises
+    ------
+    BundleError
+        Missing; damaged in any way (headers, compressed streams, CRCs,
+        unsupported compression or zip versions); unsafe paths; larger than
+        :data:`MAX_BUNDLE_BYTES`.
+    """
     path = Path(path)
     if not path.exists():
         raise BundleError(f"{path}: bundle not found")
-    files = {}
     if path.is_file():
-        try:
-            with zipfile.ZipFile(path) as archive:
-                for entry in archive.infolist():
-                    if entry.is_dir():
-                        continue
-                    name = entry.filename
-                    if name.startswith("/") or ".." in Path(name).parts:
-                        raise BundleError(f"{path}: unsafe path {name!r} in the zip")
-                    files[name] = archive.read(entry)
-        except (zipfile.BadZipFile, OSError, EOFError) as error:
-            raise BundleError(f"{path}: damaged zip ({error})") from None
-    else:
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            files[file.relative_to(path).as_posix()] = file.read_bytes()
+        return read_zip(path.read_bytes(), path)
+    return {file.relative_to(path).as_posix(): file.read_bytes()
+            for file in sorted(p for p in path.rglob("*") if p.is_file())}
+
+
+def read_zip(data: bytes, where) -> dict:
+    """The files of a zipped bundle's bytes, as :func:`read_bundle_files` (``where`` names it in errors)."""
+    files = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            entries = [entry for entry in archive.infolist() if not entry.is_dir()]
+            declared = sum(entry.file_size for entry in entries)
+            if declared > MAX_BUNDLE_BYTES:
+                raise BundleError(f"{where}: declares {declared / 2**20:.0f} MB of files, more than a focusnet "
+                                  f"bundle holds ({MAX_BUNDLE_BYTES / 2**20:.0f} MB); refusing to inflate it")
+            for entry in entries:
+                name = entry.filename
+                if name.startswith("/") or ".." in Path(name).parts:
+                    raise BundleError(f"{where}: unsafe path {name!r} in the zip")
+                files[name] = archive.read(entry)
+    except BundleError:
+        raise
+    except Exception as error:  # zipfile, zlib and struct raise many types for damaged archives
+        raise BundleError(f"{where}: damaged zip ({type(error).__name__}: {error})") from None
     return files
 
 
@@ -192,7 +217,17 @@ class BundleModel(PatchClassifier):
 
 
 def _load_bundle(path: Path) -> BundleModel:
-    files = read_bundle_files(path)
+    return bundle_from_files(read_bundle_files(path), path)
+
+
+def bundle_from_files(files: dict, path) -> BundleModel:
+    """Check a bundle's files (manifest, hashes, config, graph and its ops) and make its model.
+
+    Raises
+    ------
+    BundleError
+        For anything that is not a whole, untampered focusnet bundle.
+    """
     manifest = check_manifest(files, path)
     if not isinstance(manifest.get("model_config"), dict):
         raise BundleError(f"{path}: {MANIFEST_FILE} holds no model_config")

@@ -506,7 +506,7 @@ def _command_plate(arguments) -> int:
 def _command_export(arguments) -> int:
     from focusnet.export import export_bundle
 
-    out = export_bundle(arguments.model, arguments.out)
+    out = export_bundle(arguments.model, arguments.out, overwrite=arguments.overwrite)
     kind = "zip" if out.suffix.lower() == ".zip" else "folder"
     print(f"bundle ({kind}) written to {out}")
     if kind == "zip":
@@ -723,6 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", metavar="DIR", help="model folder (default: the shipped model)")
     export.add_argument("--out", required=True, metavar="PATH",
                         help="PATH.zip for a zip (as Fiji downloads it), otherwise an unzipped bundle folder")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace an existing bundle at PATH (without it, an existing PATH is refused)")
     export.set_defaults(handler=_command_export)
     return parser
 

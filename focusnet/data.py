@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from .contract import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
-from .errors import InvalidParameterError
+from .errors import ImageFormatError, InvalidParameterError
 from .optics import Optics
 from .simulate import blur_levels, camera_counts, draw_cameras
 
@@ -50,6 +50,11 @@ def prepare_source(image: np.ndarray, name: str, optics: Optics = Optics()) -> S
     from .images import check_single_channel
 
     image = check_single_channel(image, name)
+    if image.dtype.kind == "f":
+        # As predict: raw counts cannot be guessed from floats, and [0, 1] floats read as counts hold no
+        # structure worth learning.
+        raise ImageFormatError(f"{name}: floating-point pixels; training needs raw counts: save the image as "
+                               "integers (e.g. 16-bit), multiplying by the count that 1.0 stands for")
     if min(image.shape) < PATCH_SIZE:
         raise InvalidParameterError(f"{name}: training images must be at least {PATCH_SIZE} px on each side, "
                                     f"got {image.shape}")

@@ -88,11 +88,21 @@ def level_colours(levels, certainties) -> np.ndarray:
 
 def display_range(image) -> tuple:
     """Robust display limits (0.5 and 99.5 percentiles) of an image."""
-    low, high = np.percentile(np.asarray(image, dtype=float), [0.5, 99.5])
+    low, high = np.percentile(np.asarray(image, dtype=np.float32), [0.5, 99.5])
     return float(low), float(high if high > low else low + 1)
 
 
-def overlay_rgb(image, prediction, border: int = 2) -> np.ndarray:
+#: Overlays of larger images are drawn at 1/k scale (k a whole number) to at most this many pixels a side:
+#: a screen shows no more, and memory stays bounded whatever the image size.
+MAX_OVERLAY_SIDE = 2048
+
+
+def overlay_step(shape, max_side: int = MAX_OVERLAY_SIDE) -> int:
+    """The subsampling step that brings an image of ``shape`` to at most ``max_side`` pixels a side."""
+    return max(1, math.ceil(max(shape[:2]) / max_side))
+
+
+def overlay_rgb(image, prediction, border: int = 2, max_side: int = MAX_OVERLAY_SIDE) -> np.ndarray:
     """The image in grey with each patch's border coloured by level and certainty.
 
     Parameters
@@ -101,38 +111,53 @@ def overlay_rgb(image, prediction, border: int = 2) -> np.ndarray:
         The measured image (any intensity scale).
     prediction : focusnet.inference.FocusPrediction
     border : int
-        Border width in pixels.
+        Border width in pixels (of the drawn overlay).
+    max_side : int
+        Larger images are drawn from every k-th pixel (k = :func:`overlay_step`),
+        so no full-size copy is made.
 
     Returns
     -------
-    ndarray, shape (H, W, 3), float in [0, 1]
+    ndarray, shape (ceil(H/k), ceil(W/k), 3), float32 in [0, 1]
     """
-    image = np.asarray(image, dtype=float)
-    low, high = display_range(image)
-    grey = np.clip((image - low) / (high - low), 0, 1)
-    rgb = np.repeat(grey[..., None], 3, axis=-1)
+    step = overlay_step(np.shape(image), max_side)
+    shown = np.asarray(image)[::step, ::step].astype(np.float32)  # a view is subsampled, then copied small
+    low, high = display_range(shown)
+    shown -= low
+    shown *= np.float32(1.0 / (high - low))
+    np.clip(shown, 0, 1, out=shown)
+    rgb = np.repeat(shown[..., None], 3, axis=-1)
+    del shown
     colours = level_colours(prediction.patch_levels, prediction.patch_certainty)
     content = np.ones(prediction.patch_levels.shape, bool) if prediction.has_content is None else \
         prediction.has_content
-    size = getattr(prediction, "patch_size", PATCH_SIZE)
+    size = max(1, round(getattr(prediction, "patch_size", PATCH_SIZE) / step))
     for row, y in enumerate(prediction.y):
         for col, x in enumerate(prediction.x):
-            window = rgb[y:y + size, x:x + size]
+            window = rgb[y // step:y // step + size, x // step:x // step + size]
             if content[row, col]:
-                colour, width, step = colours[row, col], border, 1
+                colour, width, dots = colours[row, col], min(border, max(1, size // 8)), 1
             else:  # not judged: a thin dotted border of its own colour
-                colour, width, step = NO_CONTENT_COLOUR, 1, 3
-            window[:width, ::step] = colour
-            window[-width:, ::step] = colour
-            window[::step, :width] = colour
-            window[::step, -width:] = colour
+                colour, width, dots = NO_CONTENT_COLOUR, 1, 3
+            window[:width, ::dots] = colour
+            window[-width:, ::dots] = colour
+            window[::dots, :width] = colour
+            window[::dots, -width:] = colour
     return rgb
 
 
-def save_overlay(path, image, prediction, title: str = "") -> None:
-    """Save the overlay with a legend of levels and certainty as a PNG."""
+def save_overlay(path, image, prediction, title: str = "") -> str | None:
+    """Save the overlay with a legend of levels and certainty as a PNG.
+
+    Returns
+    -------
+    str or None
+        A note when the image was too large to draw at full size (see
+        :data:`MAX_OVERLAY_SIDE`), else None.
+    """
     plt = pyplot()
     rgb = overlay_rgb(image, prediction)
+    step = overlay_step(np.shape(image))
     height, width = rgb.shape[:2]
     figure = plt.figure(figsize=(8.5, 8.5 * height / width * 0.82 + 1.3))
     grid = figure.add_gridspec(2, 2, width_ratios=[30, 1], height_ratios=[12, 1], wspace=0.05, hspace=0.25)
@@ -161,6 +186,11 @@ def save_overlay(path, image, prediction, title: str = "") -> None:
     certainty_axis.set_xlabel("certainty (pale = uncertain); dotted blue border: no content, not judged", fontsize=8)
     figure.savefig(path, dpi=100, bbox_inches="tight", metadata={"Description": OVERLAY_DESCRIPTION})
     plt.close(figure)
+    if step > 1:
+        height, width = np.shape(image)[:2]
+        return (f"overlay of a {width}x{height} image drawn at 1/{step} scale (every {step}th pixel; at most "
+                f"{MAX_OVERLAY_SIDE} pixels a side)")
+    return None
 
 
 #: The PNG text that marks focusnet's overlays, so that a later run can tell them from images.

@@ -256,7 +256,8 @@ def test_the_shipped_bundle_is_the_shipped_model(in_focus_paths):
 
     bundle = load_model(DEFAULT_BUNDLE)
     folder = load_model()
-    assert bundle.config == folder.config, "re-export: focusnet export --out focusnet/models/default-bundle.zip"
+    assert bundle.config == folder.config, \
+        "re-export: focusnet export --out focusnet/models/default-bundle.zip --overwrite"
     image = read_image(in_focus_paths[0])
     np.testing.assert_allclose(predict_image(image, bundle).probabilities, predict_image(image, folder).probabilities,
                                atol=1e-6)
@@ -272,3 +273,75 @@ def test_a_loaded_bundle_changed_on_disk_is_checked_again(bundle_folder):
     (bundle_folder / "variables" / "late.data").write_bytes(b"added after loading")
     with pytest.raises(BundleError, match="files differ from the manifest"):
         load_bundle(bundle_folder)
+
+
+def test_every_single_byte_flip_loads_the_same_bundle_or_is_refused(bundle_zip, in_focus_image):
+    """Fuzz: each byte of the zip flipped in turn; nothing but BundleError may escape the loader."""
+    from focusnet.bundle import bundle_from_files, read_zip
+
+    original = bundle_zip.read_bytes()
+    original_files = read_zip(original, "original")
+    loaded, refused = [], 0
+    for position in range(len(original)):
+        data = bytearray(original)
+        data[position] ^= 0xFF
+        try:
+            files = read_zip(bytes(data), f"flip at {position}")
+            bundle_from_files(files, f"flip at {position}")
+        except BundleError:
+            refused += 1
+            continue
+        # Loaded: only bytes zipfile does not read (times, attributes, comments) can differ, so every
+        # file is the original's and the model predicts what the original does.
+        assert files == original_files, position
+        loaded.append(bytes(data))
+    assert refused + len(loaded) == len(original) and refused > 0.9 * len(original)
+    if loaded:
+        variant = bundle_zip.parent / "variant.zip"
+        variant.write_bytes(loaded[len(loaded) // 2])
+        np.testing.assert_array_equal(predict_image(in_focus_image, load_bundle(variant)).probabilities,
+                                      predict_image(in_focus_image, load_bundle(bundle_zip)).probabilities)
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
+    import resource
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        with archive.open("saved_model.pb", "w", force_zip64=True) as entry:
+            chunk = bytes(2**24)
+            for _ in range(256):  # 4 GiB of zeros
+                entry.write(chunk)
+    assert bomb.stat().st_size < 10 * 2**20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(BundleError, match="declares 4096 MB of files.*refusing to inflate it"):
+        load_bundle(bomb)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # kB: nothing inflated
+
+
+@pytest.mark.parametrize("change", ["no model_config", "model_config not a dict", "files not a dict",
+                                    "manifest is a list"])
+def test_malformed_manifests_are_refused_clearly(bundle_folder, change):
+    edits = {"no model_config": lambda m: m.pop("model_config"),
+             "model_config not a dict": lambda m: m.update(model_config=["default"]),
+             "files not a dict": lambda m: m.update(files=["saved_model.pb"])}
+    if change == "manifest is a list":
+        (bundle_folder / "focusnet.json").write_text("[1, 2]")
+    else:
+        rewrite_manifest(bundle_folder, edits[change])
+    with pytest.raises(BundleError):
+        load_bundle(bundle_folder)
+
+
+def test_export_never_replaces_what_it_was_not_told_to(tmp_path, bundle_zip, capsys):
+    from focusnet.cli import main
+
+    target = tmp_path / "mine.zip"
+    target.write_bytes(b"an older bundle")
+    assert main(["export", "--out", str(target)]) == 1
+    assert "refusing to overwrite it (give --overwrite" in capsys.readouterr().err
+    assert target.read_bytes() == b"an older bundle"
+    assert main(["export", "--out", str(target), "--overwrite"]) == 0
+    assert load_bundle(target).config == load_bundle(bundle_zip).config
+    assert main(["export", "--out", str(tmp_path / "missing" / "b.zip")]) == 1
+    assert "does not exist; create it first" in capsys.readouterr().err

@@ -204,3 +204,13 @@ def test_the_cli_fine_tunes_the_shipped_model_by_default(tmp_path, in_focus_imag
     optics = config["simulator"]["optics"]
     assert optics["numerical_aperture"] == 0.8 and optics["wavelength_um"] == 0.5 and optics["z_step_um"] < 2.0
     assert "level L = " in capsys.readouterr().out
+
+
+def test_float_images_are_refused_as_predict_refuses_them(tmp_path, small_images):
+    from focusnet.errors import ImageFormatError
+
+    floating = tmp_path / "float.tif"
+    write_tiff(floating, read_image(small_images[0]).astype(np.float32) / 65535)
+    with pytest.raises(ImageFormatError, match="floating-point pixels; training needs raw counts"):
+        train([floating, small_images[1]], tmp_path / "m", TrainingSettings(**SETTINGS), progress=False)
+    assert not (tmp_path / "m" / "checkpoint").exists()
