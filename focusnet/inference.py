@@ -156,6 +156,37 @@ class FocusPrediction:
                        "probabilities": self.probabilities[row, col] if content else nan_probabilities}
 
 
+#: Float images are converted to counts this many rows at a time (no full-size float64 copy).
+_ROWS_PER_BLOCK = 1024
+
+
+def _float_counts(image: np.ndarray, scale: float, name: str) -> np.ndarray:
+    """``image * scale`` as float32 counts, block by block, refusing NaN, Inf and counts outside [0, 65535].
+
+    float32 counts with scale 1 (already converted, e.g. by the CellProfiler module) are checked, not copied.
+    """
+    in_place = scale == 1.0 and image.dtype == np.float32
+    counts = image if in_place else np.empty(image.shape, np.float32)
+    low, high = math.inf, -math.inf
+    for start in range(0, image.shape[0], _ROWS_PER_BLOCK):
+        block = counts[start:start + _ROWS_PER_BLOCK]
+        if not in_place:
+            np.multiply(image[start:start + _ROWS_PER_BLOCK], scale, out=block, casting="unsafe")
+        if not np.all(np.isfinite(block)):
+            raise ImageFormatError(f"{name}: contains NaN or infinite values")
+        low, high = min(low, float(block.min())), max(high, float(block.max()))
+    # Half a count of slack: integer data stored as floats round-trips with rounding error.
+    if low < -0.5 or high > INPUT_SCALE + 0.5:
+        if 1.0 < scale <= INPUT_SCALE:  # a [0, 1] image: its values are what is wrong
+            raise ImageFormatError(f"{name}: float pixels must lie in [0, 1] when a scale is given, found "
+                                   f"[{low / scale:g}, {high / scale:g}]")
+        raise ImageFormatError(f"{name}: pixels times the scale {scale:g} give counts [{low:g}, {high:g}], outside "
+                               f"the raw counts [0, {INPUT_SCALE:g}] focusnet measures")
+    if not in_place:
+        np.clip(counts, 0, INPUT_SCALE, out=counts)
+    return counts
+
+
 def to_counts(image, scale=None, name: str = "image") -> np.ndarray:
     """Raw counts of an image, with clear errors for bad input.
 
@@ -180,14 +211,9 @@ def to_counts(image, scale=None, name: str = "image") -> np.ndarray:
                 f"{name}: floating-point pixels need an explicit scale (the count 1.0 stands for, "
                 "e.g. 65535 for 16-bit or 4095 for 12-bit data) to recover raw counts"
             )
-        if not np.all(np.isfinite(image)):
-            raise ImageFormatError(f"{name}: contains NaN or infinite values")
-        if image.min() < 0 or image.max() > 1.0 + 1e-6:
-            raise ImageFormatError(f"{name}: float pixels must lie in [0, 1] when a scale is given, "
-                                   f"found [{image.min():g}, {image.max():g}]")
-        if not (math.isfinite(scale) and 0 < scale <= INPUT_SCALE):
-            raise InvalidParameterError(f"{name}: scale must be in (0, {INPUT_SCALE:g}], got {scale!r}")
-        return np.clip(image.astype(np.float64) * scale, 0, INPUT_SCALE).astype(np.float32)
+        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+            raise InvalidParameterError(f"{name}: scale must be a positive number, got {scale!r}")
+        return _float_counts(image, float(scale), name)
     if scale not in (None, 1, 1.0):
         raise InvalidParameterError(f"{name}: scale applies to float images only; integer pixels are already "
                                     "raw counts")

@@ -17,7 +17,9 @@ the certainty-weighted mean of the patch distributions.
 
 The module is meant for raw fluorescence images (e.g. Hoechst/DAPI nuclei) as loaded, not
 after illumination correction or rescaling: it recovers raw camera counts from the image's
-intensity scale.
+intensity scale. For floating-point images, whose counts CellProfiler cannot know, a setting
+gives the count that 1.0 stands for; without it they are not measured. An image that cannot be
+measured gets NaN measurements and a warning naming it; the run goes on.
 
 |
 
@@ -83,7 +85,7 @@ from focusnet.contract import FEATURE_PIXEL_SIZE_UM as F_PIXEL_SIZE_UM
 from focusnet.contract import FEATURE_PROBABILITIES as F_PROBABILITIES
 from focusnet.contract import FEATURES, PAPER_DOI, SHIPPED_BUNDLE
 from focusnet.contract import MEASUREMENT_CATEGORY as CATEGORY
-from focusnet.errors import ImageFormatError, ModelError, UnmeasurableImageError
+from focusnet.errors import ImageFormatError, ModelError
 from focusnet.optics import Optics
 
 LOGGER = logging.getLogger(__name__)
@@ -99,12 +101,35 @@ MODEL_CUSTOM = "Custom bundle"
 SHIPPED_OPTICS = Optics()
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def end_promptly_on_signals():
+    """Let SIGINT and SIGTERM end a run at once, the way Ctrl-C ends a plain Python program.
+
+    CellProfiler's Java VM installs its own handlers for both after Python's; on a signal it
+    starts its shutdown and, with TensorFlow loaded, a headless run hung until it was killed.
+    Setting Python's handlers again takes the signals back (Python still reports the old
+    handler, so each is set anew): SIGINT raises KeyboardInterrupt as usual, and so does
+    SIGTERM, a cluster scheduler's kill. Only in the main thread.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, fallback in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _interrupt)):
+        current = signal.getsignal(signum)
+        signal.signal(signum, current if callable(current) else fallback)
+
+
 class MeasureImageFocus(Module):
     module_name = "MeasureImageFocus"
     category = "Measurement"
     # 1: the CellProfiler-plugins module (one setting: the image). 2: model and images.
-    # 3: pixel size and objective.
-    variable_revision_number = 3
+    # 3: pixel size and objective. 4: the count 1.0 stands for in floating-point images.
+    variable_revision_number = 4
     # CellProfiler 5 shows this in its citation list; the module help's References say the same.
     doi = {"Please cite the following when using MeasureImageFocus:": "https://doi.org/" + PAPER_DOI}
 
@@ -183,6 +208,16 @@ shipped model: NA 0.5, air, 500 nm emission; level 10 is 17.9 um from focus)."""
             doc="1.0 for air, 1.33 for water, 1.515 for oil; it must exceed the numerical aperture.")
         self.wavelength = Float("Emission wavelength (um)", SHIPPED_OPTICS.wavelength_um, minval=0.2, maxval=2.0,
                                 doc="The emission wavelength of the stain in micrometres (e.g. 0.461 for DAPI).")
+        self.float_scale = Float(
+            "Count that 1.0 stands for in floating-point images (0: do not measure them)", 0.0, minval=0.0,
+            doc="""CellProfiler knows the raw camera counts of integer images (8-, 12-, 16- or 32-bit) from their
+type, but not of floating-point images: it hands them over as they are, with a scale of 1.0.
+focusnet judges blur against the photon noise of raw counts, so it cannot guess. Give the count
+that 1.0 stands for in your floating-point images (65535 for 16-bit data saved as floats in
+[0, 1], 4095 for 12-bit, 1 if the floats already are raw counts). With 0 (the default),
+floating-point images are not measured: their measurements are NaN and a warning names this
+setting.""",
+        )
         self.add_image(can_remove=False)
         self.add_image_button = DoSomething("", "Add another image", self.add_image)
 
@@ -233,7 +268,7 @@ with **SaveImages**.""",
 
     def settings(self):
         result = [self.image_count, self.model_choice, self.model_directory, self.model_file]
-        result += self.optics_settings()
+        result += self.optics_settings() + [self.float_scale]
         for group in self.image_groups:
             result += [group.image_name, group.wants_overlay, group.overlay_name]
         return result
@@ -248,6 +283,7 @@ with **SaveImages**.""",
         result.append(self.wants_objective)
         if self.wants_objective.value:
             result += [self.numerical_aperture, self.refractive_index, self.wavelength]
+        result.append(self.float_scale)
         for group in self.image_groups:
             if hasattr(group, "divider"):
                 result.append(group.divider)
@@ -277,6 +313,10 @@ with **SaveImages**.""",
                       str(SHIPPED_OPTICS.refractive_index), str(SHIPPED_OPTICS.wavelength_um)]
             setting_values = setting_values[:4] + optics + setting_values[4:]
             variable_revision_number = 3
+        if variable_revision_number == 3:
+            # The float-image scale, after the optics: 0, floating-point images are not guessed.
+            setting_values = setting_values[:10] + ["0.0"] + setting_values[10:]
+            variable_revision_number = 4
         return setting_values, variable_revision_number
 
     def volumetric(self):
@@ -333,6 +373,7 @@ with **SaveImages**.""",
         return options
 
     def prepare_run(self, workspace):
+        end_promptly_on_signals()
         # Headless runs never call validate_module: check the bundle before the first image.
         try:
             self.check_model()
@@ -350,8 +391,35 @@ with **SaveImages**.""",
 
     # --- measuring ---------------------------------------------------------------------------------
 
+    def raw_counts(self, image, label):
+        """The image's raw camera counts, from its pixels and CellProfiler's intensity scale.
+
+        Raises
+        ------
+        FocusnetError
+            A colour or 3-D image, one rescaled by another module, a floating-point image without
+            the setting that says what 1.0 stands for, or values that are not counts.
+        """
+        from focusnet.inference import to_counts
+
+        if image.volumetric or image.pixel_data.ndim != 2:
+            raise ImageFormatError("%s is %s (shape %s); only single-channel 2-D images can be measured"
+                                   % (label, "3-D" if image.volumetric else "a colour image", image.pixel_data.shape))
+        if image.scale is None:
+            raise ImageFormatError("%s has no intensity scale (was it rescaled by another module?); measure the "
+                                   "image as loaded, so its raw camera counts can be recovered" % label)
+        scale = float(image.scale)
+        if scale == 1.0:  # CellProfiler's scale for floating-point data: the counts are unknown
+            if not self.float_scale.value > 0:
+                raise ImageFormatError("%s holds floating-point intensities, whose raw counts CellProfiler cannot "
+                                       "know; set '%s'" % (label, self.float_scale.text))
+            scale = float(self.float_scale.value)
+        # Block by block into float32 counts: no full-size float64 copy of a large image.
+        return to_counts(image.pixel_data, scale=scale, name=label)
+
     def run(self, workspace):
-        from focusnet.figures import overlay_rgb
+        from focusnet.errors import FocusnetError
+        from focusnet.figures import overlay_rgb, overlay_step
         from focusnet.inference import model_optics, predict_image
 
         measurements = workspace.measurements
@@ -363,21 +431,15 @@ with **SaveImages**.""",
             name = group.image_name.value
             image = workspace.image_set.get_image(name)
             label = self.describe_image(measurements, name)
-            if image.volumetric or image.pixel_data.ndim != 2:
-                raise ImageFormatError(
-                    "MeasureImageFocus: %s is %s (shape %s); only single-channel 2-D images can be measured"
-                    % (label, "3-D" if image.volumetric else "a colour image", image.pixel_data.shape))
-            if image.scale is None:
-                raise ImageFormatError(
-                    "MeasureImageFocus: %s has no intensity scale (was it rescaled by another module?); "
-                    "measure the image as loaded, so its raw camera counts can be recovered" % label)
             try:
-                prediction = predict_image(image.pixel_data, model, scale=float(image.scale), name=label, **options)
-            except UnmeasurableImageError as error:
+                counts = self.raw_counts(image, label)
+                prediction = predict_image(counts, model, scale=1.0, name=label, **options)
+            except FocusnetError as error:
+                # One image that cannot be measured is a NaN row and a warning, never the end of the run.
                 LOGGER.warning("MeasureImageFocus: %s; its focus measurements are NaN", error)
                 values = dict.fromkeys(FEATURES, numpy.nan)
-                values[F_PATCH_COUNT] = error.num_patches
-                values[F_CONTENT_FRACTION] = error.content_fraction
+                values[F_PATCH_COUNT] = getattr(error, "num_patches", 0)
+                values[F_CONTENT_FRACTION] = getattr(error, "content_fraction", numpy.nan)
                 values[F_PIXEL_SIZE_UM] = options.get("pixel_size_um", model_optics(model).pixel_size_um)
                 prediction = None
             else:
@@ -398,8 +460,13 @@ with **SaveImages**.""",
                                values[F_MEAN_CERTAINTY], values[F_PATCH_COUNT]])
             if group.wants_overlay.value:
                 pixels = image.pixel_data
-                rgb = overlay_rgb(pixels, prediction) if prediction is not None else numpy.repeat(
-                    numpy.clip(pixels, 0, 1)[..., None], 3, axis=-1)
+                if prediction is not None:
+                    rgb = overlay_rgb(counts, prediction)
+                else:  # the image as it is (subsampled like an overlay when large), nothing drawn on it
+                    step = overlay_step(pixels.shape)
+                    grey = numpy.nan_to_num(numpy.asarray(pixels[::step, ::step], dtype=numpy.float32))
+                    grey = numpy.clip(grey if grey.ndim == 2 else grey.reshape(grey.shape[:2] + (-1,))[..., 0], 0, 1)
+                    rgb = numpy.repeat(grey[..., None], 3, axis=-1)
                 workspace.image_set.add(group.overlay_name.value, Image(rgb, parent_image=image))
                 overlays.append((name, rgb))
         if self.show_window:

@@ -158,3 +158,106 @@ def test_the_qc_pipelines_table_feeds_focusnet_plate(tmp_path, in_focus_paths, o
     assert float(wells["B02"]["worst_level"]) >= 3 and float(wells["C03"]["worst_level"]) <= 1
     assert "wells with any site at level >= 3: 1" in (tmp_path / "map" / "summary.txt").read_text()
     assert (tmp_path / "map" / "most_defocused.png").is_file()
+
+
+# --- a long night's bad images: each is one NaN row and a warning naming it, never the end of the run ---------------
+
+
+def _bad_images(sharp):
+    counts = sharp.astype(np.float32)
+    nan = counts / 65535
+    nan[10:20, 10:20] = np.nan
+    inf = counts / 65535
+    inf[5, 5] = np.inf
+    negative = (sharp.astype(np.int32) - 400).astype(np.int16)
+    return {
+        # Floats are not measured unless the module is told what 1.0 stands for (the plugin tests
+        # check NaN and Inf with that setting).
+        "float NaN": (nan, "floating-point intensities"),
+        "float Inf": (inf, "floating-point intensities"),
+        "int16 negative": (negative, "float pixels must lie in [0, 1]"),
+        "float raw counts": (counts, "floating-point intensities"),
+        "float32 in [0, 1]": (counts / 65535, "floating-point intensities"),
+        "float16 in [0, 1]": ((counts / 65535).astype(np.float16), "floating-point intensities"),
+        "int32": (sharp.astype(np.int32), None),
+        "uint32": (sharp.astype(np.uint32), None),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_images(np.zeros((30, 30), np.uint16))))
+def test_a_bad_image_between_good_ones_is_a_nan_row_not_the_end_of_the_run(case, tmp_path, in_focus_paths):
+    sharp = read_image(in_focus_paths[0])
+    pixels, warning = _bad_images(sharp)[case]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_tiff(folder / "a_good.tif", sharp)
+    write_tiff(folder / "b_case.tif", pixels)
+    write_tiff(folder / "c_good.tif", read_image(in_focus_paths[1]))
+    rows, result = run_pipeline("measure_focus.cppipe", folder, tmp_path / "out")
+    by_file = {row["FileName_DNA"]: row for row in rows}
+    assert set(by_file) == {"a_good.tif", "b_case.tif", "c_good.tif"}, result.stderr[-3000:]
+    for good in ("a_good.tif", "c_good.tif"):
+        assert float(by_file[good]["ImageFocus_DefocusLevel_DNA"]) <= 1
+    level = float(by_file["b_case.tif"]["ImageFocus_DefocusLevel_DNA"])
+    log = result.stdout + result.stderr
+    if warning is None:  # 32-bit integers holding 16-bit counts are measured as those counts
+        assert level == float(by_file["a_good.tif"]["ImageFocus_DefocusLevel_DNA"])
+        assert float(by_file["b_case.tif"]["ImageFocus_AggregateCertainty_DNA"]) == pytest.approx(
+            float(by_file["a_good.tif"]["ImageFocus_AggregateCertainty_DNA"]), abs=1e-5)
+    else:
+        assert math.isnan(level)
+        assert re.search(r"MeasureImageFocus: b_case\.tif.*" + re.escape(warning), log), log[-3000:]
+
+
+@pytest.mark.parametrize("signal_number", ["SIGINT", "SIGTERM"])
+def test_a_signal_ends_a_headless_run_promptly(signal_number, tmp_path, in_focus_paths):
+    import signal
+    import time
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    sharp = read_image(in_focus_paths[0])
+    for index in range(400):
+        write_tiff(folder / f"img_{index:03d}.tif", sharp)
+    process = subprocess.Popen(
+        [str(CELLPROFILER), "-c", "-r", "-p", str(REPO / "pipelines" / "measure_focus.cppipe"), "-i", str(folder),
+         "-o", str(tmp_path / "out"), "--plugins-directory", str(REPO / "plugins")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "JAVA_TOOL_OPTIONS": "-Xmx1g"})
+    measured = 0
+    for line in process.stdout:  # wait until images are being measured
+        measured += "module MeasureImageFocus" in line
+        if measured >= 3:
+            break
+    sent = time.monotonic()
+    process.send_signal(getattr(signal, signal_number))
+    try:
+        process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"CellProfiler did not end within 30 s of {signal_number}")
+    assert process.returncode != 0 and time.monotonic() - sent < 30
+
+
+@pytest.mark.skipif(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") < 14 * 2**30,
+                    reason="CellProfiler itself needs about 7.5 GB for a 20000 x 20000 image (its float64 copy "
+                           "and a 4 GB Java heap to read it); this machine has less than 14 GB")
+def test_a_20000_pixel_image_is_measured_with_bounded_memory(tmp_path, in_focus_paths):
+    import resource
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    sharp = read_image(in_focus_paths[0])
+    big = np.tile(sharp, (20000 // sharp.shape[0] + 1, 20000 // sharp.shape[1] + 1))[:20000, :20000]
+    write_tiff(folder / "big.tif", big)
+    del big
+    result = subprocess.run(
+        [str(CELLPROFILER), "-c", "-r", "-p", str(REPO / "pipelines" / "measure_focus.cppipe"), "-i", str(folder),
+         "-o", str(tmp_path / "out"), "--plugins-directory", str(REPO / "plugins")],
+        capture_output=True, text=True, timeout=900, env={**os.environ, "JAVA_TOOL_OPTIONS": "-Xmx4g"})
+    (row,) = read_csv(tmp_path / "out" / "Image.csv")
+    assert float(row["ImageFocus_DefocusLevel_DNA"]) <= 1, result.stderr[-3000:]
+    assert int(row["ImageFocus_PatchCount_DNA"]) == (20000 // 84) ** 2
+    # Before: 12 GB and a crash. Now CellProfiler's own share (its float64 image, 3.2 GB, and the
+    # Java heap) dominates; the module adds float32 counts (1.6 GB) and a small overlay.
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 10 * 2**20  # kB

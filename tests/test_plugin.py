@@ -116,15 +116,57 @@ def test_too_small_image_gets_nan_and_a_warning_naming_it(caplog):
     assert workspace.image_set.get_image("OverlayDNA").pixel_data.shape == (60, 200, 3)
 
 
-def test_colour_and_3d_images_get_a_clear_error():
+def nan_row_with_warning(module, workspace, caplog, *expected):
+    with caplog.at_level(logging.WARNING):
+        module.run(workspace)  # never raises for one bad image
+    assert np.isnan(workspace.measurements.get_current_image_measurement("ImageFocus_DefocusLevel_DNA"))
+    for text in expected:
+        assert text in caplog.text, caplog.text
+
+
+def test_colour_and_3d_images_get_nan_and_a_clear_warning(caplog):
     workspace, module = make_workspace({"DNA": Image(np.zeros((100, 100, 3)), scale=255)})
-    configure(module, ["DNA"])
-    with pytest.raises(ValueError, match="colour image"):
-        module.run(workspace)
+    configure(module, ["DNA"], overlay=True)
+    nan_row_with_warning(module, workspace, caplog, "colour image")
     workspace, module = make_workspace({"DNA": Image(np.zeros((5, 100, 100)), scale=65535, dimensions=3)})
     configure(module, ["DNA"])
-    with pytest.raises(ValueError, match="3-D"):
-        module.run(workspace)
+    nan_row_with_warning(module, workspace, caplog, "3-D")
+
+
+def test_float_images_are_not_guessed(raw_images, caplog):
+    # CellProfiler hands floating-point images over with scale 1.0: their counts are unknown.
+    counts = raw_images["DNA"]
+    workspace, module = make_workspace({"DNA": Image(counts / 65535.0, scale=1.0)}, file_names={"DNA": "f.tif"})
+    configure(module, ["DNA"])
+    nan_row_with_warning(module, workspace, caplog, "f.tif", "floating-point", module.float_scale.text)
+    module.float_scale.value = 65535.0
+    module.run(workspace)
+    expected = predict_image(counts, load_model(DEFAULT_BUNDLE))
+    assert workspace.measurements.get_current_image_measurement("ImageFocus_AggregateCertainty_DNA") == \
+        pytest.approx(expected.aggregate_certainty, abs=1e-5)
+
+
+def test_32_bit_integer_images_are_measured_from_their_counts(raw_images):
+    counts = raw_images["DNA"]
+    workspace, module = make_workspace({"DNA": Image(counts / 4294967295.0, scale=4294967295)})
+    configure(module, ["DNA"])
+    module.run(workspace)
+    expected = predict_image(counts, load_model(DEFAULT_BUNDLE))
+    assert workspace.measurements.get_current_image_measurement("ImageFocus_AggregateCertainty_DNA") == \
+        pytest.approx(expected.aggregate_certainty, abs=1e-5)
+
+
+@pytest.mark.parametrize("pixels,scale,message", [
+    (np.full((100, 100), np.nan), 65535, "NaN or infinite"),
+    (np.full((100, 100), -0.01), 32767, "float pixels must lie in [0, 1]"),
+    (np.full((100, 100), 3.0), 65535, "float pixels must lie in [0, 1]"),
+    (np.full((100, 100), 0.5), None, "no intensity scale"),
+], ids=["NaN", "negative int16", "above the scale", "rescaled"])
+def test_values_that_are_not_counts_get_nan_and_a_warning(pixels, scale, message, caplog):
+    workspace, module = make_workspace({"DNA": Image(pixels, scale=scale)})
+    configure(module, ["DNA"], overlay=True)
+    nan_row_with_warning(module, workspace, caplog, message)
+    assert workspace.image_set.get_image("OverlayDNA").pixel_data.shape == (100, 100, 3)
 
 
 def test_measurement_bookkeeping_agrees_with_run(raw_images):
@@ -231,4 +273,4 @@ def test_saved_pipeline_round_trips():
     assert [g.image_name.value for g in loaded.image_groups] == ["DNA", "Actin"]
     assert [g.wants_overlay.value for g in loaded.image_groups] == [True, False]
     assert loaded.image_groups[0].overlay_name.value == "OverlayDNA"
-    assert loaded.variable_revision_number == 3
+    assert loaded.variable_revision_number == 4
