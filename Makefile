@@ -92,6 +92,7 @@ bench: $(VENV)/.focusnet-installed
 	$(VENV)/bin/python benchmarks/speed.py --json benchmarks/results/speed.json --markdown benchmarks/results/speed.md
 	$(VENV)/bin/python benchmarks/stacks.py --json benchmarks/results/stacks.json | tee benchmarks/results/stacks.md
 	$(VENV)/bin/python benchmarks/memory.py --json benchmarks/results/memory.json | tee benchmarks/results/memory.md
+	$(VENV)/bin/python benchmarks/cluster.py --json benchmarks/results/cluster.json | tee benchmarks/results/cluster.md
 
 clean:
 	rm -rf $(VENV) $(VENV_LATEST) $(VENV_LINT) .venv-tf1.15 .venv-tf1.12 $(DEMO_OUT) .cache build *.egg-info

@@ -283,8 +283,63 @@ def plan_batch(paths, csv, patches_csv=None, overlay_dir=None) -> BatchPlan:
     return plan
 
 
+def measure_entry(path, model, overlay=None, scale=None, pixel_size_um=None, objective=None,
+                  patches: bool = False) -> dict:
+    """Measure one image and draw its overlay: the journal entry of a batch (what a Dask worker returns).
+
+    Parameters
+    ----------
+    path : str
+    model : loaded model, or its folder or bundle path (loaded once per process)
+    overlay : path-like, optional
+        Where to write the overlay (whole: temporary file renamed into place).
+
+    Returns
+    -------
+    dict
+        ``image``, ``row`` (:data:`~focusnet.contract.IMAGE_COLUMNS`), ``patches`` (rows, if
+        asked for), ``summary`` (None when not measured), ``warning`` (why not) and ``notes``.
+    """
+    from .figures import save_overlay
+    from .files import replacing
+
+    (result,) = _measure_each([path], load_model(model), scale, False, pixel_size_um, objective)
+    prediction = result.prediction
+    notes = list(prediction.notes) if prediction is not None else []
+    if prediction is not None and overlay is not None:
+        with replacing(overlay) as temporary:
+            note = save_overlay(temporary, result.image, prediction,
+                                title=f"{Path(result.path).name}: level {prediction.defocus_level}, "
+                                      f"aggregate certainty {prediction.aggregate_certainty:.2f}")
+        notes += [f"{result.path}: {note}"] if note else []
+    return {"image": result.path, "row": image_row(result), "patches": list(patch_rows(result)) if patches else [],
+            "summary": describe(prediction) if prediction is not None else None,
+            "warning": None if prediction is not None else result.reason, "notes": notes}
+
+
+def _entries(files, plan, model, options, progress, workers, scheduler):
+    """Each file's entry as it is finished: here, one at a time, or on a Dask cluster."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(files), desc="predict", unit="image", disable=not progress or len(files) < 2)
+    try:
+        if workers is None and scheduler is None:
+            for path in files:
+                yield measure_entry(path, model, plan.overlay(path), **options)
+                bar.update(1)
+            return
+        from .cluster import measure_on_cluster
+
+        for entry in measure_on_cluster(measure_entry, files, plan, model, options, workers, scheduler):
+            yield entry
+            bar.update(1)
+    finally:
+        bar.close()
+
+
 def run_batch(plan: BatchPlan, model, scale=None, pixel_size_um=None, objective=None, resume: bool = False,
-              progress: bool = False, on_result=None) -> dict:
+              progress: bool = False, on_result=None, workers: int | None = None,
+              scheduler: str | None = None) -> dict:
     """Measure a planned batch, committing each image to the journal, then write the tables.
 
     Each image's rows are in the journal (``<csv>.journal``, see
@@ -299,7 +354,13 @@ def run_batch(plan: BatchPlan, model, scale=None, pixel_size_um=None, objective=
     plan : BatchPlan
     model : loaded model
     on_result : callable, optional
-        Called with each :class:`ImageResult` as it is committed.
+        Called with each entry (see :func:`measure_entry`) as it is committed.
+    workers : int, optional
+        Measure on a local Dask cluster of this many worker processes.
+    scheduler : str, optional
+        Measure on the running ``dask.distributed`` scheduler at this address
+        (its workers must see the images, the model and the overlay folder at
+        the same paths). Either way the tables are those of a run here.
 
     Returns
     -------
@@ -312,10 +373,13 @@ def run_batch(plan: BatchPlan, model, scale=None, pixel_size_um=None, objective=
     import json
 
     from .contract import PATCH_COLUMNS
-    from .figures import save_overlay
     from .files import replacing
     from .journal import Journal
 
+    if workers is not None or scheduler is not None:
+        from .cluster import check_cluster
+
+        check_cluster(workers, scheduler)  # before the journal: a refused run leaves nothing behind
     config = json.dumps(model.config, sort_keys=True).encode()
     header = {"command": "predict", "inputs": [str(Path(f).resolve()) for f in plan.files],
               "model": hashlib.sha256(config).hexdigest(), "scale": scale, "pixel_size_um": pixel_size_um,
@@ -330,22 +394,12 @@ def run_batch(plan: BatchPlan, model, scale=None, pixel_size_um=None, objective=
         todo = [f for f in plan.files if str(Path(f).resolve()) not in journal.entries]
         if plan.overlay_dir is not None:
             plan.overlay_dir.mkdir(parents=True, exist_ok=True)
-        for result in _measure_each(todo, model, scale, progress, pixel_size_um, objective):
-            prediction = result.prediction
-            overlay = plan.overlay(result.path)
-            notes = list(prediction.notes) if prediction is not None else []
-            if prediction is not None and overlay is not None:
-                with replacing(overlay) as temporary:
-                    note = save_overlay(temporary, result.image, prediction,
-                                        title=f"{Path(result.path).name}: level {prediction.defocus_level}, "
-                                              f"aggregate certainty {prediction.aggregate_certainty:.2f}")
-                notes += [f"{result.path}: {note}"] if note else []
-            journal.record(str(Path(result.path).resolve()), image=result.path, row=image_row(result),
-                           patches=list(patch_rows(result)) if plan.patches_csv else [],
-                           summary=describe(prediction) if prediction is not None else None,
-                           warning=None if prediction is not None else result.reason, notes=notes)
+        options = {"scale": scale, "pixel_size_um": pixel_size_um, "objective": objective,
+                   "patches": plan.patches_csv is not None}
+        for entry in _entries(todo, plan, model, options, progress, workers, scheduler):
+            journal.record(str(Path(entry["image"]).resolve()), **entry)
             if on_result is not None:
-                on_result(result)
+                on_result(entry)
         entries = [journal.entries[str(Path(f).resolve())] for f in plan.files]
         tables = [(plan.csv, IMAGE_COLUMNS, [[entry["row"]] for entry in entries])]
         if plan.patches_csv:

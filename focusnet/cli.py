@@ -245,17 +245,18 @@ def _command_predict(arguments) -> int:
     for note in plan.notes:
         print(f"focusnet predict: {note}", file=sys.stderr)
 
-    def warn(result):
-        if result.prediction is None:
+    def warn(entry):
+        if entry["warning"]:
             from tqdm import tqdm
 
-            tqdm.write(f"focusnet predict: warning: {result.reason} (measurements set to NaN)", file=sys.stderr)
+            tqdm.write(f"focusnet predict: warning: {entry['warning']} (measurements set to NaN)", file=sys.stderr)
 
     # A signal or a full disk leaves the journal with every image measured so far; say how to go on.
     arguments.on_stop = (f"the images measured so far are kept in {plan.journal}; run the same command with --resume "
                          "to measure the rest")
     entries = run_batch(plan, model, scale=arguments.scale, pixel_size_um=arguments.pixel_size, objective=objective,
-                        resume=arguments.resume, progress=True, on_result=warn)
+                        resume=arguments.resume, progress=True, on_result=warn, workers=arguments.workers,
+                        scheduler=arguments.scheduler)
     arguments.on_stop = None
     notes = []
     for entry in entries.values():
@@ -609,6 +610,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overlay-dir", metavar="DIR",
                          help="write <stem>_focus.png: patch borders coloured by level (hue) and certainty "
                               "(pale = uncertain); created if needed")
+    cluster = predict.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, metavar="N",
+                         help="measure on a local Dask cluster of N processes (each loads the model once)")
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="measure on a running dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 (its workers "
+                              "must see the images, the model and the overlay folder at the same paths)")
     predict.add_argument("--resume", action="store_true",
                          help="continue an interrupted run (the same command): measure only the images its journal "
                               "(<csv>.journal) lacks; the tables end as an uninterrupted run's")
