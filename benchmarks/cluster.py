@@ -12,9 +12,6 @@ Usage::
 """
 
 import argparse
-import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -23,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, in_focus_sources, tiled_image  # noqa: E402
+from common import REPO, in_focus_sources, machine, report, tiled_image  # noqa: E402
 
 
 def main():
@@ -54,16 +51,11 @@ def main():
                 sys.exit(f"{label} failed: {result.stderr[-2000:]}")
             tables.add((out / "f.csv").read_bytes() + (out / "p.csv").read_bytes())
             rows.append({"run": label, "images": count, "seconds": seconds, "images_per_s": count / seconds})
-    report = {"machine": f"{platform.machine()}, {platform.python_version()}, {len(os.sched_getaffinity(0))} CPUs",
-              "identical_tables": len(tables) == 1, "runs": rows}
-    print(f"focusnet predict, {count} images of 696 x 520, start-up included ({report['machine']}); tables "
-          f"identical across runs: {report['identical_tables']}\n")
-    print("| run | time | images/s |")
-    print("|---|---|---|")
-    for row in rows:
-        print(f"| {row['run']} | {row['seconds']:.1f} s | {row['images_per_s']:.1f} |")
-    if arguments.json:
-        Path(arguments.json).write_text(json.dumps(report, indent=2) + "\n")
+    data = {"machine": machine(), "identical_tables": len(tables) == 1, "runs": rows}
+    report(f"focusnet predict, {count} images of 696 x 520, start-up included ({data['machine']}); tables "
+           f"identical across runs: {data['identical_tables']}", ["run", "time", "images/s"],
+           [[row["run"], f"{row['seconds']:.1f} s", f"{row['images_per_s']:.1f}"] for row in rows],
+           arguments.json, data)
     if len(tables) != 1:
         sys.exit("the runs wrote different tables")
 

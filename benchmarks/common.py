@@ -170,3 +170,23 @@ def median_seconds_each(functions, repeats, block_seconds=0.2):
 def median_seconds(function, repeats):
     """Median wall time of ``function()`` over ``repeats`` runs, after one warm-up run."""
     return median_seconds_each({"function": function}, repeats)["function"]
+
+
+def machine() -> str:
+    """The machine, as the benchmarks' reports name it."""
+    import platform
+
+    return f"{platform.machine()}, Python {platform.python_version()}, {len(os.sched_getaffinity(0))} CPUs"
+
+
+def report(title, headers, rows, json_path=None, data=None) -> None:
+    """Print a Markdown table under a title, and write ``data`` as JSON when a path is given."""
+    import json
+
+    print(title + "\n")
+    print("| " + " | ".join(headers) + " |")
+    print("|" + "---|" * len(headers))
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")
+    if json_path:
+        Path(json_path).write_text(json.dumps(data, indent=2) + "\n")

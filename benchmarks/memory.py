@@ -14,8 +14,6 @@ Usage::
 """
 
 import argparse
-import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, in_focus_sources, tiled_image  # noqa: E402
+from common import REPO, in_focus_sources, machine, report, tiled_image  # noqa: E402
 
 MEASURE = """
 import resource, sys
@@ -68,17 +66,13 @@ def main():
             path.unlink()
             rows.append({"height": height, "width": width, "peak_mb": peak_mb, "seconds": seconds,
                          "overlay_bytes": sum(p.stat().st_size for p in (out / "overlays").iterdir())})
-    report = {"machine": f"{platform.machine()}, {platform.python_version()}", "target_mb": TARGET_MB,
-              "images": rows}
-    print(f"Peak memory of focusnet predict --patches-csv --overlay-dir, one image per fresh process "
-          f"({report['machine']}; target: below {TARGET_MB} MB at 20000 x 20000):\n")
-    print("| image | peak resident memory | time |")
-    print("|---|---|---|")
-    for row in rows:
-        print(f"| {row['width']} x {row['height']} | {row['peak_mb']:.0f} MB | {row['seconds']:.1f} s |")
-    if arguments.json:
-        Path(arguments.json).write_text(json.dumps(report, indent=2) + "\n")
-
+    data = {"machine": machine(), "target_mb": TARGET_MB, "images": rows}
+    report(f"Peak memory of focusnet predict --patches-csv --overlay-dir, one image per fresh process "
+           f"({data['machine']}; target: below {TARGET_MB} MB at 20000 x 20000):",
+           ["image", "peak resident memory", "time"],
+           [[f"{row['width']} x {row['height']}", f"{row['peak_mb']:.0f} MB", f"{row['seconds']:.1f} s"]
+            for row in rows],
+           arguments.json, data)
 
 if __name__ == "__main__":
     main()

@@ -115,7 +115,7 @@ def evaluate(paths, model=None, seed: int = 0, optics: Optics | None = None, pro
 
 def save_evaluation_plots(result: dict, directory) -> list:
     """Confusion matrix (as Figure 4 of the paper) and mean vs aggregate certainty (Figure 2c)."""
-    from .figures import pyplot
+    from .figures import pyplot, save_figure
 
     plt = pyplot()
     directory = Path(directory)
@@ -137,8 +137,7 @@ def save_evaluation_plots(result: dict, directory) -> list:
     figure.colorbar(shown, label="fraction of true level")
     figure.tight_layout()
     confusion_path = directory / "confusion.png"
-    figure.savefig(confusion_path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, confusion_path, dpi=110)
 
     base = [r for r in result["records"] if r["camera"] == AS_IMAGED.name]
     figure, axis = plt.subplots(figsize=(5, 4.5))
@@ -154,8 +153,7 @@ def save_evaluation_plots(result: dict, directory) -> list:
     axis.legend(fontsize=8)
     figure.tight_layout()
     certainty_path = directory / "certainty.png"
-    figure.savefig(certainty_path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, certainty_path, dpi=110)
     return [confusion_path, certainty_path]
 
 

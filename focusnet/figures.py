@@ -25,6 +25,15 @@ def pyplot():
     return plt
 
 
+def save_figure(figure, path, **options) -> None:
+    """Save a matplotlib figure whole (a temporary file renamed into place) and close it."""
+    from .files import replacing
+
+    with replacing(path) as temporary:
+        figure.savefig(temporary, **options)
+    pyplot().close(figure)
+
+
 def save_montage(images, titles, path, suptitle: str = "", columns: int = 4) -> None:
     """Save images side by side in a grid, sharing one display range.
 
@@ -62,8 +71,7 @@ def save_montage(images, titles, path, suptitle: str = "", columns: int = 4) -> 
     if suptitle:
         figure.suptitle(suptitle, fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path, dpi=110)
 
 
 #: Border colour of patches without content (blue: no level has it).

@@ -403,10 +403,13 @@ def read_stack(path) -> Stack:
 
 
 def write_tiff(path, image: np.ndarray) -> None:
-    """Write a 2-D image as a (lossless, zlib-compressed) TIFF, keeping its pixel type."""
+    """Write a 2-D image as a (lossless, zlib-compressed) TIFF, keeping its pixel type; whole or not at all."""
     import tifffile
 
-    tifffile.imwrite(os.fspath(path), np.asarray(image), compression="zlib")
+    from .files import replacing
+
+    with replacing(path) as temporary:
+        tifffile.imwrite(os.fspath(temporary), np.asarray(image), compression="zlib")
 
 
 def find_images(paths, duplicates: list | None = None) -> list:

@@ -315,7 +315,7 @@ def _load_sources(paths, optics, role):
 
 def write_training_plot(log_path, plot_path) -> None:
     """Plot RPS loss and accuracy against step from the training log."""
-    from .figures import pyplot
+    from .figures import pyplot, save_figure
 
     with open(log_path, newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -338,8 +338,7 @@ def write_training_plot(log_path, plot_path) -> None:
     accuracy_axis.set_ylim(0, 1)
     accuracy_axis.legend()
     figure.tight_layout()
-    figure.savefig(plot_path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, plot_path, dpi=100)
 
 
 def train(images, out, settings: TrainingSettings, validation_images=(), optics: Optics = Optics(),

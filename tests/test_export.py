@@ -345,3 +345,11 @@ def test_export_never_replaces_what_it_was_not_told_to(tmp_path, bundle_zip, cap
     assert load_bundle(target).config == load_bundle(bundle_zip).config
     assert main(["export", "--out", str(tmp_path / "missing" / "b.zip")]) == 1
     assert "does not exist; create it first" in capsys.readouterr().err
+
+
+def test_an_unwritable_export_target_is_one_line(capsys):
+    from focusnet.cli import main
+
+    assert main(["export", "--out", "/proc/1/focusnet.zip"]) == 1  # refuses new files even to root
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("focusnet export: error:") and "\n" not in err and "Traceback" not in err
