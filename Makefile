@@ -11,6 +11,8 @@ MAIN_READY := $(VENV)/.complete
 LATEST_READY := $(VENV_LATEST)/.complete
 # Fiji's TensorFlow runtimes, as Python wheels: exported bundles are loaded there in the tests.
 TF1_READY := .venv-tf1.15/.complete .venv-tf1.12/.complete
+# focusnet[onnx] without TensorFlow: the tests measure there and compare with TensorFlow.
+ONNX_READY := .venv-onnx/.focusnet-installed
 DEMO_IMAGE := examples/images/BBBC006_z_aligned__a07__s1__w1_10.tif
 DEMO_OUT := demo-output
 # Keep tool caches (matplotlib fonts) inside the clone.
@@ -39,6 +41,9 @@ $(VENV_LINT)/.complete: requirements/lint.in requirements/lint.lock scripts/make
 
 .venv-tf1.%/.complete: requirements/tf1.%.in requirements/tf1.%.lock scripts/make-env.sh
 	scripts/make-env.sh tf1.$* .venv-tf1.$*
+
+.venv-onnx/.complete: requirements/onnx.in requirements/onnx.lock scripts/make-env.sh
+	scripts/make-env.sh onnx .venv-onnx
 
 # focusnet's packaging (setup.cfg) changes reinstall it, without rebuilding the environment.
 %/.focusnet-installed: %/.complete setup.cfg pyproject.toml
@@ -76,12 +81,12 @@ test-fast: $(VENV)/.focusnet-installed
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 # Everything, including headless CellProfiler and Fiji's TF1 runtimes, on Python 3.9 + TensorFlow 2.15.1.
-test-main: $(VENV)/.focusnet-installed $(TF1_READY)
+test-main: $(VENV)/.focusnet-installed $(TF1_READY) $(ONNX_READY)
 	$(VENV)/bin/python -m pytest
 
 # The library on a current Python with the newest TensorFlow (no CellProfiler there); its exported
 # bundles are checked in the TF1 runtimes too.
-test-latest: $(VENV_LATEST)/.focusnet-installed $(TF1_READY)
+test-latest: $(VENV_LATEST)/.focusnet-installed $(TF1_READY) $(ONNX_READY)
 	$(VENV_LATEST)/bin/python -m pytest -m "not cellprofiler"
 
 # Accuracy and speed against CellProfiler's classic focus metrics (minutes); figures go to
@@ -93,6 +98,7 @@ bench: $(VENV)/.focusnet-installed
 	$(VENV)/bin/python benchmarks/stacks.py --json benchmarks/results/stacks.json | tee benchmarks/results/stacks.md
 	$(VENV)/bin/python benchmarks/memory.py --json benchmarks/results/memory.json | tee benchmarks/results/memory.md
 	$(VENV)/bin/python benchmarks/cluster.py --json benchmarks/results/cluster.json | tee benchmarks/results/cluster.md
+	$(VENV)/bin/python benchmarks/onnxruntime_vs_tensorflow.py --json benchmarks/results/onnx.json | tee benchmarks/results/onnx.md
 
 clean:
-	rm -rf $(VENV) $(VENV_LATEST) $(VENV_LINT) .venv-tf1.15 .venv-tf1.12 $(DEMO_OUT) .cache build *.egg-info
+	rm -rf $(VENV) $(VENV_LATEST) $(VENV_LINT) .venv-tf1.15 .venv-tf1.12 .venv-onnx $(DEMO_OUT) .cache build *.egg-info

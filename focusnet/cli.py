@@ -505,6 +505,13 @@ def _command_plate(arguments) -> int:
 
 
 def _command_export(arguments) -> int:
+    if arguments.format == "onnx":
+        from focusnet.export.onnxexport import export_onnx
+
+        out = export_onnx(arguments.model, arguments.out, overwrite=arguments.overwrite)
+        print(f"ONNX model written to {out}: measure with it where TensorFlow is not installed "
+              f"(pip install 'focusnet[onnx]'; focusnet predict --model {out})")
+        return 0
     from focusnet.export import export_bundle
 
     out = export_bundle(arguments.model, arguments.out, overwrite=arguments.overwrite)
@@ -730,6 +737,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", metavar="DIR", help="model folder (default: the shipped model)")
     export.add_argument("--out", required=True, metavar="PATH",
                         help="PATH.zip for a zip (as Fiji downloads it), otherwise an unzipped bundle folder")
+    export.add_argument("--format", choices=["bundle", "onnx"], default="bundle",
+                        help="bundle: the TensorFlow SavedModel for Fiji and CellProfiler (default); onnx: the patch "
+                             "classifier as MODEL.onnx for onnxruntime (no TensorFlow needed to measure)")
     export.add_argument("--overwrite", action="store_true",
                         help="replace an existing bundle at PATH (without it, an existing PATH is refused)")
     export.set_defaults(handler=_command_export)

@@ -60,6 +60,18 @@ BUNDLE_INPUT_SPEC = {"key": BUNDLE_INPUT_KEY, "dtype": "float32", "shape": [f"ro
 BUNDLE_OUTPUT_SPECS = {BUNDLE_PROBABILITIES_KEY: ["N", NUM_LEVELS],
                        BUNDLE_PATCHES_KEY: ["N", PATCH_SIZE, PATCH_SIZE, 1]}
 
+# --- ONNX models: the patch classifier for onnxruntime (focusnet.onnxmodel) --------------------
+
+ONNX_SUFFIX = ".onnx"
+ONNX_FORMAT = "focusnet-onnx"
+ONNX_FORMAT_VERSION = 1
+#: The opset the exporter writes (onnxruntime 1.14 and later run it).
+ONNX_OPSET = 18
+ONNX_INPUT = "patches"
+ONNX_OUTPUT = "probabilities"
+#: The ``metadata_props`` key of focusnet's manifest in an ONNX model.
+ONNX_MANIFEST_KEY = "focusnet"
+
 # --- shipped models ---------------------------------------------------------------------------
 
 _MODELS = Path(__file__).resolve().parent / "models"
@@ -67,6 +79,8 @@ _MODELS = Path(__file__).resolve().parent / "models"
 SHIPPED_MODEL_DIR = _MODELS / "default"
 #: The shipped model exported as a bundle: the CellProfiler plugin's default.
 SHIPPED_BUNDLE = _MODELS / "default-bundle.zip"
+#: The shipped model exported as ONNX: the default where TensorFlow is not installed.
+SHIPPED_ONNX = _MODELS / "default.onnx"
 
 # --- results: `focusnet predict`'s CSV files --------------------------------------------------
 

@@ -2,37 +2,50 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from .bundle import is_bundle, load_bundle
-from .contract import SHIPPED_MODEL_DIR
+from .contract import SHIPPED_MODEL_DIR, SHIPPED_ONNX
 from .model import load_model_folder
+from .onnxmodel import is_onnx, load_onnx
+
+
+def tensorflow_installed() -> bool:
+    """Whether TensorFlow can be imported here (without importing it)."""
+    return importlib.util.find_spec("tensorflow") is not None
 
 
 def load_model(model=None):
-    """Load a model once per process: a model folder, or an exported bundle.
+    """Load a model once per process: a model folder, an exported bundle, or an ONNX model.
 
     Parameters
     ----------
-    model : str, Path, FocusModel or BundleModel, optional
+    model : str, Path or loaded model, optional
         A model folder, a bundle (``.zip`` or unzipped folder, see
-        :mod:`focusnet.bundle`), or an already loaded model (returned as is).
-        Default: the model shipped with focusnet.
+        :mod:`focusnet.bundle`), an ONNX model (``.onnx``, see
+        :mod:`focusnet.onnxmodel`), or an already loaded model (returned as
+        is). Default: the model shipped with focusnet, as its folder where
+        TensorFlow is installed and as ONNX (onnxruntime) where it is not.
 
     Returns
     -------
-    FocusModel or BundleModel
-        Both are :class:`~focusnet.classifier.PatchClassifier` s, offering
+    FocusModel, BundleModel or OnnxModel
+        All are :class:`~focusnet.classifier.PatchClassifier` s, offering
         ``predict_patches``.
 
     Raises
     ------
     ModelError
-        If the folder or bundle is missing, damaged (hash mismatch,
-        unreadable weights, wrong shapes), of an unsupported format version,
-        or (bundles, as :class:`~focusnet.errors.BundleError`) holds ops
-        outside the allow-list.
+        If the model is missing, damaged (hash mismatch, unreadable weights,
+        wrong shapes), of an unsupported format version, or holds ops outside
+        its loader's allow-list (bundles: :class:`~focusnet.errors.BundleError`).
     """
     if hasattr(model, "predict_patches"):
         return model
-    if model is not None and is_bundle(model):
+    if model is None:
+        return load_model_folder(SHIPPED_MODEL_DIR) if tensorflow_installed() else load_onnx(SHIPPED_ONNX)
+    if is_onnx(model):
+        return load_onnx(model)
+    if is_bundle(model):
         return load_bundle(model)
-    return load_model_folder(SHIPPED_MODEL_DIR if model is None else model)
+    return load_model_folder(model)

@@ -83,7 +83,7 @@ from focusnet.contract import FEATURE_MEAN_CERTAINTY as F_MEAN_CERTAINTY
 from focusnet.contract import FEATURE_PATCH_COUNT as F_PATCH_COUNT
 from focusnet.contract import FEATURE_PIXEL_SIZE_UM as F_PIXEL_SIZE_UM
 from focusnet.contract import FEATURE_PROBABILITIES as F_PROBABILITIES
-from focusnet.contract import FEATURES, PAPER_DOI, SHIPPED_BUNDLE
+from focusnet.contract import FEATURES, PAPER_DOI, SHIPPED_BUNDLE, SHIPPED_ONNX
 from focusnet.contract import MEASUREMENT_CATEGORY as CATEGORY
 from focusnet.errors import ImageFormatError, ModelError
 from focusnet.optics import Optics
@@ -169,12 +169,15 @@ folder are rewritten for batch files and clusters.""",
             get_directory_fn=get_directory_fn,
             set_directory_fn=set_directory_fn,
             browse_msg="Choose a focusnet bundle",
-            exts=[("focusnet bundle (*.zip)", "*.zip"), ("All files (*.*)", "*.*")],
+            exts=[("focusnet bundle (*.zip)", "*.zip"), ("focusnet ONNX model (*.onnx)", "*.onnx"),
+                  ("All files (*.*)", "*.*")],
             doc="""\
 *(Used only for a custom bundle)*
 
-The bundle's file name. It is checked (intact, of a known format, holding only the
-operations a classifier needs) before the first image is measured.""",
+The bundle's file name (`.zip`), or an ONNX model's (`.onnx`, written by `focusnet export
+--format onnx`: it runs with onnxruntime, without TensorFlow). It is checked (intact, of a
+known format, holding only the operations a classifier needs) before the first image is
+measured.""",
         )
         self.wants_pixel_size = Binary(
             "Do your images have another pixel size than the model's?",
@@ -327,17 +330,21 @@ with **SaveImages**.""",
     def model_path(self):
         """Path of the bundle this module uses."""
         if self.model_choice.value == MODEL_SHIPPED:
-            return str(SHIPPED_BUNDLE)
+            # Without TensorFlow (the packaged CellProfiler app), the same model as ONNX.
+            from focusnet.loader import tensorflow_installed
+
+            return str(SHIPPED_BUNDLE if tensorflow_installed() else SHIPPED_ONNX)
         return os.path.join(self.model_directory.get_absolute_path(), self.model_file.value)
 
     def load_model(self):
-        """The bundle, checked and loaded once per process (focusnet caches it).
+        """The bundle or ONNX model, checked and loaded once per process (focusnet caches it).
 
-        TensorFlow is imported here, on first use, not when CellProfiler imports plugins.
+        TensorFlow (for a bundle) or onnxruntime (for ``.onnx``) is imported here, on first use,
+        not when CellProfiler imports plugins.
         """
-        from focusnet.bundle import load_bundle
+        from focusnet.loader import load_model
 
-        return load_bundle(self.model_path())
+        return load_model(self.model_path())
 
     def check_model(self):
         """Raise ValidationError naming the setting if the bundle is not usable."""

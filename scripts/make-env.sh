@@ -6,6 +6,7 @@
 #   scripts/make-env.sh tf1.15 DIR   Python 3.7 + tensorflow 1.15.5 (Fiji's newest TF runtime)
 #   scripts/make-env.sh tf1.12 DIR   Python 3.6 + tensorflow 1.12.3 (Fiji's default TF runtime)
 #   scripts/make-env.sh lint   DIR   the linter (ruff), on Python 3.12 or 3.11
+#   scripts/make-env.sh onnx   DIR   Python 3.12 (or 3.11) + focusnet[onnx], no TensorFlow
 #
 # The TF1 environments only load exported bundles (tests/tf1_check.py); they
 # hold no focusnet.
@@ -67,12 +68,12 @@ tf1.15 | tf1.12)
     python=$(find_python "$version") || die "Python $version is required to prove bundles load in TensorFlow ${name#tf} (Fiji's runtime) and was not found.
   Install it, e.g. 'pyenv install $version' (https://github.com/pyenv/pyenv), then run make again."
     ;;
-latest | lint)
+latest | lint | onnx)
     python=$(find_python 3.12 || find_python 3.11) || die "Python 3.12 or 3.11 is required for the '$name' environment and was not found.
   Install it, e.g. 'pyenv install 3.12.1' or your OS package 'python3.12 python3.12-venv', then run make again."
     ;;
 *)
-    die "unknown environment '$name' (main, latest, tf1.15, tf1.12 or lint)"
+    die "unknown environment '$name' (main, latest, onnx, tf1.15, tf1.12 or lint)"
     ;;
 esac
 
@@ -104,7 +105,7 @@ fi
 if [[ $name == main ]]; then
     "${pip[@]}" install "${constraints[@]}" --no-deps cellprofiler==4.2.8.1 cellprofiler-core==4.2.8.1
 fi
-if [[ $name == main || $name == latest ]]; then
+if [[ $name == main || $name == latest || $name == onnx ]]; then
     # focusnet itself, editable; its dependencies are all installed above.
     "${pip[@]}" install --no-deps --no-build-isolation -e "$root"
 fi

@@ -274,3 +274,23 @@ def test_saved_pipeline_round_trips():
     assert [g.wants_overlay.value for g in loaded.image_groups] == [True, False]
     assert loaded.image_groups[0].overlay_name.value == "OverlayDNA"
     assert loaded.variable_revision_number == 4
+
+
+def test_an_onnx_model_measures_as_the_bundle_does(raw_images):
+    # The packaged CellProfiler has no TensorFlow: the module runs an ONNX model with onnxruntime.
+    pytest.importorskip("onnxruntime", reason="onnxruntime is part of the test environments")
+    from focusnet.contract import SHIPPED_ONNX
+
+    workspace, module = make_workspace({"DNA": Image(raw_images["DNA"] / 65535.0, scale=65535)})
+    configure(module, ["DNA"])
+    module.model_choice.value = plugin.MODEL_CUSTOM
+    module.model_directory.value = f"Elsewhere...|{SHIPPED_ONNX.parent}"
+    module.model_file.value = SHIPPED_ONNX.name
+    module.validate_module(workspace.pipeline)
+    assert type(module.load_model()).__name__ == "OnnxModel"
+    module.run(workspace)
+    expected = predict_image(raw_images["DNA"], load_model(DEFAULT_BUNDLE))
+    measured = workspace.measurements.get_current_image_measurement
+    assert measured("ImageFocus_DefocusLevel_DNA") == expected.defocus_level
+    for level, probability in enumerate(expected.distribution):
+        assert measured(f"ImageFocus_ProbabilityLevel{level}_DNA") == pytest.approx(probability, abs=1e-5)
