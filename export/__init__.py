@@ -1,4 +1,5 @@
-"""Export of focusnet models as SavedModel bundles for Fiji and CellProfiler.
+"""Export of focusnet models: SavedModel bundles for Fiji and CellProfiler (``savedmodel``), ONNX for
+onnxruntime (``onnxexport``) and bioimage.io model packages (``bioimageio_package``).
 
 Lives in the repository's ``export/`` folder and is installed as
 ``focusnet.export`` (no generic top-level ``export`` package).

@@ -505,6 +505,12 @@ def _command_plate(arguments) -> int:
 
 
 def _command_export(arguments) -> int:
+    if arguments.format == "bioimageio":
+        from focusnet.export.bioimageio_package import export_bioimageio
+
+        out = export_bioimageio(arguments.model, arguments.out, overwrite=arguments.overwrite)
+        print(f"bioimage.io package written to {out} (check it with: bioimageio test {out})")
+        return 0
     if arguments.format == "onnx":
         from focusnet.export.onnxexport import export_onnx
 
@@ -737,9 +743,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", metavar="DIR", help="model folder (default: the shipped model)")
     export.add_argument("--out", required=True, metavar="PATH",
                         help="PATH.zip for a zip (as Fiji downloads it), otherwise an unzipped bundle folder")
-    export.add_argument("--format", choices=["bundle", "onnx"], default="bundle",
+    export.add_argument("--format", choices=["bundle", "onnx", "bioimageio"], default="bundle",
                         help="bundle: the TensorFlow SavedModel for Fiji and CellProfiler (default); onnx: the patch "
-                             "classifier as MODEL.onnx for onnxruntime (no TensorFlow needed to measure)")
+                             "classifier as MODEL.onnx for onnxruntime (no TensorFlow needed to measure); "
+                             "bioimageio: a bioimage.io model package NAME.zip (TensorFlow and ONNX weights)")
     export.add_argument("--overwrite", action="store_true",
                         help="replace an existing bundle at PATH (without it, an existing PATH is refused)")
     export.set_defaults(handler=_command_export)
