@@ -1,113 +1,305 @@
-#@ File (label = "focusnet bundle (.zip)", style = "extensions:zip") bundle
+#@ File (label = "focusnet bundle (.zip; e.g. focusnet/models/default-bundle.zip)", style = "extensions:zip") bundle
 #@ File (label = "Folder of images (empty: the open image)", style = "directory", required = false) folder
+#@ Double (label = "Count that 1.0 stands for, for images that are not 16-bit (0: measure 16-bit images only)", value = 0) countScale
+#@ Boolean (label = "Also list every patch", value = false) perPatch
 #@ TensorFlowService tensorFlowService
 #@ LogService log
 
 /*
- * focusnet in Fiji: measure focus with a local focusnet bundle, for one image or a whole folder.
+ * focusnet in Fiji, no Python needed: measure focus with a focusnet bundle, for the open image or a folder.
  *
- * Loads the bundle once through imagej-tensorflow (TensorFlow-Java 1.12-1.15) and, for every image,
- * cuts it into floor(W/84) x floor(H/84) patches spread as focusnet and Fiji's plugin do, stitches them
- * into one float image (raw counts / 65535), runs the bundle's "serving_default" graph (feed "input",
- * fetch "probabilities") and prints, per patch and per image: defocus level (0 = in focus),
- * certainty (1 - entropy / ln 11), and the whole-image level, aggregate and mean certainty, as
- * `focusnet predict` defines them for images at the model's pixel size, except that this script
- * judges every patch (focusnet predict leaves out patches without content; see docs/fiji.md).
+ * - The bundle is unpacked by Fiji's TensorFlow service into Fiji.app/models/<name>-<hash>/: a changed
+ *   bundle (other SHA-256) is unpacked again, never mistaken for the old one.
+ * - Input and output tensors are read from the bundle's "serving_default" signature.
+ * - Pixels are read raw (no calibration table). 16-bit images are raw counts; any other type is refused
+ *   unless "Count that 1.0 stands for" is given (8-bit: value / 255 x count; 32-bit: value x count).
+ * - Each image is cut into 84 x 84 patches placed as focusnet and Fiji's plugin place them; patches without
+ *   structure above their noise (empty background) are not judged, as in `focusnet predict`; the others are
+ *   stitched, classified in one call, and combined by certainty into the whole-image answer.
+ * - Results go to an ImageJ Results table "focusnet" (per image: file, defocus level, aggregate and mean
+ *   certainty, patch count, content fraction), saved as focusnet_results.csv beside the images (and
+ *   focusnet_patches.csv with "Also list every patch"); the open image gets the patches as an overlay
+ *   (colour: level from green, in focus, to magenta; pale: uncertain; blue dotted: no content).
+ * - The model is loaded once and closed at the end.
+ * Not done here (see docs/fiji.md): resampling to the model's pixel size, defocus in micrometres.
  *
- * Install: Fiji > Help > Update... > Manage update sites: enable "TensorFlow"; then open this file
- * in Fiji's script editor (language Groovy) and Run. Usage and output: see focusnet's docs/fiji.md.
+ * Install: Fiji > Help > Update... > Manage update sites: enable "TensorFlow"; restart; open this file in
+ * Fiji's script editor (language Groovy) and Run.
  */
 
 import ij.IJ
 import ij.ImagePlus
+import ij.gui.Overlay
+import ij.gui.Roi
+import ij.measure.ResultsTable
 import org.scijava.io.location.FileLocation
 import org.tensorflow.Tensor
+import org.tensorflow.framework.MetaGraphDef
 
+import java.awt.Color
 import java.nio.FloatBuffer
+import java.security.MessageDigest
 
-final int PATCH = 84
-final int LEVELS = 11
+// BEGIN SHARED ARITHMETIC (Java syntax: tests/test_fiji.py compiles this block with javac and checks it
+// against focusnet's Python code on the same images)
+class FocusArithmetic {
+    static final int PATCH = 84;
+    static final int LEVELS = 11;
+    static final double INPUT_SCALE = 65535.0;
+    static final int BLOCKS = 7;
+    static final int ROW_STEP = 8;
+    static final double HOT_PIXEL_SIGMAS = 6.0;
+    static final double MIN_STRUCTURE_TO_NOISE = 1.0;
+    /** chi2.isf(1e-6, BLOCKS * BLOCKS - 3) / (BLOCKS * BLOCKS - 3): the block means' significance threshold. */
+    static final double CHI2_THRESHOLD = 2.3193529885737236;
 
-// One load for the whole run (the service also caches it for the Fiji session).
-def modelName = bundle.name.replaceAll(/\.zip$/, "")
-def model = tensorFlowService.loadModel(new FileLocation(bundle), modelName, "inference")
-
-int[] tileStarts(int size, int patch) {
-    int count = size.intdiv(patch)
-    int space = size - patch * count
-    (0..<count).collect { i -> i * patch + ((i + 1) * space).intdiv(count + 1) } as int[]
-}
-
-double certainty(float[] p) {
-    double entropy = 0
-    p.each { v -> if (v > 0) entropy -= v * Math.log(v) }
-    Math.max(0d, Math.min(1d, 1 - entropy / Math.log(p.length)))
-}
-
-int argmax(double[] values) {
-    int best = 0
-    values.eachWithIndex { v, i -> if (v > values[best]) best = i }
-    best
-}
-
-def measure = { ImagePlus imp ->
-    if (imp.getNChannels() * imp.getNSlices() * imp.getNFrames() != 1 || imp.getType() == ImagePlus.COLOR_RGB) {
-        log.warn("${imp.title}: not a single-channel 2-D image; skipped")
-        return
+    /** Top-left pixels of floor(size / patch) patches, the leftover pixels spread between and around them. */
+    static int[] tileStarts(int size, int patch) {
+        int count = size / patch;
+        int space = size - patch * count;
+        int[] starts = new int[count];
+        for (int i = 0; i < count; i++) starts[i] = i * patch + ((i + 1) * space) / (count + 1);
+        return starts;
     }
+
+    /** 1 - entropy(p) / ln(number of levels). */
+    static double certainty(double[] p) {
+        double entropy = 0;
+        for (int k = 0; k < p.length; k++) if (p[k] > 0) entropy -= p[k] * Math.log(p[k]);
+        return Math.max(0.0, Math.min(1.0, 1.0 - entropy / Math.log(p.length)));
+    }
+
+    static int argmax(double[] values) {
+        int best = 0;
+        for (int i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+        return best;
+    }
+
+    static double median(double[] values) {
+        double[] sorted = values.clone();
+        java.util.Arrays.sort(sorted);
+        int n = sorted.length;
+        return n % 2 == 1 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    }
+
+    /** Whether a patch (raw counts, row-major, size x size) holds structure above its noise (focusnet.content). */
+    static boolean hasContent(double[] patch, int size) {
+        // Pixel noise from neighbouring-pixel differences, every ROW_STEP-th row (robust: median absolute value).
+        int rows = (size + ROW_STEP - 1) / ROW_STEP;
+        double[] differences = new double[rows * (size - 1)];
+        int n = 0;
+        for (int y = 0; y < size; y += ROW_STEP)
+            for (int x = 0; x < size - 1; x++)
+                differences[n++] = Math.abs(patch[y * size + x + 1] - patch[y * size + x]) / Math.sqrt(2.0);
+        double sigma = 1.4826 * median(differences);
+        if (sigma == 0) {
+            double sum = 0;
+            for (int i = 0; i < n; i++) sum += differences[i] * differences[i];
+            sigma = Math.sqrt(sum / n);
+        }
+        if (sigma == 0) return false;
+        // Hot pixels (brighter than all four neighbours by HOT_PIXEL_SIGMAS sigma) capped; the border kept.
+        double[] capped = patch.clone();
+        for (int y = 1; y < size - 1; y++)
+            for (int x = 1; x < size - 1; x++) {
+                double neighbours = Math.max(Math.max(patch[(y - 1) * size + x], patch[(y + 1) * size + x]),
+                                             Math.max(patch[y * size + x - 1], patch[y * size + x + 1]));
+                capped[y * size + x] = Math.min(patch[y * size + x], neighbours + HOT_PIXEL_SIGMAS * sigma);
+            }
+        // Means of BLOCKS x BLOCKS blocks, minus the best-fitting plane (uneven illumination).
+        int block = size / BLOCKS;
+        double[][] means = new double[BLOCKS][BLOCKS];
+        for (int by = 0; by < BLOCKS; by++)
+            for (int bx = 0; bx < BLOCKS; bx++) {
+                double sum = 0;
+                for (int y = by * block; y < (by + 1) * block; y++)
+                    for (int x = bx * block; x < (bx + 1) * block; x++) sum += capped[y * size + x];
+                means[by][bx] = sum / (block * block);
+            }
+        double centre = (BLOCKS - 1) / 2.0, mean = 0, rowSlope = 0, colSlope = 0, squares = 0;
+        for (int i = 0; i < BLOCKS; i++) squares += (i - centre) * (i - centre) * BLOCKS;
+        for (int by = 0; by < BLOCKS; by++)
+            for (int bx = 0; bx < BLOCKS; bx++) {
+                mean += means[by][bx] / (BLOCKS * BLOCKS);
+                rowSlope += (by - centre) * means[by][bx] / squares;
+                colSlope += (bx - centre) * means[by][bx] / squares;
+            }
+        double residuals = 0;
+        for (int by = 0; by < BLOCKS; by++)
+            for (int bx = 0; bx < BLOCKS; bx++) {
+                double residual = means[by][bx] - mean - rowSlope * (by - centre) - colSlope * (bx - centre);
+                residuals += residual * residual;
+            }
+        double variance = residuals / (BLOCKS * BLOCKS - 3);
+        double blockNoise = sigma * sigma / (block * block);
+        boolean significant = variance / blockNoise > CHI2_THRESHOLD;
+        double ratio = Math.sqrt(Math.max(variance - blockNoise, 0.0)) / sigma;
+        return significant && ratio >= MIN_STRUCTURE_TO_NOISE;
+    }
+
+    /** The whole-image distribution: certainty-weighted mean over the patches with content (NaN: none). */
+    static double[] aggregate(double[][] probabilities, boolean[] content) {
+        double[] distribution = new double[LEVELS];
+        double weights = 0;
+        int judged = 0;
+        for (int i = 0; i < probabilities.length; i++) {
+            if (!content[i]) continue;
+            judged++;
+            double c = certainty(probabilities[i]);
+            weights += c;
+            for (int k = 0; k < LEVELS; k++) distribution[k] += c * probabilities[i][k];
+        }
+        for (int k = 0; k < LEVELS; k++) {
+            if (judged == 0) distribution[k] = Double.NaN;
+            else if (weights > 0) distribution[k] /= weights;
+        }
+        if (judged > 0 && weights == 0) {  // every patch uniform: a plain mean
+            for (int i = 0; i < probabilities.length; i++)
+                if (content[i]) for (int k = 0; k < LEVELS; k++) distribution[k] += probabilities[i][k] / judged;
+        }
+        return distribution;
+    }
+}
+// END SHARED ARITHMETIC
+
+def F = FocusArithmetic
+
+String sha256(File file) {
+    def digest = MessageDigest.getInstance("SHA-256")
+    file.withInputStream { stream ->
+        byte[] buffer = new byte[1 << 16]
+        int read
+        while ((read = stream.read(buffer)) > 0) digest.update(buffer, 0, read)
+    }
+    digest.digest().collect { String.format("%02x", it) }.join()
+}
+
+String opName(String tensorName) { tensorName.endsWith(":0") ? tensorName[0..-3] : tensorName }
+
+/** Raw counts of one pixel: 16-bit as they are; other types only with a count that 1.0 stands for. */
+double[] rawCounts(ImagePlus imp, double scale) {
     def ip = imp.getProcessor()
-    int[] ys = tileStarts(ip.height, PATCH)
-    int[] xs = tileStarts(ip.width, PATCH)
-    if (ys.length == 0 || xs.length == 0) {
-        log.warn("${imp.title}: smaller than one ${PATCH}x${PATCH} patch; not measured (NaN)")
-        println("${imp.title}\tNaN")
+    double factor
+    switch (imp.getBitDepth()) {
+        case 16: factor = 1.0; break
+        case 8: factor = scale / 255.0; break
+        case 32: factor = scale; break
+        default: factor = 0
+    }
+    if (factor <= 0) return null
+    double[] counts = new double[ip.width * ip.height]
+    for (int y = 0; y < ip.height; y++)
+        for (int x = 0; x < ip.width; x++)
+            counts[y * ip.width + x] = ip.getf(x, y) * factor  // getf: the stored value, no calibration
+    counts
+}
+
+def modelName = bundle.name.replaceAll(/\.zip$/, "") + "-" + sha256(bundle).substring(0, 12)
+// loadCachedModel (not the deprecated loadModel): a CachedModelBundle, closed at the end.
+def cached = tensorFlowService.loadCachedModel(new FileLocation(bundle), modelName, "inference")
+def model = cached.model()
+def signature = MetaGraphDef.parseFrom(model.metaGraphDef()).getSignatureDefOrThrow("serving_default")
+def inputOp = opName(signature.getInputsOrThrow("input").getName())
+def outputOp = opName(signature.getOutputsOrThrow("probabilities").getName())
+
+def table = new ResultsTable()
+def patchTable = new ResultsTable()
+
+def measure = { ImagePlus imp, boolean showOverlay ->
+    table.incrementCounter()
+    table.addValue("file", imp.title)
+    if (imp.getNChannels() * imp.getNSlices() * imp.getNFrames() != 1 || imp.getType() == ImagePlus.COLOR_RGB) {
+        log.warn("${imp.title}: not a single-channel 2-D image; not measured (NaN)")
+        ["defocus_level", "aggregate_certainty", "mean_certainty", "patches", "content_fraction"].each {
+            table.addValue(it, Double.NaN) }
         return
     }
-    int width = xs.length * PATCH, height = ys.length * PATCH
-    float[] mosaic = new float[width * height]
-    for (int r = 0; r < ys.length; r++)
-        for (int c = 0; c < xs.length; c++)
-            for (int dy = 0; dy < PATCH; dy++)
-                for (int dx = 0; dx < PATCH; dx++)
-                    // getPixelValue gives raw counts for 8- and 16-bit images (no calibration)
-                    mosaic[(r * PATCH + dy) * width + c * PATCH + dx] =
-                        (float) (ip.getPixelValue(xs[c] + dx, ys[r] + dy) / 65535.0)
-
-    def input = Tensor.create([height, width] as long[], FloatBuffer.wrap(mosaic))
-    def output = model.session().runner().feed("input", input).fetch("probabilities").run().get(0)
+    def counts = rawCounts(imp, countScale)
+    def ip = imp.getProcessor()
+    int[] ys = F.tileStarts(ip.height, F.PATCH), xs = F.tileStarts(ip.width, F.PATCH)
     int n = ys.length * xs.length
-    float[][] probabilities = new float[n][LEVELS]
-    output.copyTo(probabilities)
+    table.addValue("patches", n)
+    if (counts == null || n == 0) {
+        log.warn(counts == null ? "${imp.title}: ${imp.getBitDepth()}-bit pixels are not raw 16-bit counts; give " +
+                 "'Count that 1.0 stands for' to measure them (NaN)" : "${imp.title}: smaller than one patch (NaN)")
+        ["defocus_level", "aggregate_certainty", "mean_certainty", "content_fraction"].each {
+            table.addValue(it, Double.NaN) }
+        return
+    }
+    boolean[] content = new boolean[n]
+    float[] mosaic = new float[n * F.PATCH * F.PATCH]  // one row of tiles, as Fiji's plugin feeds them
+    for (int i = 0; i < n; i++) {
+        int y0 = ys[i.intdiv(xs.length)], x0 = xs[i % xs.length]
+        double[] patch = new double[F.PATCH * F.PATCH]
+        for (int dy = 0; dy < F.PATCH; dy++)
+            for (int dx = 0; dx < F.PATCH; dx++) {
+                patch[dy * F.PATCH + dx] = counts[(y0 + dy) * ip.width + x0 + dx]
+                mosaic[dy * n * F.PATCH + i * F.PATCH + dx] = (float) (patch[dy * F.PATCH + dx] / F.INPUT_SCALE)
+            }
+        content[i] = F.hasContent(patch, F.PATCH)
+    }
+    def input = Tensor.create([F.PATCH, n * F.PATCH] as long[], FloatBuffer.wrap(mosaic))
+    def output = model.session().runner().feed(inputOp, input).fetch(outputOp).run().get(0)
+    float[][] raw = new float[n][F.LEVELS]
+    output.copyTo(raw)
     input.close()
     output.close()
-
-    double[] distribution = new double[LEVELS]
-    double weightSum = 0, certaintySum = 0
-    println("image\trow\tcol\ty\tx\tdefocus_level\tcertainty")
+    double[][] probabilities = raw.collect { row -> row.collect { it as double } as double[] } as double[][]
+    double[] distribution = F.aggregate(probabilities, content)
+    int judged = content.count { it }
+    double meanCertainty = judged ? (0..<n).findAll { content[it] }.sum { F.certainty(probabilities[it]) } / judged
+                                  : Double.NaN
+    table.addValue("defocus_level", judged ? F.argmax(distribution) : Double.NaN)
+    table.addValue("aggregate_certainty", judged ? F.certainty(distribution) : Double.NaN)
+    table.addValue("mean_certainty", meanCertainty)
+    table.addValue("content_fraction", judged / (double) n)
+    if (!judged) log.warn("${imp.title}: no content: no patch holds structure above its noise (NaN)")
+    def overlay = new Overlay()
     for (int i = 0; i < n; i++) {
-        double c = certainty(probabilities[i])
-        certaintySum += c
-        weightSum += c
-        for (int k = 0; k < LEVELS; k++) distribution[k] += c * probabilities[i][k]
-        double[] asDouble = probabilities[i].collect { it as double } as double[]
-        int row = i.intdiv(xs.length), col = i % xs.length
-        println("${imp.title}\t${row}\t${col}\t${ys[row]}\t${xs[col]}\t${argmax(asDouble)}\t${String.format('%.4f', c)}")
+        int level = F.argmax(probabilities[i])
+        double c = F.certainty(probabilities[i])
+        if (perPatch) {
+            patchTable.incrementCounter()
+            patchTable.addValue("file", imp.title)
+            patchTable.addValue("y", ys[i.intdiv(xs.length)])
+            patchTable.addValue("x", xs[i % xs.length])
+            patchTable.addValue("content", content[i] ? 1 : 0)
+            patchTable.addValue("defocus_level", content[i] ? level : Double.NaN)
+            patchTable.addValue("certainty", content[i] ? c : Double.NaN)
+        }
+        def roi = new Roi(xs[i % xs.length], ys[i.intdiv(xs.length)], F.PATCH, F.PATCH)
+        // Hue from green (level 0) to magenta (level 10); pale when uncertain; blue when not judged.
+        def colour = Color.getHSBColor((float) ((120 + 180 * level / (F.LEVELS - 1)) % 360 / 360.0), (float) c, 1f)
+        roi.setStrokeColor(content[i] ? colour : new Color(64, 115, 255))
+        roi.setStrokeWidth(content[i] ? 2 : 1)
+        overlay.add(roi)
     }
-    for (int k = 0; k < LEVELS; k++)
-        distribution[k] = weightSum > 0 ? distribution[k] / weightSum : 0
-    if (weightSum == 0)
-        for (int i = 0; i < n; i++) for (int k = 0; k < LEVELS; k++) distribution[k] += probabilities[i][k] / n
-    float[] asFloat = distribution.collect { it as float } as float[]
-    println(String.format("%s: defocus level %d, aggregate certainty %.4f, mean certainty %.4f, patches %d",
-            imp.title, argmax(distribution), certainty(asFloat), certaintySum / n, n))
+    if (showOverlay) imp.setOverlay(overlay)
 }
 
-if (folder != null && folder.isDirectory()) {
-    folder.listFiles().findAll { it.name.toLowerCase() ==~ /.*\.(tif|tiff|png)$/ }.sort().each { file ->
-        def imp = IJ.openImage(file.path)
-        if (imp == null) log.warn("${file.name}: cannot be opened") else measure(imp)
+try {
+    if (folder != null && folder.isDirectory()) {
+        folder.listFiles().findAll { it.name.toLowerCase() ==~ /.*\.(tif|tiff|png)$/ && !it.name.startsWith("focusnet_") }
+            .sort().each { file ->
+                def imp = IJ.openImage(file.path)
+                if (imp == null) {
+                    log.warn("${file.name}: cannot be opened (NaN)")
+                    table.incrementCounter()
+                    table.addValue("file", file.name)
+                } else {
+                    measure(imp, false)
+                }
+            }
+        table.save(new File(folder, "focusnet_results.csv").path)
+        if (perPatch) patchTable.save(new File(folder, "focusnet_patches.csv").path)
+    } else {
+        def imp = IJ.getImage()
+        measure(imp, true)
+        def directory = imp.getOriginalFileInfo()?.directory
+        if (directory) table.save(new File(directory, "focusnet_results.csv").path)
     }
-} else {
-    def imp = IJ.getImage()
-    measure(imp)
+    table.show("focusnet")
+    if (perPatch) patchTable.show("focusnet patches")
+} finally {
+    cached.close()
 }
