@@ -25,8 +25,9 @@ import numpy as np
 from focusnet.contract import INPUT_SCALE, LEVELS, NUM_LEVELS, ONNX_OPSET, PAPER_DOI, PATCH_SIZE, SHIPPED_MODEL_DIR
 from focusnet.errors import ExportError
 from focusnet.files import replacing
-from focusnet.loader import load_model
 from focusnet.model import FocusModel
+
+from .targets import export_source_and_target
 
 #: The TensorFlow SavedModel tag bioimage.io runtimes (and deepImageJ's TensorFlow 1 engine) load.
 SERVE_TAG = "serve"
@@ -70,20 +71,13 @@ def write_savedmodel(model: FocusModel, folder: Path) -> None:
 def build_onnx_map(model: FocusModel):
     """The image-to-map ONNX model: tiling ops around the classifier graph of ``export/onnxexport.py``."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
-    from .onnxexport import build_onnx
+    from .onnxexport import GraphWriter, build_onnx
 
     classifier = build_onnx(model).graph
-    nodes, initialisers = [], list(classifier.initializer)
-
-    def constant(name, value):
-        initialisers.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    def node(op, inputs, output, **attributes):
-        nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
-        return output
+    writer = GraphWriter(classifier.initializer)
+    nodes, initialisers, constant, node = writer.nodes, writer.initialisers, writer.constant, writer.node
 
     shape = node("Shape", [INPUT_ID], "image_shape")
     batch = node("Slice", [shape, constant("at0", np.array([0], np.int64)), constant("at1", np.array([1], np.int64))],
@@ -150,14 +144,9 @@ def export_bioimageio(model=None, out=None, overwrite: bool = False) -> Path:
     from focusnet.figures import overlay_rgb
     from focusnet.inference import predict_image
 
-    model = load_model(model)
-    if not isinstance(model, FocusModel):
-        raise ExportError(f"{getattr(model, 'directory', model)} is not a model folder (config.json, weights.npz)")
-    out = Path(out) if out is not None else None
-    if out is None or out.suffix.lower() != ".zip":
+    model, out = export_source_and_target(model, out, overwrite, "a package, NAME.zip")
+    if out.suffix.lower() != ".zip":
         raise ExportError("give the package's path as NAME.zip (e.g. focusnet.bioimageio.zip)")
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} exists: refusing to overwrite it (give --overwrite to replace it)")
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         write_savedmodel(model, scratch / "savedmodel")

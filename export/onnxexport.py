@@ -34,11 +34,31 @@ from focusnet.contract import (
     ONNX_OUTPUT,
     PATCH_SIZE,
 )
-from focusnet.errors import ExportError
 from focusnet.files import replacing
-from focusnet.loader import load_model
-from focusnet.model import FocusModel
 from focusnet.onnxmodel import ALLOWED_ONNX_OPS, graph_sha256
+
+from .targets import export_source_and_target
+
+
+class GraphWriter:
+    """Nodes and initialisers of an ONNX graph being written, each node named after its output."""
+
+    def __init__(self, initialisers=()):
+        self.nodes, self.initialisers = [], list(initialisers)
+
+    def constant(self, name, value):
+        """Add an initialiser; return its name."""
+        from onnx import numpy_helper
+
+        self.initialisers.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def node(self, op, inputs, output, **attributes):
+        """Add a node writing ``output``; return its name."""
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
+        return output
 
 
 def _same_pads(size: int, kernel: int, stride: int) -> tuple:
@@ -53,20 +73,13 @@ def build_onnx(model):
     import json
 
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     from focusnet import __version__
 
     weights, architecture = model.weights, model.architecture
-    nodes, initialisers = [], []
-
-    def constant(name, value):
-        initialisers.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    def node(op, inputs, output, **attributes):
-        nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
-        return output
+    writer = GraphWriter()
+    nodes, initialisers, constant, node = writer.nodes, writer.initialisers, writer.constant, writer.node
 
     axes = constant("axes_hw_c", np.array([1, 2, 3], np.int64))
     counts = node("Mul", [ONNX_INPUT, constant("input_scale", np.float32(INPUT_SCALE))], "counts")
@@ -124,17 +137,7 @@ def export_onnx(model=None, out=None, overwrite: bool = False) -> Path:
     ExportError
         Not a model folder (a bundle), no or an existing output path, or a missing folder.
     """
-    model = load_model(model)
-    if not isinstance(model, FocusModel):
-        raise ExportError(f"{getattr(model, 'directory', model)} is not a model folder; ONNX export needs one "
-                          "(config.json, weights.npz)")
-    if out is None:
-        raise ExportError("an output path (.onnx) is required")
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} exists: refusing to overwrite it (give --overwrite to replace it)")
-    if not out.parent.is_dir():
-        raise ExportError(f"{out}: folder {out.parent} does not exist; create it first")
+    model, out = export_source_and_target(model, out, overwrite, "an ONNX model, NAME.onnx")
     proto = build_onnx(model)
     with replacing(out) as temporary:
         temporary.write_bytes(proto.SerializeToString())

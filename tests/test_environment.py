@@ -46,7 +46,7 @@ def test_wheel_holds_only_the_focusnet_package(tmp_path):
     # `focusnet export` needs: the TF1 load check is a test helper, the Fiji script an extra.
     assert sorted(name for name in names if name.startswith("focusnet/export/")) == [
         "focusnet/export/__init__.py", "focusnet/export/bioimageio_package.py", "focusnet/export/onnxexport.py",
-        "focusnet/export/savedmodel.py"]
+        "focusnet/export/savedmodel.py", "focusnet/export/targets.py"]
     assert not [name for name in names if "tf1_check" in name or name.endswith(".groovy")]
     assert any(name.endswith(".dist-info/licenses/LICENSE") or name.endswith(".dist-info/LICENSE") for name in names)
     assert "focusnet/models/default/evaluation.json" in names and "focusnet/models/default-bundle.zip" in names
