@@ -115,6 +115,10 @@ FEATURE_CONTENT_FRACTION = "ContentFraction"
 FEATURE_DEFOCUS_UM = "DefocusUm"
 FEATURE_DEFOCUS_UM_LOWER_BOUND = "DefocusUmIsLowerBound"
 FEATURE_PIXEL_SIZE_UM = "PixelSizeUm"
+#: The measurements of the old CellProfiler-plugins module, still written for pipelines upgraded from it
+#: (Score: the defocus level; Certainty: the aggregate certainty).
+LEGACY_FEATURE_SCORE = "Score"
+LEGACY_FEATURE_CERTAINTY = "Certainty"
 FEATURES = [FEATURE_DEFOCUS_LEVEL, FEATURE_MEAN_CERTAINTY, FEATURE_AGGREGATE_CERTAINTY] + FEATURE_PROBABILITIES + [
     FEATURE_PATCH_COUNT, FEATURE_CONTENT_FRACTION, FEATURE_DEFOCUS_UM, FEATURE_DEFOCUS_UM_LOWER_BOUND,
     FEATURE_PIXEL_SIZE_UM]

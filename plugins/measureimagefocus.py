@@ -50,6 +50,10 @@ For each measured image *X*:
    is beyond the last level, so the distance is at least that.
 -  *ImageFocus_PixelSizeUm_X*: the pixel size the image was measured at.
 
+Pipelines made with the old CellProfiler-plugins MeasureImageFocus also keep its names:
+*ImageFocus_Score_X* (now the defocus level) and *ImageFocus_Certainty_X* (the aggregate
+certainty), so the modules after it that use them still run.
+
 References
 ^^^^^^^^^^
 
@@ -84,13 +88,15 @@ from focusnet.contract import FEATURE_PATCH_COUNT as F_PATCH_COUNT
 from focusnet.contract import FEATURE_PIXEL_SIZE_UM as F_PIXEL_SIZE_UM
 from focusnet.contract import FEATURE_PROBABILITIES as F_PROBABILITIES
 from focusnet.contract import FEATURES, PAPER_DOI, SHIPPED_BUNDLE, SHIPPED_ONNX
+from focusnet.contract import LEGACY_FEATURE_CERTAINTY as LEGACY_CERTAINTY
+from focusnet.contract import LEGACY_FEATURE_SCORE as LEGACY_SCORE
 from focusnet.contract import MEASUREMENT_CATEGORY as CATEGORY
 from focusnet.errors import ImageFormatError, ModelError
 from focusnet.optics import Optics
 
 LOGGER = logging.getLogger(__name__)
 
-COLUMN_TYPES = {feature: COLTYPE_FLOAT for feature in FEATURES}
+COLUMN_TYPES = {feature: COLTYPE_FLOAT for feature in FEATURES + [LEGACY_SCORE, LEGACY_CERTAINTY]}
 COLUMN_TYPES[F_PATCH_COUNT] = COLTYPE_INTEGER
 
 MODEL_SHIPPED = "Shipped with focusnet"
@@ -129,7 +135,8 @@ class MeasureImageFocus(Module):
     category = "Measurement"
     # 1: the CellProfiler-plugins module (one setting: the image). 2: model and images.
     # 3: pixel size and objective. 4: the count 1.0 stands for in floating-point images.
-    variable_revision_number = 4
+    # 5: the old module's measurement names, kept for pipelines upgraded from it (hidden).
+    variable_revision_number = 5
     # CellProfiler 5 shows this in its citation list; the module help's References say the same.
     doi = {"Please cite the following when using MeasureImageFocus:": "https://doi.org/" + PAPER_DOI}
 
@@ -221,6 +228,14 @@ that 1.0 stands for in your floating-point images (65535 for 16-bit data saved a
 floating-point images are not measured: their measurements are NaN and a warning names this
 setting.""",
         )
+        self.legacy_measurements = Binary(
+            "Also write the old module's measurement names", False,
+            doc="""*(Hidden: set when a pipeline made with the old CellProfiler-plugins MeasureImageFocus is
+loaded.)* That module wrote *ImageFocus_Score_X* (the defocus level) and
+*ImageFocus_Certainty_X* (the aggregate certainty). Pipelines upgraded from it keep writing
+both, beside the new measurements, so that modules after it that use them (FlagImage,
+FilterObjects, ...) still run. New pipelines do not write them.""",
+        )
         self.add_image(can_remove=False)
         self.add_image_button = DoSomething("", "Add another image", self.add_image)
 
@@ -271,7 +286,7 @@ with **SaveImages**.""",
 
     def settings(self):
         result = [self.image_count, self.model_choice, self.model_directory, self.model_file]
-        result += self.optics_settings() + [self.float_scale]
+        result += self.optics_settings() + [self.float_scale, self.legacy_measurements]
         for group in self.image_groups:
             result += [group.image_name, group.wants_overlay, group.overlay_name]
         return result
@@ -305,6 +320,7 @@ with **SaveImages**.""",
             self.add_image(can_remove=True)
 
     def upgrade_settings(self, setting_values, variable_revision_number, module_name):
+        from_old_module = variable_revision_number == 1
         if variable_revision_number == 1:
             # CellProfiler-plugins' MeasureImageFocus: one setting, the image.
             setting_values = ["1", MODEL_SHIPPED, self.model_directory.value, self.model_file.value,
@@ -320,6 +336,16 @@ with **SaveImages**.""",
             # The float-image scale, after the optics: 0, floating-point images are not guessed.
             setting_values = setting_values[:10] + ["0.0"] + setting_values[10:]
             variable_revision_number = 4
+        if variable_revision_number == 4:
+            setting_values = setting_values[:11] + ["Yes" if from_old_module else "No"] + setting_values[11:]
+            variable_revision_number = 5
+            if from_old_module:
+                LOGGER.warning(
+                    "MeasureImageFocus: this pipeline used the old CellProfiler-plugins module, now focusnet's. Its "
+                    "measurements ImageFocus_%s_<image> (now the defocus level, 0 = in focus ... 10) and "
+                    "ImageFocus_%s_<image> (the aggregate certainty) are still written for the modules that use "
+                    "them; the new ones are ImageFocus_%s_<image>, ImageFocus_%s_<image> and more (see the "
+                    "module's help).", LEGACY_SCORE, LEGACY_CERTAINTY, F_DEFOCUS_LEVEL, F_AGGREGATE_CERTAINTY)
         return setting_values, variable_revision_number
 
     def volumetric(self):
@@ -463,6 +489,10 @@ with **SaveImages**.""",
                 values.update({feature: float(p) for feature, p in zip(F_PROBABILITIES, prediction.distribution)})
             for feature in FEATURES:
                 measurements.add_image_measurement(self.measurement_name(feature, name), values[feature])
+            if self.legacy_measurements.value:
+                measurements.add_image_measurement(self.measurement_name(LEGACY_SCORE, name), values[F_DEFOCUS_LEVEL])
+                measurements.add_image_measurement(self.measurement_name(LEGACY_CERTAINTY, name),
+                                                   values[F_AGGREGATE_CERTAINTY])
             statistics.append([name, values[F_DEFOCUS_LEVEL], values[F_AGGREGATE_CERTAINTY],
                                values[F_MEAN_CERTAINTY], values[F_PATCH_COUNT]])
             if group.wants_overlay.value:
@@ -519,17 +549,21 @@ with **SaveImages**.""",
     def measurement_name(feature, image_name):
         return "_".join((CATEGORY, feature, image_name))
 
+    def features(self):
+        """The features this module writes for each image (the old module's two as well, when set)."""
+        return list(FEATURES) + ([LEGACY_SCORE, LEGACY_CERTAINTY] if self.legacy_measurements.value else [])
+
     def get_measurement_columns(self, pipeline):
         return [(IMAGE, self.measurement_name(feature, group.image_name.value), COLUMN_TYPES[feature])
-                for group in self.image_groups for feature in FEATURES]
+                for group in self.image_groups for feature in self.features()]
 
     def get_categories(self, pipeline, object_name):
         return [CATEGORY] if object_name == IMAGE else []
 
     def get_measurements(self, pipeline, object_name, category):
-        return list(FEATURES) if object_name == IMAGE and category == CATEGORY else []
+        return self.features() if object_name == IMAGE and category == CATEGORY else []
 
     def get_measurement_images(self, pipeline, object_name, category, measurement):
-        if object_name == IMAGE and category == CATEGORY and measurement in FEATURES:
+        if object_name == IMAGE and category == CATEGORY and measurement in self.features():
             return [group.image_name.value for group in self.image_groups]
         return []

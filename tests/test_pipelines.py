@@ -261,3 +261,31 @@ def test_a_20000_pixel_image_is_measured_with_bounded_memory(tmp_path, in_focus_
     # Before: 12 GB and a crash. Now CellProfiler's own share (its float64 image, 3.2 GB, and the
     # Java heap) dominates; the module adds float32 counts (1.6 GB) and a small overlay.
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 10 * 2**20  # kB
+
+
+def test_an_old_pipeline_flagging_on_the_old_measurement_still_runs(tmp_path, in_focus_paths, out_of_focus_paths):
+    # The QC pipeline as a user of the old CellProfiler-plugins module had it: that module's settings
+    # (revision 1) and FlagImage on ImageFocus_Score_DNA.
+    text = (REPO / "pipelines" / "focus_qc.cppipe").read_text()
+    old_module = ("MeasureImageFocus:[module_num:5|svn_version:'Unknown'|variable_revision_number:1|show_window:False|"
+                  "notes:[]|batch_state:array([], dtype=uint8)|enabled:True|wants_pause:False]\n"
+                  "    Select an image to measure:DNA\n")
+    text = re.sub(r"MeasureImageFocus:\[.*?\n\n", old_module + "\n", text, count=1, flags=re.S)
+    text = text.replace("ImageFocus_DefocusLevel_DNA", "ImageFocus_Score_DNA")
+    assert "variable_revision_number:1|" in text and "ImageFocus_Score_DNA" in text
+    pipeline = tmp_path / "old_qc.cppipe"
+    pipeline.write_text(text)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_tiff(folder / "a_sharp.tif", read_image(in_focus_paths[0]))
+    write_tiff(folder / "b_blurred.tif", read_image(out_of_focus_paths[0]))
+    result = subprocess.run(
+        [str(CELLPROFILER), "-c", "-r", "-p", str(pipeline), "-i", str(folder), "-o", str(tmp_path / "out"),
+         "--plugins-directory", str(REPO / "plugins")],
+        capture_output=True, text=True, timeout=900, env={**os.environ, "JAVA_TOOL_OPTIONS": "-Xmx1g"})
+    rows = {row["FileName_DNA"]: row for row in read_csv(tmp_path / "out" / "Image.csv")}
+    assert set(rows) == {"a_sharp.tif", "b_blurred.tif"}, result.stderr[-3000:]
+    assert "does not exist" not in result.stderr
+    assert rows["a_sharp.tif"]["Metadata_OutOfFocus"] == "0" and rows["b_blurred.tif"]["Metadata_OutOfFocus"] == "1"
+    assert float(rows["b_blurred.tif"]["ImageFocus_Score_DNA"]) == float(
+        rows["b_blurred.tif"]["ImageFocus_DefocusLevel_DNA"]) == 10

@@ -273,7 +273,8 @@ def test_saved_pipeline_round_trips():
     assert [g.image_name.value for g in loaded.image_groups] == ["DNA", "Actin"]
     assert [g.wants_overlay.value for g in loaded.image_groups] == [True, False]
     assert loaded.image_groups[0].overlay_name.value == "OverlayDNA"
-    assert loaded.variable_revision_number == 4
+    assert loaded.variable_revision_number == 5
+    assert loaded.legacy_measurements.value is False  # new pipelines do not write the old names
 
 
 def test_an_onnx_model_measures_as_the_bundle_does(raw_images):
@@ -294,3 +295,20 @@ def test_an_onnx_model_measures_as_the_bundle_does(raw_images):
     assert measured("ImageFocus_DefocusLevel_DNA") == expected.defocus_level
     for level, probability in enumerate(expected.distribution):
         assert measured(f"ImageFocus_ProbabilityLevel{level}_DNA") == pytest.approx(probability, abs=1e-5)
+
+
+def test_old_pipelines_keep_the_old_measurement_names(raw_images, caplog):
+    with caplog.at_level(logging.WARNING):
+        (module,) = load_pipeline(OLD_PIPELINE).modules()
+    assert module.legacy_measurements.value is True
+    assert "ImageFocus_Score_<image>" in caplog.text and "still written" in caplog.text
+    assert module.legacy_measurements not in module.visible_settings()  # hidden, explained in its help
+    module.image_groups[0].image_name.value = "DNA"
+    workspace, _ = make_workspace({"DNA": Image(raw_images["Blurry"] / 65535.0, scale=65535)}, module=module)
+    module.run(workspace)
+    measured = workspace.measurements.get_current_image_measurement
+    assert measured("ImageFocus_Score_DNA") == measured("ImageFocus_DefocusLevel_DNA") == 10
+    assert measured("ImageFocus_Certainty_DNA") == measured("ImageFocus_AggregateCertainty_DNA")
+    columns = {name for _, name, _ in module.get_measurement_columns(workspace.pipeline)}
+    assert {"ImageFocus_Score_DNA", "ImageFocus_Certainty_DNA"} <= columns
+    assert "Score" in module.get_measurements(workspace.pipeline, "Image", "ImageFocus")
