@@ -40,10 +40,11 @@ def test_the_package_holds_what_the_zoo_needs(package):
 
 
 @pytest.mark.parametrize("weight_format", ["onnx", "tensorflow_saved_model_bundle"])
-def test_bioimageio_test_passes_every_time(package, weight_format):
+def test_bioimageio_test_passes_every_time(package, weight_format, tmp_path):
     for run in range(RUNS):
+        # In a scratch folder: bioimageio.core unpacks TensorFlow weights into the working directory.
         result = subprocess.run([str(BIOIMAGEIO), "test", str(package), "--weight-format", weight_format],
-                                capture_output=True, text=True, timeout=600)
+                                capture_output=True, text=True, timeout=600, cwd=tmp_path)
         assert result.returncode == 0, f"run {run + 1} of {RUNS}:\n{result.stdout[-4000:]}"
         assert "passed" in result.stdout
 
