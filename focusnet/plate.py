@@ -329,8 +329,7 @@ def save_plate_map(summaries, wells: int, path, title: str = "") -> Path:
         for summary in summaries:
             grid[summary.row - 1, summary.col - 1] = getattr(summary, field)
             imaged[summary.row - 1, summary.col - 1] = True
-        colours = plt.get_cmap(colour_map).copy()
-        colours.set_bad("white")
+        colours = plt.get_cmap(colour_map).with_extremes(bad="white")
         image = axis.imshow(np.ma.masked_invalid(grid), cmap=colours, vmin=limits[0], vmax=limits[1],
                             interpolation="nearest")
         unmeasured = np.argwhere(imaged & ~np.isfinite(grid))
