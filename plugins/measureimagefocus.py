@@ -337,7 +337,10 @@ with **SaveImages**.""",
             setting_values = setting_values[:10] + ["0.0"] + setting_values[10:]
             variable_revision_number = 4
         if variable_revision_number == 4:
-            setting_values = setting_values[:11] + ["Yes" if from_old_module else "No"] + setting_values[11:]
+            # After the image count, 3 model settings, 6 optics settings and the float scale.
+            position = 1 + 3 + 6 + 1
+            setting_values = (setting_values[:position] + ["Yes" if from_old_module else "No"]
+                              + setting_values[position:])
             variable_revision_number = 5
             if from_old_module:
                 LOGGER.warning(
