@@ -13,12 +13,15 @@ LATEST_READY := $(VENV_LATEST)/.complete
 TF1_READY := .venv-tf1.15/.complete .venv-tf1.12/.complete
 # focusnet[onnx] without TensorFlow: the tests measure there and compare with TensorFlow.
 ONNX_READY := .venv-onnx/.focusnet-installed
+# The packaged CellProfiler 4.2 apps' Python 3.8 with CellProfiler and without focusnet or TensorFlow:
+# the tests install focusnet's wheel the way app users do and run the pipelines there.
+APP_READY := .venv-app/.complete
 DEMO_IMAGE := examples/images/BBBC006_z_aligned__a07__s1__w1_10.tif
 DEMO_OUT := demo-output
 # Keep tool caches (matplotlib fonts) inside the clone.
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
-.PHONY: help env tf1-envs demo test test-fast test-main test-latest lint bench clean
+.PHONY: help env app-env tf1-envs demo test test-fast test-main test-latest lint bench clean
 
 help:
 	@echo "make demo    simulate defocus of a real image and measure it with the shipped model (builds .venv on first use)"
@@ -42,6 +45,9 @@ $(VENV_LINT)/.complete: requirements/lint.in requirements/lint.lock scripts/make
 .venv-tf1.%/.complete: requirements/tf1.%.in requirements/tf1.%.lock scripts/make-env.sh
 	scripts/make-env.sh tf1.$* .venv-tf1.$*
 
+$(APP_READY): requirements/app.in requirements/app.lock scripts/make-env.sh
+	scripts/make-env.sh app .venv-app
+
 .venv-onnx/.complete: requirements/onnx.in requirements/onnx.lock scripts/make-env.sh
 	scripts/make-env.sh onnx .venv-onnx
 
@@ -53,6 +59,8 @@ $(VENV_LINT)/.complete: requirements/lint.in requirements/lint.lock scripts/make
 env: $(VENV)/.focusnet-installed
 
 tf1-envs: $(TF1_READY)
+
+app-env: $(APP_READY)
 
 demo: $(VENV)/.focusnet-installed
 	$(VENV)/bin/focusnet simulate $(DEMO_IMAGE) --out $(DEMO_OUT)/simulate --levels 0,2,4,6,8,10 --seed 0
@@ -81,13 +89,13 @@ test-fast: $(VENV)/.focusnet-installed
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 # Everything, including headless CellProfiler and Fiji's TF1 runtimes, on Python 3.9 + TensorFlow 2.15.1.
-test-main: $(VENV)/.focusnet-installed $(TF1_READY) $(ONNX_READY)
+test-main: $(VENV)/.focusnet-installed $(TF1_READY) $(ONNX_READY) $(APP_READY)
 	$(VENV)/bin/python -m pytest
 
 # The library on a current Python with the newest TensorFlow (no CellProfiler there); its exported
 # bundles are checked in the TF1 runtimes too.
 test-latest: $(VENV_LATEST)/.focusnet-installed $(TF1_READY) $(ONNX_READY)
-	$(VENV_LATEST)/bin/python -m pytest -m "not cellprofiler"
+	$(VENV_LATEST)/bin/python -m pytest -m "not cellprofiler and not packaging"
 
 # Accuracy and speed against CellProfiler's classic focus metrics (minutes); figures go to
 # benchmarks/results/ (docs/benchmarks.md explains them).
@@ -101,4 +109,4 @@ bench: $(VENV)/.focusnet-installed
 	$(VENV)/bin/python benchmarks/onnxruntime_vs_tensorflow.py --json benchmarks/results/onnx.json | tee benchmarks/results/onnx.md
 
 clean:
-	rm -rf $(VENV) $(VENV_LATEST) $(VENV_LINT) .venv-tf1.15 .venv-tf1.12 .venv-onnx $(DEMO_OUT) .cache build *.egg-info
+	rm -rf $(VENV) $(VENV_LATEST) $(VENV_LINT) .venv-tf1.15 .venv-tf1.12 .venv-onnx .venv-app $(DEMO_OUT) .cache build *.egg-info

@@ -15,6 +15,32 @@ def tensorflow_installed() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
 
 
+#: What the onnxruntime backend imports: onnx checks the graph, onnxruntime runs it.
+ONNX_RUNTIME_PACKAGES = ("onnx", "onnxruntime")
+
+
+def missing_runtime(model=None) -> list:
+    """The packages a model needs to run that cannot be imported here (none: it can run).
+
+    Parameters
+    ----------
+    model : str or Path, optional
+        An ONNX model needs onnx and onnxruntime, a bundle or model folder
+        TensorFlow. Default: the shipped model, which runs with either.
+
+    Returns
+    -------
+    list of str
+        Distribution names to install (empty when nothing is missing).
+    """
+    onnx_missing = [name for name in ONNX_RUNTIME_PACKAGES if importlib.util.find_spec(name) is None]
+    if model is None:
+        return [] if tensorflow_installed() else onnx_missing
+    if is_onnx(model):
+        return onnx_missing
+    return [] if tensorflow_installed() else ["tensorflow"]
+
+
 def load_model(model=None):
     """Load a model once per process: a model folder, an exported bundle, or an ONNX model.
 

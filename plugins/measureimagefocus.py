@@ -65,6 +65,8 @@ References
 
 import logging
 import os
+import platform
+import sys
 
 import numpy
 from cellprofiler_core.constants.measurement import C_FILE_NAME, COLTYPE_FLOAT, COLTYPE_INTEGER, IMAGE
@@ -76,35 +78,109 @@ from cellprofiler_core.setting.do_something import DoSomething, RemoveSettingBut
 from cellprofiler_core.setting.subscriber import ImageSubscriber
 from cellprofiler_core.setting.text import Directory, Filename, Float, ImageName
 
-# The measurement names, like every number focusnet's parts share, come from its contract module
-# (standard library only: importing it does not load TensorFlow).
-from focusnet.contract import FEATURE_AGGREGATE_CERTAINTY as F_AGGREGATE_CERTAINTY
-from focusnet.contract import FEATURE_CONTENT_FRACTION as F_CONTENT_FRACTION
-from focusnet.contract import FEATURE_DEFOCUS_LEVEL as F_DEFOCUS_LEVEL
-from focusnet.contract import FEATURE_DEFOCUS_UM as F_DEFOCUS_UM
-from focusnet.contract import FEATURE_DEFOCUS_UM_LOWER_BOUND as F_DEFOCUS_UM_LOWER_BOUND
-from focusnet.contract import FEATURE_MEAN_CERTAINTY as F_MEAN_CERTAINTY
-from focusnet.contract import FEATURE_PATCH_COUNT as F_PATCH_COUNT
-from focusnet.contract import FEATURE_PIXEL_SIZE_UM as F_PIXEL_SIZE_UM
-from focusnet.contract import FEATURE_PROBABILITIES as F_PROBABILITIES
-from focusnet.contract import FEATURES, PAPER_DOI, SHIPPED_BUNDLE, SHIPPED_ONNX
-from focusnet.contract import LEGACY_FEATURE_CERTAINTY as LEGACY_CERTAINTY
-from focusnet.contract import LEGACY_FEATURE_SCORE as LEGACY_SCORE
-from focusnet.contract import MEASUREMENT_CATEGORY as CATEGORY
-from focusnet.errors import ImageFormatError, ModelError
-from focusnet.optics import Optics
+#: This file's folder. In the packaged CellProfiler apps, focusnet and onnxruntime are installed here
+#: (pip install --target); CellProfiler puts the folder on the path only while it imports plugins,
+#: so it is kept there for the imports made later, on first use.
+PLUGIN_FOLDER = os.path.dirname(os.path.abspath(__file__))
+if PLUGIN_FOLDER not in sys.path:
+    sys.path.append(PLUGIN_FOLDER)
+
+try:
+    # The measurement names, like every number focusnet's parts share, come from its contract module
+    # (standard library only: importing it does not load TensorFlow).
+    from focusnet.contract import FEATURE_AGGREGATE_CERTAINTY as F_AGGREGATE_CERTAINTY
+    from focusnet.contract import FEATURE_CONTENT_FRACTION as F_CONTENT_FRACTION
+    from focusnet.contract import FEATURE_DEFOCUS_LEVEL as F_DEFOCUS_LEVEL
+    from focusnet.contract import FEATURE_DEFOCUS_UM as F_DEFOCUS_UM
+    from focusnet.contract import FEATURE_DEFOCUS_UM_LOWER_BOUND as F_DEFOCUS_UM_LOWER_BOUND
+    from focusnet.contract import FEATURE_MEAN_CERTAINTY as F_MEAN_CERTAINTY
+    from focusnet.contract import FEATURE_PATCH_COUNT as F_PATCH_COUNT
+    from focusnet.contract import FEATURE_PIXEL_SIZE_UM as F_PIXEL_SIZE_UM
+    from focusnet.contract import FEATURE_PROBABILITIES as F_PROBABILITIES
+    from focusnet.contract import FEATURES, PAPER_DOI, SHIPPED_BUNDLE, SHIPPED_ONNX
+    from focusnet.contract import LEGACY_FEATURE_CERTAINTY as LEGACY_CERTAINTY
+    from focusnet.contract import LEGACY_FEATURE_SCORE as LEGACY_SCORE
+    from focusnet.contract import MEASUREMENT_CATEGORY as CATEGORY
+    from focusnet.errors import ImageFormatError, ModelError
+    from focusnet.optics import Optics
+except ImportError as error:
+    # Without focusnet the module still loads, so pipelines that use it open; it measures nothing
+    # and says, before the first image, how to install what is missing (missing_requirements()).
+    FOCUSNET_IMPORT_ERROR = error
+    FEATURES = []
+    SHIPPED_OPTICS = None
+else:
+    FOCUSNET_IMPORT_ERROR = None
+    # The shipped model's training optics give the optics settings their defaults (a custom bundle's
+    # own optics are used while those settings say "No").
+    SHIPPED_OPTICS = Optics()
 
 LOGGER = logging.getLogger(__name__)
 
-COLUMN_TYPES = {feature: COLTYPE_FLOAT for feature in FEATURES + [LEGACY_SCORE, LEGACY_CERTAINTY]}
-COLUMN_TYPES[F_PATCH_COUNT] = COLTYPE_INTEGER
+COLUMN_TYPES = {feature: COLTYPE_FLOAT for feature in FEATURES}
+if FOCUSNET_IMPORT_ERROR is None:
+    COLUMN_TYPES.update({LEGACY_SCORE: COLTYPE_FLOAT, LEGACY_CERTAINTY: COLTYPE_FLOAT, F_PATCH_COUNT: COLTYPE_INTEGER})
 
 MODEL_SHIPPED = "Shipped with focusnet"
 MODEL_CUSTOM = "Custom bundle"
+#: What measuring with the shipped model needs besides CellProfiler's own packages (the packaged
+#: apps ship numpy, scipy, scikit-image and matplotlib): focusnet, and onnxruntime with the onnx
+#: package (which checks the model) and its protobuf.
+APP_PACKAGES = ("focusnet", "onnx", "onnxruntime", "protobuf")
 
-# The shipped model's training optics give the optics settings their defaults (a custom bundle's
-# own optics are used while those settings say "No").
-SHIPPED_OPTICS = Optics()
+
+def shipped_optics(name):
+    """A default of the optics settings: the shipped model's (NaN, never used, without focusnet)."""
+    return getattr(SHIPPED_OPTICS, name, float("nan"))
+
+
+def install_command():
+    """The one command that installs what this module needs into the Python running CellProfiler.
+
+    In the packaged apps (frozen, Python 3.8) that Python has no pip: the packages are installed
+    into this plugin's folder from any Python 3 with pip, as wheels for the app's Python and
+    platform, and without their dependencies, which the app already holds. Elsewhere, focusnet
+    with its onnx extra goes into the running Python.
+    """
+    if not getattr(sys, "frozen", False):
+        return '"%s" -m pip install "focusnet[onnx]"' % sys.executable
+    machine = platform.machine().lower()
+    if sys.platform == "win32":
+        wheel_platform = "win_amd64"
+    elif sys.platform == "darwin":
+        release = platform.mac_ver()[0].split(".")
+        wheel_platform = "macosx_%s_0_%s" % (release[0] if release[0] else "11", machine)
+    else:
+        wheel_platform = "manylinux2014_%s --platform manylinux_2_28_%s" % (machine, machine)
+    return ('python -m pip install --target "%s" --no-deps --only-binary=:all: --python-version %d.%d '
+            "--platform %s %s" % (PLUGIN_FOLDER, sys.version_info[0], sys.version_info[1], wheel_platform,
+                                  " ".join(APP_PACKAGES)))
+
+
+def missing_requirements(model=None):
+    """None when this module can measure here, else a message naming what is missing and the fix.
+
+    Parameters
+    ----------
+    model : str, optional
+        The custom model's path; None for the shipped model.
+    """
+    if FOCUSNET_IMPORT_ERROR is not None:
+        what = "the focusnet package, which this Python cannot import (%s)" % FOCUSNET_IMPORT_ERROR
+    else:
+        from focusnet.loader import missing_runtime
+
+        packages = missing_runtime(model)
+        if not packages:
+            return None
+        if packages == ["tensorflow"]:
+            return ("MeasureImageFocus: this model bundle runs with TensorFlow, which is not installed here. Choose "
+                    "the shipped model or an ONNX model (focusnet export --format onnx), which run with "
+                    "onnxruntime, or install TensorFlow: \"%s\" -m pip install tensorflow" % sys.executable)
+        what = "onnxruntime to run its model (%s cannot be imported)" % " and ".join(packages)
+    return ("MeasureImageFocus needs %s. Install it for CellProfiler (%s, Python %d.%d) with:\n    %s\nthen "
+            "restart CellProfiler." % (what, "the packaged app" if getattr(sys, "frozen", False) else sys.executable,
+                                       sys.version_info[0], sys.version_info[1], install_command()))
 
 
 def _interrupt(signum, frame):
@@ -136,9 +212,12 @@ class MeasureImageFocus(Module):
     # 1: the CellProfiler-plugins module (one setting: the image). 2: model and images.
     # 3: pixel size and objective. 4: the count 1.0 stands for in floating-point images.
     # 5: the old module's measurement names, kept for pipelines upgraded from it (hidden).
-    variable_revision_number = 5
+    # 6: the float-scale setting's text had a colon, which pipeline files use between a setting's text
+    # and its value: its value is repaired.
+    variable_revision_number = 6
     # CellProfiler 5 shows this in its citation list; the module help's References say the same.
-    doi = {"Please cite the following when using MeasureImageFocus:": "https://doi.org/" + PAPER_DOI}
+    doi = {} if FOCUSNET_IMPORT_ERROR else {
+        "Please cite the following when using MeasureImageFocus:": "https://doi.org/" + PAPER_DOI}
 
     def create_settings(self):
         self.image_groups = []
@@ -198,7 +277,7 @@ fine blur; for those, and for images that become smaller than one patch, train a
 your optics (`focusnet train --init`, see focusnet's docs/model.md).""",
         )
         self.pixel_size = Float(
-            "Pixel size in the sample plane (um)", SHIPPED_OPTICS.pixel_size_um, minval=0.001,
+            "Pixel size in the sample plane (um)", shipped_optics("pixel_size_um"), minval=0.001,
             doc="The size of one pixel in the sample plane, in micrometres: the camera pixel divided by the "
                 "total magnification (with binning).",
         )
@@ -211,15 +290,15 @@ give here: the distance at which your objective blurs as much as the model's lev
 (computed with focusnet's PSF). Select *No* for the lens the model was trained for (the
 shipped model: NA 0.5, air, 500 nm emission; level 10 is 17.9 um from focus).""",
         )
-        self.numerical_aperture = Float("Numerical aperture", SHIPPED_OPTICS.numerical_aperture, minval=0.01,
+        self.numerical_aperture = Float("Numerical aperture", shipped_optics("numerical_aperture"), minval=0.01,
                                         maxval=1.7, doc="The numerical aperture of your objective.")
         self.refractive_index = Float(
-            "Refractive index of the immersion medium", SHIPPED_OPTICS.refractive_index, minval=1.0, maxval=2.0,
+            "Refractive index of the immersion medium", shipped_optics("refractive_index"), minval=1.0, maxval=2.0,
             doc="1.0 for air, 1.33 for water, 1.515 for oil; it must exceed the numerical aperture.")
-        self.wavelength = Float("Emission wavelength (um)", SHIPPED_OPTICS.wavelength_um, minval=0.2, maxval=2.0,
+        self.wavelength = Float("Emission wavelength (um)", shipped_optics("wavelength_um"), minval=0.2, maxval=2.0,
                                 doc="The emission wavelength of the stain in micrometres (e.g. 0.461 for DAPI).")
         self.float_scale = Float(
-            "Count that 1.0 stands for in floating-point images (0: do not measure them)", 0.0, minval=0.0,
+            "Count that 1.0 stands for in floating-point images (0 to not measure them)", 0.0, minval=0.0,
             doc="""CellProfiler knows the raw camera counts of integer images (8-, 12-, 16- or 32-bit) from their
 type, but not of floating-point images: it hands them over as they are, with a scale of 1.0.
 focusnet judges blur against the photon noise of raw counts, so it cannot guess. Give the count
@@ -328,8 +407,8 @@ with **SaveImages**.""",
             variable_revision_number = 2
         if variable_revision_number == 2:
             # Pixel size and objective, after the model settings: the model's own, as before.
-            optics = ["No", str(SHIPPED_OPTICS.pixel_size_um), "No", str(SHIPPED_OPTICS.numerical_aperture),
-                      str(SHIPPED_OPTICS.refractive_index), str(SHIPPED_OPTICS.wavelength_um)]
+            optics = ["No", str(shipped_optics("pixel_size_um")), "No", str(shipped_optics("numerical_aperture")),
+                      str(shipped_optics("refractive_index")), str(shipped_optics("wavelength_um"))]
             setting_values = setting_values[:4] + optics + setting_values[4:]
             variable_revision_number = 3
         if variable_revision_number == 3:
@@ -342,13 +421,20 @@ with **SaveImages**.""",
             setting_values = (setting_values[:position] + ["Yes" if from_old_module else "No"]
                               + setting_values[position:])
             variable_revision_number = 5
-            if from_old_module:
+            if from_old_module and FOCUSNET_IMPORT_ERROR is None:
                 LOGGER.warning(
                     "MeasureImageFocus: this pipeline used the old CellProfiler-plugins module, now focusnet's. Its "
                     "measurements ImageFocus_%s_<image> (now the defocus level, 0 = in focus ... 10) and "
                     "ImageFocus_%s_<image> (the aggregate certainty) are still written for the modules that use "
                     "them; the new ones are ImageFocus_%s_<image>, ImageFocus_%s_<image> and more (see the "
                     "module's help).", LEGACY_SCORE, LEGACY_CERTAINTY, F_DEFOCUS_LEVEL, F_AGGREGATE_CERTAINTY)
+        if variable_revision_number == 5:
+            # Files saved at revisions 4 and 5 split that setting's text at its colon: the value read
+            # is the text's tail, a colon, then the value.
+            position = 1 + 3 + 6
+            setting_values = list(setting_values)
+            setting_values[position] = setting_values[position].rsplit(":", 1)[-1]
+            variable_revision_number = 6
         return setting_values, variable_revision_number
 
     def volumetric(self):
@@ -363,6 +449,12 @@ with **SaveImages**.""",
             from focusnet.loader import tensorflow_installed
 
             return str(SHIPPED_BUNDLE if tensorflow_installed() else SHIPPED_ONNX)
+        return self.custom_model_path()
+
+    def custom_model_path(self):
+        """The custom bundle's (or ONNX model's) path; None for the shipped model."""
+        if self.model_choice.value == MODEL_SHIPPED:
+            return None
         return os.path.join(self.model_directory.get_absolute_path(), self.model_file.value)
 
     def load_model(self):
@@ -378,6 +470,9 @@ with **SaveImages**.""",
     def check_model(self):
         """Raise ValidationError naming the setting if the bundle is not usable."""
         setting = self.model_choice if self.model_choice.value == MODEL_SHIPPED else self.model_file
+        problem = missing_requirements(self.custom_model_path())
+        if problem:
+            raise ValidationError(problem, setting)
         path = self.model_path()
         if not os.path.isfile(path):
             raise ValidationError("MeasureImageFocus: model bundle not found: %s" % path, setting)
@@ -411,6 +506,11 @@ with **SaveImages**.""",
     def prepare_run(self, workspace):
         end_promptly_on_signals()
         # Headless runs never call validate_module: check the bundle before the first image.
+        problem = missing_requirements(self.custom_model_path())
+        if problem:  # a missing package, not a setting to fix
+            LOGGER.error("%s", problem)
+            workspace.pipeline.report_prepare_run_error(self, problem)
+            return False
         try:
             self.check_model()
             self.check_objective()
@@ -554,6 +654,8 @@ with **SaveImages**.""",
 
     def features(self):
         """The features this module writes for each image (the old module's two as well, when set)."""
+        if FOCUSNET_IMPORT_ERROR is not None:  # it measures nothing (it says so before the first image)
+            return []
         return list(FEATURES) + ([LEGACY_SCORE, LEGACY_CERTAINTY] if self.legacy_measurements.value else [])
 
     def get_measurement_columns(self, pipeline):
@@ -561,7 +663,7 @@ with **SaveImages**.""",
                 for group in self.image_groups for feature in self.features()]
 
     def get_categories(self, pipeline, object_name):
-        return [CATEGORY] if object_name == IMAGE else []
+        return [CATEGORY] if object_name == IMAGE and self.features() else []
 
     def get_measurements(self, pipeline, object_name, category):
         return self.features() if object_name == IMAGE and category == CATEGORY else []

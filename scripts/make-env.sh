@@ -7,6 +7,8 @@
 #   scripts/make-env.sh tf1.12 DIR   Python 3.6 + tensorflow 1.12.3 (Fiji's default TF runtime)
 #   scripts/make-env.sh lint   DIR   the linter (ruff), on Python 3.12 or 3.11
 #   scripts/make-env.sh onnx   DIR   Python 3.12 (or 3.11) + focusnet[onnx], no TensorFlow
+#   scripts/make-env.sh app    DIR   Python 3.8 + numpy 1.23 + headless CellProfiler 4.2.8.1, as the packaged
+#                                    4.2 apps run; no TensorFlow and no focusnet (the tests add those)
 #
 # The TF1 environments only load exported bundles (tests/tf1_check.py); they
 # hold no focusnet.
@@ -54,9 +56,14 @@ find_python() {
 }
 
 case $name in
-main)
-    python=$(find_python 3.9) || die "Python 3.9 is required (CellProfiler 4.2 runs on it) and was not found.
+main | app)
+    if [[ $name == main ]]; then
+        python=$(find_python 3.9) || die "Python 3.9 is required (CellProfiler 4.2 runs on it) and was not found.
   Install it, e.g. 'pyenv install 3.9.18' (https://github.com/pyenv/pyenv) or your OS package 'python3.9 python3.9-venv python3.9-dev', then run make again."
+    else
+        python=$(find_python 3.8) || die "Python 3.8 is required (the packaged CellProfiler 4.2 apps run on it) and was not found.
+  Install it, e.g. 'pyenv install 3.8.18' (https://github.com/pyenv/pyenv), then run make again."
+    fi
     javac=$(command -v javac) || die "A Java Development Kit (JDK 11 or 17, with javac) is required to build python-javabridge for CellProfiler and was not found.
   Install it, e.g. 'apt-get install openjdk-17-jdk-headless' (Debian/Ubuntu) or 'brew install openjdk@17' (macOS), then run make again."
     JAVA_HOME=$(dirname "$(dirname "$(readlink -f "$javac")")")
@@ -73,7 +80,7 @@ latest | lint | onnx)
   Install it, e.g. 'pyenv install 3.12.1' or your OS package 'python3.12 python3.12-venv', then run make again."
     ;;
 *)
-    die "unknown environment '$name' (main, latest, onnx, tf1.15, tf1.12 or lint)"
+    die "unknown environment '$name' (main, app, latest, onnx, tf1.15, tf1.12 or lint)"
     ;;
 esac
 
@@ -91,9 +98,11 @@ fi
 
 # pip 22+ no longer runs on Python 3.6; old pips cannot always tell that from an index.
 "${pip[@]}" install --upgrade "${constraints[@]}" "pip$([[ $name == tf1.12 ]] && echo '<22')"
-if [[ $name == main ]]; then
+if [[ $name == main || $name == app ]]; then
     # Build prerequisites of python-javabridge, which must build without isolation.
-    "${pip[@]}" install --upgrade "${constraints[@]}" "setuptools>=64,<70" wheel "numpy<1.25" cython
+    # The same numpy as the environment's requirements (the packaged 4.2 apps ship 1.23).
+    numpy=$(grep -E '^numpy' "$requirements_in")
+    "${pip[@]}" install --upgrade "${constraints[@]}" "setuptools>=64,<70" wheel "$numpy" cython
     "${pip[@]}" install "${constraints[@]}" --no-build-isolation python-javabridge==4.0.3
 fi
 if [[ $name == tf1.* ]]; then
@@ -102,7 +111,7 @@ if [[ $name == tf1.* ]]; then
 else
     "${pip[@]}" install "${constraints[@]}" -r "$requirements_in"
 fi
-if [[ $name == main ]]; then
+if [[ $name == main || $name == app ]]; then
     "${pip[@]}" install "${constraints[@]}" --no-deps cellprofiler==4.2.8.1 cellprofiler-core==4.2.8.1
 fi
 if [[ $name == main || $name == latest || $name == onnx ]]; then

@@ -7,8 +7,12 @@ fixtures: they are marked ``shared_data`` and skip, with the reason, when it
 is absent.
 """
 
+import csv
 import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -19,6 +23,11 @@ EXAMPLES = REPO / "examples" / "images"
 TEST_IMAGES = REPO / "tests" / "data" / "images"
 #: The shipped in-focus image the shipped model never trained on.
 HELD_OUT_IN_FOCUS = EXAMPLES / "BBBC006_z_aligned__a07__s1__w1_10.tif"
+
+#: CellProfiler of the environment running the tests (the main one: 4.2.8.1; `make test-cp5`: 5).
+CELLPROFILER = Path(sys.executable).parent / "cellprofiler"
+#: The packaged 4.2 apps' Python 3.8 rebuilt as a virtual environment (scripts/make-env.sh app).
+APP_CELLPROFILER = REPO / ".venv-app" / "bin" / "cellprofiler"
 
 #: Fixtures that read ../shared/data: a test using any of them is marked shared_data.
 SHARED_FIXTURES = {"shared_in_focus_paths", "shared_out_of_focus_paths", "shared_data_zstack"}
@@ -107,3 +116,80 @@ def random_model_dir(tmp_path_factory):
     config = make_config("default", optics=Optics().to_dict(), augmentation={}, training={"settings": {"steps": 0}})
     save_model(directory, config, fold_inference_weights(network, ARCHITECTURES["default"]))
     return directory
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def run_cellprofiler(pipeline, images, out, *options, cellprofiler=CELLPROFILER, plugins=REPO / "plugins",
+                     env=None):
+    """Run a pipeline headless (``-c -r``) with the plugins in ``plugins``; return the CompletedProcess.
+
+    It runs in the output's parent folder, so nothing is imported from the working directory.
+    """
+    return subprocess.run(
+        [str(cellprofiler), "-c", "-r", "-p", str(pipeline), "-i", str(images), "-o", str(out),
+         "--plugins-directory", str(plugins), *options],
+        capture_output=True, text=True, timeout=900, cwd=Path(out).parent,
+        env={**os.environ, "JAVA_TOOL_OPTIONS": "-Xmx1g", **(env or {})},
+    )
+
+
+def run_pipeline(name, images, out, **options):
+    """Run one of pipelines/ headless; return the rows of its Image.csv and the CompletedProcess."""
+    result = run_cellprofiler(REPO / "pipelines" / name, images, out, **options)
+    # CellProfiler can exit 0 after dropping a plugin: judge by what it wrote.
+    table = out / "Image.csv"
+    assert table.is_file(), result.stdout[-2000:] + result.stderr[-4000:]
+    return read_csv(table), result
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory, in_focus_paths, out_of_focus_paths):
+    """Real images (as .tif), plus one smaller than a patch, a constant image and a dark field of pure noise."""
+    from focusnet.images import read_image, write_tiff
+
+    folder = tmp_path_factory.mktemp("cp_images")
+    for path in list(in_focus_paths[-2:]) + list(out_of_focus_paths[:2]):
+        write_tiff(folder / (path.stem[:40] + ".tif"), read_image(path))
+    write_tiff(folder / "tiny.tif", (np.arange(50 * 60) % 700 + 100).astype(np.uint16).reshape(50, 60))
+    write_tiff(folder / "constant.tif", np.full((300, 300), 120, np.uint16))
+    dark = np.random.default_rng(7).poisson(12, (300, 400)) + 100  # an empty, near-dark field: shot noise only
+    write_tiff(folder / "dark_field.tif", dark.astype(np.uint16))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def focusnet_predict(image_folder, tmp_path_factory):
+    """``focusnet predict`` of ``image_folder`` with the shipped model (as a bundle), by file name."""
+    from focusnet.contract import SHIPPED_BUNDLE
+
+    out = tmp_path_factory.mktemp("predict") / "focus.csv"
+    subprocess.run([sys.executable, "-m", "focusnet", "predict", str(image_folder), "--model", str(SHIPPED_BUNDLE),
+                    "--csv", str(out)], check=True, capture_output=True, timeout=900)
+    return {Path(row["image"]).name: row for row in read_csv(out)}
+
+
+def pip_environment():
+    """The environment for pip in a test: quiet, and caching inside the clone as scripts/make-env.sh does."""
+    return {**os.environ, "PIP_CACHE_DIR": str(REPO / ".cache" / "pip"), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "PIP_NO_INPUT": "1"}
+
+
+class Distributions(NamedTuple):
+    wheel: Path
+    sdist: Path
+
+
+@pytest.fixture(scope="session")
+def distributions(tmp_path_factory):
+    """focusnet's wheel and sdist, built from this tree by ``python -m build`` (isolated, as for a release)."""
+    out = tmp_path_factory.mktemp("dist")
+    result = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(REPO)], capture_output=True,
+                            text=True, timeout=900, env=pip_environment())
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (wheel,) = out.glob("focusnet-*.whl")
+    (sdist,) = out.glob("focusnet-*.tar.gz")
+    return Distributions(wheel, sdist)

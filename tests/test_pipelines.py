@@ -1,65 +1,28 @@
 """Real headless CellProfiler runs of the pipelines in pipelines/ with the MeasureImageFocus plugin."""
 
-import csv
 import math
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import CELLPROFILER, REPO, read_csv, run_pipeline
 from focusnet.contract import NUM_LEVELS
-from focusnet.contract import SHIPPED_BUNDLE as DEFAULT_BUNDLE
 from focusnet.images import read_image, write_tiff
 
 pytestmark = [pytest.mark.cellprofiler, pytest.mark.slow]
-CELLPROFILER = Path(sys.executable).parent / "cellprofiler"
-
-
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory, in_focus_paths, out_of_focus_paths):
-    """Real images (as .tif), plus one smaller than a patch, a constant image and a dark field of pure noise."""
-    folder = tmp_path_factory.mktemp("cp_images")
-    for path in list(in_focus_paths[-2:]) + list(out_of_focus_paths[:2]):
-        write_tiff(folder / (path.stem[:40] + ".tif"), read_image(path))
-    write_tiff(folder / "tiny.tif", (np.arange(50 * 60) % 700 + 100).astype(np.uint16).reshape(50, 60))
-    write_tiff(folder / "constant.tif", np.full((300, 300), 120, np.uint16))
-    dark = np.random.default_rng(7).poisson(12, (300, 400)) + 100  # an empty, near-dark field: shot noise only
-    write_tiff(folder / "dark_field.tif", dark.astype(np.uint16))
-    return folder
-
-
-def run_pipeline(name, images, out):
-    result = subprocess.run(
-        [str(CELLPROFILER), "-c", "-r", "-p", str(REPO / "pipelines" / name), "-i", str(images), "-o", str(out),
-         "--plugins-directory", str(REPO / "plugins")],
-        capture_output=True, text=True, timeout=900, env={**os.environ, "JAVA_TOOL_OPTIONS": "-Xmx1g"},
-    )
-    # CellProfiler can exit 0 after dropping a plugin: judge by what it wrote.
-    table = out / "Image.csv"
-    assert table.is_file(), result.stdout[-2000:] + result.stderr[-4000:]
-    return read_csv(table), result
-
-
-@pytest.fixture(scope="module")
-def focusnet_predict(image_folder, tmp_path_factory):
-    out = tmp_path_factory.mktemp("predict") / "focus.csv"
-    subprocess.run([sys.executable, "-m", "focusnet", "predict", str(image_folder), "--model", str(DEFAULT_BUNDLE),
-                    "--csv", str(out)], check=True, capture_output=True, timeout=900)
-    return {Path(row["image"]).name: row for row in read_csv(out)}
 
 
 def test_measure_focus_pipeline(image_folder, focusnet_predict, tmp_path):
     rows, result = run_pipeline("measure_focus.cppipe", image_folder, tmp_path / "out")
+    check_measure_focus_rows(rows, result, image_folder, focusnet_predict, tmp_path / "out")
+
+
+def check_measure_focus_rows(rows, result, image_folder, focusnet_predict, out):
+    """measure_focus.cppipe's table agrees with ``focusnet predict`` within 1e-5, and bad images are NaN rows."""
     by_name = {row["FileName_DNA"]: row for row in rows}
     assert sorted(by_name) == sorted(p.name for p in image_folder.glob("*.tif"))  # every image has a row
     columns = ["DefocusLevel", "MeanCertainty", "AggregateCertainty", "PatchCount", "ContentFraction", "DefocusUm",
@@ -85,7 +48,7 @@ def test_measure_focus_pipeline(image_folder, focusnet_predict, tmp_path):
                       "DefocusUmIsLowerBound": "defocus_um_lower_bound", "PixelSizeUm": "pixel_size_um"}.get(
                 column, "prob_" + column.replace("ProbabilityLevel", ""))
             assert float(row[f"ImageFocus_{column}_DNA"]) == pytest.approx(float(expected[source]), abs=1e-5), column
-        assert (tmp_path / "out" / (Path(name).stem + "_focus.png")).is_file()  # overlay saved
+        assert (out / (Path(name).stem + "_focus.png")).is_file()  # overlay saved
     levels = {name: float(row["ImageFocus_DefocusLevel_DNA"]) for name, row in by_name.items()}
     assert all(level <= 1 for name, level in levels.items() if name.startswith("BBBC006"))
     assert all(level >= 3 for name, level in levels.items() if name.startswith("MCF7"))

@@ -265,6 +265,7 @@ def test_saved_pipeline_round_trips():
     module.set_module_num(1)
     configure(module, ["DNA", "Actin"], overlay=True)
     module.image_groups[1].wants_overlay.value = False
+    module.float_scale.value = 4095.0
     pipeline = Pipeline()
     pipeline.add_module(module)
     text = io.StringIO()
@@ -273,8 +274,30 @@ def test_saved_pipeline_round_trips():
     assert [g.image_name.value for g in loaded.image_groups] == ["DNA", "Actin"]
     assert [g.wants_overlay.value for g in loaded.image_groups] == [True, False]
     assert loaded.image_groups[0].overlay_name.value == "OverlayDNA"
-    assert loaded.variable_revision_number == 5
+    assert loaded.float_scale.value == 4095.0  # a setting's text holds no colon: its value reads back
+    assert loaded.variable_revision_number == 6
     assert loaded.legacy_measurements.value is False  # new pipelines do not write the old names
+
+
+def test_a_pipeline_saved_at_revision_5_gets_its_float_scale_back():
+    # Revisions 4 and 5 named that setting with a colon: pipeline files split it as text "...(0" and
+    # value " do not measure them):4095.0".
+    text = (REPO / "pipelines" / "measure_focus.cppipe").read_text()
+    text = text.replace("variable_revision_number:6|show_window:False|notes:[]|batch_state:array([], dtype=uint8)|"
+                        "enabled:True|wants_pause:False]\n    Image count", "variable_revision_number:5|show_window:"
+                        "False|notes:[]|batch_state:array([], dtype=uint8)|enabled:True|wants_pause:False]\n    Image "
+                        "count")
+    text = text.replace("(0 to not measure them):0.0", "(0: do not measure them):4095.0")
+    assert "variable_revision_number:5|" in text and "(0: do not" in text
+    module = [m for m in load_pipeline(text).modules() if m.module_name == "MeasureImageFocus"][0]
+    assert module.float_scale.value == 4095.0
+
+
+@pytest.mark.parametrize("name", ["measure_focus.cppipe", "focus_qc.cppipe"])
+def test_the_shipped_pipelines_pass_the_guis_checks(name):
+    pipeline = load_pipeline((REPO / "pipelines" / name).read_text())
+    (module,) = [m for m in pipeline.modules() if m.module_name == "MeasureImageFocus"]
+    module.test_valid(pipeline)
 
 
 def test_an_onnx_model_measures_as_the_bundle_does(raw_images):

@@ -1,0 +1,124 @@
+"""MeasureImageFocus as users of the packaged CellProfiler 4.2 apps get it.
+
+Those apps run Python 3.8 with numpy 1.23 and have neither focusnet nor TensorFlow. The 'app'
+environment (scripts/make-env.sh app) rebuilds that Python with CellProfiler 4.2.8.1; focusnet's
+wheel and onnxruntime go into a plugins folder with the command docs/cellprofiler.md gives app
+users (pip install --target, run from another Python), and CellProfiler runs the pipelines
+headless with that folder as its plugins directory.
+"""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import APP_CELLPROFILER, REPO, pip_environment, run_cellprofiler, run_pipeline
+from test_pipelines import check_measure_focus_rows
+
+pytestmark = [pytest.mark.packaging, pytest.mark.slow]
+
+PLUGIN = REPO / "plugins" / "measureimagefocus.py"
+APP_PYTHON = APP_CELLPROFILER.parent / "python"
+#: What the plugin asks app users to install (plugins/measureimagefocus.py, APP_PACKAGES).
+RUNTIME_PACKAGES = ["onnx", "onnxruntime", "protobuf"]
+
+if not APP_CELLPROFILER.is_file():
+    pytest.skip(f"the packaged-app environment is missing ({APP_CELLPROFILER.parent.parent}); build it with "
+                "'make app-env' (make test does)", allow_module_level=True)
+
+
+def install_into(folder, *packages):
+    """The app users' command: wheels for Python 3.8 on this platform, without dependencies, into ``folder``."""
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(folder), "--no-deps",
+               "--only-binary=:all:", "--python-version", "3.8", "--platform", "manylinux2014_x86_64",
+               "--platform", "manylinux_2_28_x86_64", *map(str, packages)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=pip_environment())
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def plugins_folder(path, *packages):
+    """A plugins folder holding the plugin and, installed beside it, ``packages``."""
+    path.mkdir()
+    shutil.copy(PLUGIN, path)
+    if packages:
+        install_into(path, *packages)
+    return path
+
+
+@pytest.fixture(scope="module")
+def app_plugins(tmp_path_factory, distributions):
+    return plugins_folder(tmp_path_factory.mktemp("app") / "plugins", distributions.wheel, *RUNTIME_PACKAGES)
+
+
+def test_the_app_environment_is_the_packaged_apps_python(tmp_path):
+    probe = subprocess.run(
+        [str(APP_PYTHON), "-c", "import sys, importlib.util as u, numpy, cellprofiler_core; "
+         "print('%d.%d' % sys.version_info[:2], numpy.__version__[:4], cellprofiler_core.__version__, "
+         "[n for n in ('tensorflow', 'focusnet', 'onnxruntime') if u.find_spec(n)])"],
+        capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert probe.stdout.split() == ["3.8", "1.23", "4.2.8.1", "[]"]
+
+
+def test_the_packaged_app_measures_as_tensorflow_does(app_plugins, image_folder, focusnet_predict, tmp_path):
+    # The plugin finds the shipped model inside the installed wheel (no model settings) and, without
+    # TensorFlow, runs its ONNX form: every value within 1e-5 of focusnet predict with TensorFlow.
+    rows, result = run_pipeline("measure_focus.cppipe", image_folder, tmp_path / "out",
+                                cellprofiler=APP_CELLPROFILER, plugins=app_plugins)
+    check_measure_focus_rows(rows, result, image_folder, focusnet_predict, tmp_path / "out")
+
+
+def check_stops_before_the_first_image(folder, image_folder, tmp_path, *expected):
+    """A headless run stops before measuring with ``expected`` in its output, and the GUI's check says the same."""
+    out = tmp_path / "out"
+    result = run_cellprofiler(REPO / "pipelines" / "measure_focus.cppipe", image_folder, out,
+                              cellprofiler=APP_CELLPROFILER, plugins=folder)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert not (out / "Image.csv").exists()
+    assert "measureimagefocus.py" not in output  # no traceback from the module (CellProfiler prints MySQL's)
+    for text in expected:
+        assert text in output
+    # The GUI checks each module with test_valid (settings, then validate_module) and shows its error.
+    pipeline = REPO / "pipelines" / "measure_focus.cppipe"
+    gui = subprocess.run([str(APP_PYTHON), "-c", GUI_CHECK, str(folder), str(pipeline)], capture_output=True,
+                         text=True, timeout=300, cwd=tmp_path)
+    assert gui.stdout.startswith("ValidationError: "), gui.stdout + gui.stderr[-3000:]
+    for text in expected:
+        assert text in gui.stdout
+    return output
+
+
+GUI_CHECK = """
+import sys
+import cellprofiler_core.preferences as preferences
+preferences.set_headless()
+preferences.set_plugin_directory(sys.argv[1], globally=False)
+from cellprofiler_core.pipeline import Pipeline
+from cellprofiler_core.setting import ValidationError
+from cellprofiler_core.utilities.core.modules import fill_modules
+fill_modules()
+pipeline = Pipeline()
+pipeline.load(sys.argv[2])
+(module,) = [m for m in pipeline.modules() if m.module_name == "MeasureImageFocus"]
+try:
+    module.test_valid(pipeline)
+except ValidationError as error:
+    print("ValidationError: " + error.message)
+else:
+    print("valid")
+"""
+
+
+def test_without_focusnet_the_module_says_what_to_install_before_the_first_image(image_folder, tmp_path):
+    folder = plugins_folder(tmp_path / "plugins")  # the plugin file alone
+    output = check_stops_before_the_first_image(folder, image_folder, tmp_path, "needs the focusnet package",
+                                                '-m pip install "focusnet[onnx]"')
+    assert str(APP_PYTHON.parent) in output  # the Python to install into
+
+
+def test_without_onnxruntime_the_module_says_what_to_install_before_the_first_image(image_folder, tmp_path,
+                                                                                    distributions):
+    folder = plugins_folder(tmp_path / "plugins", distributions.wheel)
+    check_stops_before_the_first_image(folder, image_folder, tmp_path, "needs onnxruntime to run its model",
+                                       "onnx and onnxruntime cannot be imported", '-m pip install "focusnet[onnx]"')
