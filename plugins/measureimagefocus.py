@@ -178,9 +178,13 @@ def missing_requirements(model=None):
                     "the shipped model or an ONNX model (focusnet export --format onnx), which run with "
                     "onnxruntime, or install TensorFlow: \"%s\" -m pip install tensorflow" % sys.executable)
         what = "onnxruntime to run its model (%s cannot be imported)" % " and ".join(packages)
-    return ("MeasureImageFocus needs %s. Install it for CellProfiler (%s, Python %d.%d) with:\n    %s\nthen "
-            "restart CellProfiler." % (what, "the packaged app" if getattr(sys, "frozen", False) else sys.executable,
-                                       sys.version_info[0], sys.version_info[1], install_command()))
+    if getattr(sys, "frozen", False):
+        python = "the packaged app, Python %d.%d) from any Python 3 with pip (on Windows 'py' for 'python'" % (
+            sys.version_info[:2])
+    else:
+        python = "%s, Python %d.%d" % ((sys.executable,) + sys.version_info[:2])
+    return ("MeasureImageFocus needs %s. Install it for CellProfiler (%s) with:\n    %s\nthen restart CellProfiler."
+            % (what, python, install_command()))
 
 
 def _interrupt(signum, frame):

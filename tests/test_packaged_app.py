@@ -1,15 +1,20 @@
 """MeasureImageFocus as users of the packaged CellProfiler 4.2 apps get it.
 
 Those apps run Python 3.8 with numpy 1.23 and have neither focusnet nor TensorFlow. The 'app'
-environment (scripts/make-env.sh app) rebuilds that Python with CellProfiler 4.2.8.1; focusnet's
-wheel and onnxruntime go into a plugins folder with the command docs/cellprofiler.md gives app
-users (pip install --target, run from another Python), and CellProfiler runs the pipelines
-headless with that folder as its plugins directory.
+environment (scripts/make-env.sh app) rebuilds that Python with CellProfiler 4.2.8.1. The module,
+told it is frozen as in the apps, gives the command that installs what it misses; that command
+(pip install --target the plugins folder, run from another Python) installs focusnet's wheel and
+onnxruntime, and CellProfiler runs the pipelines headless with that folder as its plugins
+directory.
 """
 
+import functools
+import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +25,7 @@ pytestmark = [pytest.mark.packaging, pytest.mark.slow]
 
 PLUGIN = REPO / "plugins" / "measureimagefocus.py"
 APP_PYTHON = APP_CELLPROFILER.parent / "python"
-#: What the plugin asks app users to install (plugins/measureimagefocus.py, APP_PACKAGES).
+#: What the plugin asks app users to install besides focusnet (plugins/measureimagefocus.py, APP_PACKAGES).
 RUNTIME_PACKAGES = ["onnx", "onnxruntime", "protobuf"]
 
 if not APP_CELLPROFILER.is_file():
@@ -28,26 +33,54 @@ if not APP_CELLPROFILER.is_file():
                 "'make app-env' (make test does)", allow_module_level=True)
 
 
-def install_into(folder, *packages):
-    """The app users' command: wheels for Python 3.8 on this platform, without dependencies, into ``folder``."""
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(folder), "--no-deps",
-               "--only-binary=:all:", "--python-version", "3.8", "--platform", "manylinux2014_x86_64",
-               "--platform", "manylinux_2_28_x86_64", *map(str, packages)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=pip_environment())
-    assert result.returncode == 0, result.stderr[-3000:]
+FROZEN_MESSAGE = """
+import sys
+sys.frozen = True  # as PyInstaller sets it in the packaged apps: the module then gives the app users' command
+sys.path.insert(0, sys.argv[1])
+import cellprofiler_core.preferences as preferences
+preferences.set_headless()
+import measureimagefocus
+print(measureimagefocus.missing_requirements())
+"""
 
 
 def plugins_folder(path, *packages):
-    """A plugins folder holding the plugin and, installed beside it, ``packages``."""
+    """A plugins folder holding the plugin, with ``packages`` installed beside it."""
     path.mkdir()
     shutil.copy(PLUGIN, path)
     if packages:
-        install_into(path, *packages)
+        command = [str(path if token == str(APP_COMMAND_FOLDER) else token) for token in app_command()]
+        command = command[:command.index("focusnet")] + [str(package) for package in packages]
+        result = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True, timeout=900,
+                                env=pip_environment())
+        assert result.returncode == 0, result.stderr[-3000:]
     return path
+
+
+APP_COMMAND_FOLDER = Path(tempfile.gettempdir()) / "focusnet-app-plugins"
+
+
+@functools.lru_cache
+def app_command():
+    """The command the module gives users of the packaged apps when focusnet is missing, as arguments."""
+    shutil.rmtree(APP_COMMAND_FOLDER, ignore_errors=True)
+    APP_COMMAND_FOLDER.mkdir()
+    shutil.copy(PLUGIN, APP_COMMAND_FOLDER)
+    result = subprocess.run([str(APP_PYTHON), "-c", FROZEN_MESSAGE, str(APP_COMMAND_FOLDER)], capture_output=True,
+                            text=True, timeout=300, cwd=APP_COMMAND_FOLDER)
+    shutil.rmtree(APP_COMMAND_FOLDER)
+    message = result.stdout
+    assert "needs the focusnet package" in message and "(the packaged app, Python 3.8)" in message, result.stderr
+    command = shlex.split(message.splitlines()[1])  # the indented line after "... with:"
+    assert command[:4] == ["python", "-m", "pip", "install"]
+    assert command[command.index("--target") + 1] == str(APP_COMMAND_FOLDER)  # into the plugin's own folder
+    assert command[command.index("focusnet"):] == ["focusnet", *RUNTIME_PACKAGES]
+    return command
 
 
 @pytest.fixture(scope="module")
 def app_plugins(tmp_path_factory, distributions):
+    """The plugins folder of an app user who ran the module's command (focusnet as the wheel built here)."""
     return plugins_folder(tmp_path_factory.mktemp("app") / "plugins", distributions.wheel, *RUNTIME_PACKAGES)
 
 

@@ -1,0 +1,86 @@
+"""The release: ``python -m build`` makes a wheel and an sdist that install and measure on their own."""
+
+import email
+import subprocess
+import sys
+import tarfile
+import zipfile
+
+import pytest
+
+from conftest import EXAMPLES, REPO, pip_environment, read_csv
+from focusnet import __version__
+from focusnet.contract import PAPER_DOI, SHIPPED_BUNDLE, SHIPPED_ONNX
+
+pytestmark = [pytest.mark.packaging, pytest.mark.slow]
+
+#: The shipped models, as paths inside the package.
+MODEL_FILES = [path.relative_to(REPO).as_posix() for path in (SHIPPED_BUNDLE, SHIPPED_ONNX)]
+#: A Python without TensorFlow to make the fresh virtual environment from (scripts/make-env.sh onnx).
+ONNX_PYTHON = REPO / ".venv-onnx" / "bin" / "python"
+
+
+def test_the_wheel_holds_the_licence_the_models_and_complete_metadata(distributions):
+    with zipfile.ZipFile(distributions.wheel) as wheel:
+        names = wheel.namelist()
+        info = f"focusnet-{__version__}.dist-info"
+        metadata = email.message_from_string(wheel.read(f"{info}/METADATA").decode("utf-8"))
+        assert wheel.read(f"{info}/licenses/LICENSE") == (REPO / "LICENSE").read_bytes()
+        for name in MODEL_FILES:
+            assert wheel.read(name) == (REPO / name).read_bytes()
+        entry_points = wheel.read(f"{info}/entry_points.txt").decode()
+    assert "focusnet/export/bioimageio_package.py" in names  # `focusnet export` is installed
+    assert not [name for name in names if name.startswith(("tests/", "plugins/", "fiji/", "scripts/"))]
+    assert "focusnet = focusnet.cli:main" in entry_points
+    assert metadata["Name"] == "focusnet" and metadata["Version"] == __version__
+    assert metadata["Requires-Python"] == ">=3.8"
+    assert metadata["License"] == "Apache-2.0" and metadata["License-File"] == "LICENSE"
+    assert PAPER_DOI in metadata["Project-URL"]
+    assert metadata["Description-Content-Type"] == "text/markdown"
+    assert metadata.get_payload().strip() == (REPO / "README.md").read_text().strip()
+    classifiers = metadata.get_all("Classifier")
+    assert [f"Programming Language :: Python :: 3.{minor}" in classifiers for minor in range(8, 14)] == [True] * 6
+    assert {"onnx", "tf", "dask"} <= set(metadata.get_all("Provides-Extra"))
+    assert any(requirement.startswith("onnxruntime") and 'extra == "onnx"' in requirement
+               for requirement in metadata.get_all("Requires-Dist"))
+
+
+def test_the_sdist_holds_the_licence_the_models_and_the_sources(distributions):
+    with tarfile.open(distributions.sdist) as sdist:
+        root = f"focusnet-{__version__}/"
+        names = {name[len(root):] for name in sdist.getnames()}
+        for name in ["LICENSE", "README.md", "setup.cfg", "pyproject.toml", "PKG-INFO", "export/onnxexport.py",
+                     *MODEL_FILES]:
+            assert name in names, name
+        assert sdist.extractfile(root + MODEL_FILES[1]).read() == (REPO / MODEL_FILES[1]).read_bytes()
+
+
+@pytest.mark.skipif(not ONNX_PYTHON.is_file(), reason="the onnx environment is missing (make test builds it)")
+def test_a_fresh_venv_with_the_wheel_measures_the_examples(distributions, tmp_path):
+    """``pip install focusnet-*.whl[onnx]`` in a new venv: it measures as TensorFlow does, with the shipped model."""
+    venv = tmp_path / "venv"
+    subprocess.run([str(ONNX_PYTHON), "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", f"{distributions.wheel}[onnx]", "-c",
+         str(REPO / "requirements" / "onnx.lock")], capture_output=True, text=True, timeout=900,
+        env=pip_environment())
+    assert install.returncode == 0, install.stderr[-3000:]
+    images = sorted(EXAMPLES.glob("*.tif"))
+    # From a folder outside the clone, so only the installed package can be imported.
+    found = subprocess.run(
+        [str(python), "-c", "import focusnet, importlib.util as u; from focusnet.contract import SHIPPED_ONNX as m; "
+         "print(focusnet.__file__); print(m.is_file()); print(u.find_spec('tensorflow') is None)"],
+        capture_output=True, text=True, check=True, cwd=tmp_path)
+    package, onnx_found, no_tensorflow = found.stdout.split()
+    assert package.startswith(str(venv)) and onnx_found == "True" and no_tensorflow == "True"
+    subprocess.run([str(venv / "bin" / "focusnet"), "predict", *map(str, images), "--csv", "installed.csv"],
+                   check=True, capture_output=True, timeout=900, cwd=tmp_path)
+    subprocess.run([sys.executable, "-m", "focusnet", "predict", *map(str, images), "--model", str(SHIPPED_BUNDLE),
+                    "--csv", str(tmp_path / "tensorflow.csv")], check=True, capture_output=True, timeout=900)
+    installed, tensorflow = read_csv(tmp_path / "installed.csv"), read_csv(tmp_path / "tensorflow.csv")
+    assert [row["image"] for row in installed] == [row["image"] for row in tensorflow] == [str(p) for p in images]
+    for measured, expected in zip(installed, tensorflow):
+        assert measured["defocus_level"] == expected["defocus_level"]
+        for column in [name for name in expected if name.startswith("prob_")] + ["aggregate_certainty"]:
+            assert float(measured[column]) == pytest.approx(float(expected[column]), abs=1e-5), column
