@@ -16,16 +16,19 @@ ONNX_READY := .venv-onnx/.focusnet-installed
 # The packaged CellProfiler 4.2 apps' Python 3.8 with CellProfiler and without focusnet or TensorFlow:
 # the tests install focusnet's wheel the way app users do and run the pipelines there.
 APP_READY := .venv-app/.complete
+# CellProfiler 5 (nightly, pinned): the module's and the pipelines' tests run there too.
+CP5_READY := .venv-cp5/.focusnet-installed
 DEMO_IMAGE := examples/images/BBBC006_z_aligned__a07__s1__w1_10.tif
 DEMO_OUT := demo-output
 # Keep tool caches (matplotlib fonts) inside the clone.
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
-.PHONY: help env app-env tf1-envs demo test test-fast test-main test-latest lint bench clean
+.PHONY: help env app-env tf1-envs demo test test-fast test-main test-latest test-cp5 lint bench clean
 
 help:
 	@echo "make demo    simulate defocus of a real image and measure it with the shipped model (builds .venv on first use)"
 	@echo "make test    lint, then run every test in both environments (builds them on first use)"
+	@echo "make test-cp5   the CellProfiler module's tests on CellProfiler 5 (part of make test)"
 	@echo "make test-fast  the library's logic only (no subprocesses, training, TF1 or CellProfiler): seconds"
 	@echo "make lint    ruff on the whole repository"
 	@echo "make env     only build the main environment (.venv: Python 3.9, TF 2.15.1, CellProfiler 4.2.8.1)"
@@ -47,6 +50,9 @@ $(VENV_LINT)/.complete: requirements/lint.in requirements/lint.lock scripts/make
 
 $(APP_READY): requirements/app.in requirements/app.lock scripts/make-env.sh
 	scripts/make-env.sh app .venv-app
+
+.venv-cp5/.complete: requirements/cp5.in requirements/cp5.lock scripts/make-env.sh
+	scripts/make-env.sh cp5 .venv-cp5
 
 .venv-onnx/.complete: requirements/onnx.in requirements/onnx.lock scripts/make-env.sh
 	scripts/make-env.sh onnx .venv-onnx
@@ -79,7 +85,7 @@ demo: $(VENV)/.focusnet-installed
 	@echo "CellProfiler (headless, pipelines/measure_focus.cppipe on examples/images):"
 	@echo "                        $(DEMO_OUT)/cellprofiler/Image.csv, overlays $(DEMO_OUT)/cellprofiler/*_focus.png"
 
-test: lint test-main test-latest
+test: lint test-main test-latest test-cp5
 
 lint: $(VENV_LINT)/.complete
 	$(VENV_LINT)/bin/ruff check .
@@ -97,6 +103,10 @@ test-main: $(VENV)/.focusnet-installed $(TF1_READY) $(ONNX_READY) $(APP_READY)
 test-latest: $(VENV_LATEST)/.focusnet-installed $(TF1_READY) $(ONNX_READY)
 	$(VENV_LATEST)/bin/python -m pytest -m "not cellprofiler and not packaging"
 
+# The module and the pipelines on CellProfiler 5 (Python 3.11), headless and offline.
+test-cp5: $(CP5_READY)
+	.venv-cp5/bin/python -m pytest -m cellprofiler tests/test_plugin.py tests/test_pipelines.py
+
 # Accuracy and speed against CellProfiler's classic focus metrics (minutes); figures go to
 # benchmarks/results/ (docs/benchmarks.md explains them).
 bench: $(VENV)/.focusnet-installed
@@ -109,4 +119,4 @@ bench: $(VENV)/.focusnet-installed
 	$(VENV)/bin/python benchmarks/onnxruntime_vs_tensorflow.py --json benchmarks/results/onnx.json | tee benchmarks/results/onnx.md
 
 clean:
-	rm -rf $(VENV) $(VENV_LATEST) $(VENV_LINT) .venv-tf1.15 .venv-tf1.12 .venv-onnx .venv-app $(DEMO_OUT) .cache build *.egg-info
+	rm -rf $(VENV) $(VENV_LATEST) $(VENV_LINT) .venv-tf1.15 .venv-tf1.12 .venv-onnx .venv-app .venv-cp5 $(DEMO_OUT) .cache build *.egg-info

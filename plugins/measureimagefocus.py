@@ -21,6 +21,19 @@ intensity scale. For floating-point images, whose counts CellProfiler cannot kno
 gives the count that 1.0 stands for; without it they are not measured. An image that cannot be
 measured gets NaN measurements and a warning naming it; the run goes on.
 
+Installing
+^^^^^^^^^^
+
+This file goes into your plugins folder (*File > Preferences > CellProfiler plugins
+directory*). It needs the *focusnet* package and onnxruntime (or TensorFlow) in the Python
+running CellProfiler; if they are missing, this module says so before the first image, with
+the command that installs them. For the packaged Windows and macOS apps (Python 3.8), that
+command installs them into the plugins folder from any Python 3 with pip, for example on
+Windows: ``py -m pip install --target "%USERPROFILE%\\CellProfiler-plugins" --no-deps
+--only-binary=:all: --python-version 3.8 --platform win_amd64 focusnet onnx onnxruntime
+protobuf``. For CellProfiler installed with pip: ``python -m pip install "focusnet[onnx]"``.
+Then restart CellProfiler. More: focusnet's docs/cellprofiler.md.
+
 |
 
 ============ ============ ===============

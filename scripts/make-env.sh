@@ -7,6 +7,7 @@
 #   scripts/make-env.sh tf1.12 DIR   Python 3.6 + tensorflow 1.12.3 (Fiji's default TF runtime)
 #   scripts/make-env.sh lint   DIR   the linter (ruff), on Python 3.12 or 3.11
 #   scripts/make-env.sh onnx   DIR   Python 3.12 (or 3.11) + focusnet[onnx], no TensorFlow
+#   scripts/make-env.sh cp5    DIR   Python 3.11 + CellProfiler 5 (nightly, pinned) + TensorFlow 2.15.1, headless
 #   scripts/make-env.sh app    DIR   Python 3.8 + numpy 1.23 + headless CellProfiler 4.2.8.1, as the packaged
 #                                    4.2 apps run; no TensorFlow and no focusnet (the tests add those)
 #
@@ -75,12 +76,16 @@ tf1.15 | tf1.12)
     python=$(find_python "$version") || die "Python $version is required to prove bundles load in TensorFlow ${name#tf} (Fiji's runtime) and was not found.
   Install it, e.g. 'pyenv install $version' (https://github.com/pyenv/pyenv), then run make again."
     ;;
+cp5)
+    python=$(find_python 3.11 || find_python 3.10) || die "Python 3.11 or 3.10 is required for CellProfiler 5 (scipy < 1.11) and was not found.
+  Install it, e.g. 'pyenv install 3.11.7', then run make again."
+    ;;
 latest | lint | onnx)
     python=$(find_python 3.12 || find_python 3.11) || die "Python 3.12 or 3.11 is required for the '$name' environment and was not found.
   Install it, e.g. 'pyenv install 3.12.1' or your OS package 'python3.12 python3.12-venv', then run make again."
     ;;
 *)
-    die "unknown environment '$name' (main, app, latest, onnx, tf1.15, tf1.12 or lint)"
+    die "unknown environment '$name' (main, app, cp5, latest, onnx, tf1.15, tf1.12 or lint)"
     ;;
 esac
 
@@ -114,7 +119,10 @@ fi
 if [[ $name == main || $name == app ]]; then
     "${pip[@]}" install "${constraints[@]}" --no-deps cellprofiler==4.2.8.1 cellprofiler-core==4.2.8.1
 fi
-if [[ $name == main || $name == latest || $name == onnx ]]; then
+if [[ $name == cp5 ]]; then
+    "${pip[@]}" install "${constraints[@]}" --no-deps cellprofiler-nightly==5.0.0.dev784
+fi
+if [[ $name == main || $name == latest || $name == onnx || $name == cp5 ]]; then
     # focusnet itself, editable; its dependencies are all installed above.
     "${pip[@]}" install --no-deps --no-build-isolation -e "$root"
 fi

@@ -8,6 +8,7 @@ is absent.
 """
 
 import csv
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -26,6 +27,18 @@ HELD_OUT_IN_FOCUS = EXAMPLES / "BBBC006_z_aligned__a07__s1__w1_10.tif"
 
 #: CellProfiler of the environment running the tests (the main one: 4.2.8.1; `make test-cp5`: 5).
 CELLPROFILER = Path(sys.executable).parent / "cellprofiler"
+#: CellProfiler 5 tries to download Bio-Formats on its first start; offline, only its own readers are used.
+def _cellprofiler_major_version():
+    for distribution in ("cellprofiler-core", "cellprofiler-core-nightly"):
+        try:
+            return int(importlib.metadata.version(distribution).split(".")[0])
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return None
+
+
+CELLPROFILER_5 = (_cellprofiler_major_version() or 0) >= 5
+READER_OPTIONS = ["-e", "imageio_reader", "imageio_reader_v3"] if CELLPROFILER_5 else []
 #: The packaged 4.2 apps' Python 3.8 rebuilt as a virtual environment (scripts/make-env.sh app).
 APP_CELLPROFILER = REPO / ".venv-app" / "bin" / "cellprofiler"
 
@@ -123,18 +136,23 @@ def read_csv(path):
         return list(csv.DictReader(handle))
 
 
+def cellprofiler_command(pipeline, images, out, *options, cellprofiler=CELLPROFILER, plugins=REPO / "plugins"):
+    """The arguments of a headless run (``-c -r``) of ``pipeline`` with the plugins in ``plugins``."""
+    readers = READER_OPTIONS if cellprofiler == CELLPROFILER else []
+    return [str(cellprofiler), "-c", "-r", "-p", str(pipeline), "-i", str(images), "-o", str(out),
+            "--plugins-directory", str(plugins), *readers, *map(str, options)]
+
+
 def run_cellprofiler(pipeline, images, out, *options, cellprofiler=CELLPROFILER, plugins=REPO / "plugins",
-                     env=None):
-    """Run a pipeline headless (``-c -r``) with the plugins in ``plugins``; return the CompletedProcess.
+                     heap="1g"):
+    """Run a pipeline headless; return the CompletedProcess.
 
     It runs in the output's parent folder, so nothing is imported from the working directory.
     """
-    return subprocess.run(
-        [str(cellprofiler), "-c", "-r", "-p", str(pipeline), "-i", str(images), "-o", str(out),
-         "--plugins-directory", str(plugins), *options],
-        capture_output=True, text=True, timeout=900, cwd=Path(out).parent,
-        env={**os.environ, "JAVA_TOOL_OPTIONS": "-Xmx1g", **(env or {})},
-    )
+    return subprocess.run(cellprofiler_command(pipeline, images, out, *options, cellprofiler=cellprofiler,
+                                               plugins=plugins),
+                          capture_output=True, text=True, timeout=900, cwd=Path(out).parent,
+                          env={**os.environ, "JAVA_TOOL_OPTIONS": f"-Xmx{heap}"})
 
 
 def run_pipeline(name, images, out, **options):

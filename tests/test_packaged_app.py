@@ -9,6 +9,7 @@ directory.
 """
 
 import functools
+import json
 import shlex
 import shutil
 import subprocess
@@ -155,3 +156,23 @@ def test_without_onnxruntime_the_module_says_what_to_install_before_the_first_im
     folder = plugins_folder(tmp_path / "plugins", distributions.wheel)
     check_stops_before_the_first_image(folder, image_folder, tmp_path, "needs onnxruntime to run its model",
                                        "onnx and onnxruntime cannot be imported", '-m pip install "focusnet[onnx]"')
+
+
+@pytest.mark.parametrize("system", ["Windows", "macOS"])
+def test_the_documented_commands_for_the_apps_find_wheels_for_their_python(system, distributions, tmp_path):
+    # docs/cellprofiler.md's command for each app, resolved for real (pip --dry-run, no install);
+    # focusnet is the wheel built here until it is on PyPI.
+    text = (REPO / "docs" / "cellprofiler.md").read_text()
+    (block,) = [block for block in text.split("```")[1::2] if block.lstrip("batsh\n").lstrip(": #").startswith(system)]
+    line = " ".join(row.split("::")[0].strip().rstrip("\\^") for row in block.splitlines()[1:]
+                    if row.strip() and not row.lstrip().startswith(("#", "::")))
+    command = shlex.split(line)
+    assert command[:4] in (["py", "-m", "pip", "install"], ["python3", "-m", "pip", "install"])
+    command[command.index("--target") + 1] = str(tmp_path / "plugins")
+    command[command.index("focusnet")] = str(distributions.wheel)
+    report = tmp_path / "report.json"
+    result = subprocess.run([sys.executable, *command[1:], "--dry-run", "--quiet", "--report", str(report)],
+                            capture_output=True, text=True, timeout=600, env=pip_environment())
+    assert result.returncode == 0, result.stderr[-3000:]
+    installed = {item["metadata"]["name"] for item in json.loads(report.read_text())["install"]}
+    assert installed == {"focusnet", *RUNTIME_PACKAGES}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CELLPROFILER, REPO, read_csv, run_pipeline
+from conftest import CELLPROFILER_5, REPO, cellprofiler_command, read_csv, run_cellprofiler, run_pipeline
 from focusnet.contract import NUM_LEVELS
 from focusnet.images import read_image, write_tiff
 
@@ -77,9 +77,7 @@ def test_headless_run_with_a_missing_bundle_stops_before_the_first_image(image_f
     assert "Focus model:Custom bundle" in text
     pipeline = tmp_path / "bad.cppipe"
     pipeline.write_text("\n".join(lines) + "\n")
-    result = subprocess.run(
-        [str(CELLPROFILER), "-c", "-r", "-p", str(pipeline), "-i", str(image_folder), "-o", str(tmp_path / "out"),
-         "--plugins-directory", str(REPO / "plugins")], capture_output=True, text=True, timeout=900)
+    result = run_cellprofiler(pipeline, image_folder, tmp_path / "out")
     output = result.stdout + result.stderr
     assert "model bundle not found" in output and "Model bundle file" in output
     assert not (tmp_path / "out" / "Image.csv").exists()
@@ -92,10 +90,7 @@ def test_split_runs_give_the_same_results(image_folder, tmp_path):
     parts = []
     for first, last in ((1, 3), (4, 7)):
         out = tmp_path / f"part{first}"
-        subprocess.run(
-            [str(CELLPROFILER), "-c", "-r", "-p", str(REPO / "pipelines" / "measure_focus.cppipe"), "-i",
-             str(image_folder), "-o", str(out), "--plugins-directory", str(REPO / "plugins"), "-f", str(first), "-l",
-             str(last)], capture_output=True, text=True, timeout=900)
+        run_cellprofiler(REPO / "pipelines" / "measure_focus.cppipe", image_folder, out, "-f", first, "-l", last)
         parts += read_csv(out / "Image.csv")
     assert len(parts) == len(whole) == 7
     column = "ImageFocus_AggregateCertainty_DNA"
@@ -163,7 +158,17 @@ def test_a_bad_image_between_good_ones_is_a_nan_row_not_the_end_of_the_run(case,
         assert float(by_file[good]["ImageFocus_DefocusLevel_DNA"]) <= 1
     level = float(by_file["b_case.tif"]["ImageFocus_DefocusLevel_DNA"])
     log = result.stdout + result.stderr
-    if warning is None:  # 32-bit integers holding 16-bit counts are measured as those counts
+    if CELLPROFILER_5:
+        # CellProfiler 5's imageio readers hand these files over differently: NaN and Inf become 0,
+        # integers are mapped to their type's range with a matching scale, floats are rescaled. The
+        # module then sees other faults (a NaN row and a warning naming the file) or values it
+        # cannot tell from counts (negative int16, float counts: measured, here the sharp image's
+        # level). Either way the run goes on.
+        if math.isnan(level):
+            assert re.search(r"MeasureImageFocus: b_case\.tif.*its focus measurements are NaN", log), log[-3000:]
+        else:
+            assert level <= 1
+    elif warning is None:  # 32-bit integers holding 16-bit counts are measured as those counts
         assert level == float(by_file["a_good.tif"]["ImageFocus_DefocusLevel_DNA"])
         assert float(by_file["b_case.tif"]["ImageFocus_AggregateCertainty_DNA"]) == pytest.approx(
             float(by_file["a_good.tif"]["ImageFocus_AggregateCertainty_DNA"]), abs=1e-5)
@@ -183,8 +188,7 @@ def test_a_signal_ends_a_headless_run_promptly(signal_number, tmp_path, in_focus
     for index in range(400):
         write_tiff(folder / f"img_{index:03d}.tif", sharp)
     process = subprocess.Popen(
-        [str(CELLPROFILER), "-c", "-r", "-p", str(REPO / "pipelines" / "measure_focus.cppipe"), "-i", str(folder),
-         "-o", str(tmp_path / "out"), "--plugins-directory", str(REPO / "plugins")],
+        cellprofiler_command(REPO / "pipelines" / "measure_focus.cppipe", folder, tmp_path / "out"),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "JAVA_TOOL_OPTIONS": "-Xmx1g"})
     measured = 0
@@ -214,16 +218,14 @@ def test_a_20000_pixel_image_is_measured_with_bounded_memory(tmp_path, in_focus_
     big = np.tile(sharp, (20000 // sharp.shape[0] + 1, 20000 // sharp.shape[1] + 1))[:20000, :20000]
     write_tiff(folder / "big.tif", big)
     del big
-    result = subprocess.run(
-        [str(CELLPROFILER), "-c", "-r", "-p", str(REPO / "pipelines" / "measure_focus.cppipe"), "-i", str(folder),
-         "-o", str(tmp_path / "out"), "--plugins-directory", str(REPO / "plugins")],
-        capture_output=True, text=True, timeout=900, env={**os.environ, "JAVA_TOOL_OPTIONS": "-Xmx4g"})
+    result = run_cellprofiler(REPO / "pipelines" / "measure_focus.cppipe", folder, tmp_path / "out", heap="4g")
     (row,) = read_csv(tmp_path / "out" / "Image.csv")
     assert float(row["ImageFocus_DefocusLevel_DNA"]) <= 1, result.stderr[-3000:]
     assert int(row["ImageFocus_PatchCount_DNA"]) == (20000 // 84) ** 2
     # Before: 12 GB and a crash. Now CellProfiler's own share (its float64 image, 3.2 GB, and the
     # Java heap) dominates; the module adds float32 counts (1.6 GB) and a small overlay.
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 10 * 2**20  # kB
+    # CellProfiler 5's own share is larger: 10.3 GB peak measured with its imageio reader.
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < (11 if CELLPROFILER_5 else 10) * 2**20  # kB
 
 
 def test_an_old_pipeline_flagging_on_the_old_measurement_still_runs(tmp_path, in_focus_paths, out_of_focus_paths):
@@ -242,10 +244,7 @@ def test_an_old_pipeline_flagging_on_the_old_measurement_still_runs(tmp_path, in
     folder.mkdir()
     write_tiff(folder / "a_sharp.tif", read_image(in_focus_paths[0]))
     write_tiff(folder / "b_blurred.tif", read_image(out_of_focus_paths[0]))
-    result = subprocess.run(
-        [str(CELLPROFILER), "-c", "-r", "-p", str(pipeline), "-i", str(folder), "-o", str(tmp_path / "out"),
-         "--plugins-directory", str(REPO / "plugins")],
-        capture_output=True, text=True, timeout=900, env={**os.environ, "JAVA_TOOL_OPTIONS": "-Xmx1g"})
+    result = run_cellprofiler(pipeline, folder, tmp_path / "out")
     rows = {row["FileName_DNA"]: row for row in read_csv(tmp_path / "out" / "Image.csv")}
     assert set(rows) == {"a_sharp.tif", "b_blurred.tif"}, result.stderr[-3000:]
     assert "does not exist" not in result.stderr

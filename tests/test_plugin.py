@@ -16,6 +16,8 @@ pytest.importorskip("cellprofiler_core")
 import cellprofiler_core.preferences  # noqa: E402
 
 cellprofiler_core.preferences.set_headless()  # first, before other CellProfiler imports
+# CellProfiler 5 loads plugins once, when cellprofiler_core.modules is first imported.
+cellprofiler_core.preferences.set_plugin_directory(str(REPO / "plugins"), globally=False)
 
 from cellprofiler_core.image import Image, ImageSetList  # noqa: E402
 from cellprofiler_core.measurement import Measurements  # noqa: E402
@@ -209,6 +211,12 @@ def test_missing_or_damaged_bundle_fails_before_the_first_image(tmp_path):
     assert errors and "Model bundle file" in errors[0][1]
 
 
+def test_the_help_says_how_to_install_and_what_to_cite():
+    assert "Installing" in plugin.__doc__ and '"focusnet[onnx]"' in plugin.__doc__
+    assert "--python-version 3.8" in plugin.__doc__  # the packaged apps' way
+    assert plugin.MeasureImageFocus.doi and "10.1186/s12859-018-2087-4" in plugin.__doc__
+
+
 def test_shipped_bundle_passes_the_checks():
     workspace, module = make_workspace({})
     module.validate_module(workspace.pipeline)
@@ -237,11 +245,14 @@ MeasureImageFocus:[module_num:1|svn_version:'Unknown'|variable_revision_number:1
 
 
 def load_pipeline(text):
+    from cellprofiler_core.constants.modules import all_modules
     from cellprofiler_core.preferences import set_plugin_directory
     from cellprofiler_core.utilities.core.modules import fill_modules
 
     set_plugin_directory(str(REPO / "plugins"), globally=False)
-    fill_modules()
+    # CellProfiler 5 has loaded the plugin with its modules, and filling them again would lose it.
+    if "MeasureImageFocus" not in all_modules:
+        fill_modules()
     pipeline = Pipeline()
     errors = []
     pipeline.add_listener(lambda caller, event: errors.append(event) if "LoadException" in type(event).__name__
