@@ -1,10 +1,12 @@
 """The release: ``python -m build`` makes a wheel and an sdist that install and measure on their own."""
 
 import email
+import shutil
 import subprocess
 import sys
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +18,6 @@ pytestmark = [pytest.mark.packaging, pytest.mark.slow]
 
 #: The shipped models, as paths inside the package.
 MODEL_FILES = [path.relative_to(REPO).as_posix() for path in (SHIPPED_BUNDLE, SHIPPED_ONNX)]
-#: A Python without TensorFlow to make the fresh virtual environment from (scripts/make-env.sh onnx).
-ONNX_PYTHON = REPO / ".venv-onnx" / "bin" / "python"
 
 
 def test_the_wheel_holds_the_licence_the_models_and_complete_metadata(distributions):
@@ -55,11 +55,29 @@ def test_the_sdist_holds_the_licence_the_models_and_the_sources(distributions):
         assert sdist.extractfile(root + MODEL_FILES[1]).read() == (REPO / MODEL_FILES[1]).read_bytes()
 
 
-@pytest.mark.skipif(not ONNX_PYTHON.is_file(), reason="the onnx environment is missing (make test builds it)")
-def test_a_fresh_venv_with_the_wheel_measures_the_examples(distributions, tmp_path):
+def find_python(version):
+    """A CPython of ``version`` (e.g. "3.13") in pyenv's versions or on the PATH, or None."""
+    candidates = []
+    if shutil.which("pyenv"):
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
+        candidates += sorted(Path(root).glob(f"versions/{version}.*/bin/python{version}"), reverse=True)
+    candidates.append(shutil.which(f"python{version}"))  # pyenv's shims fail unless the version is selected
+    check = f"import sys; sys.exit('%d.%d' % sys.version_info[:2] != '{version}')"
+    return next((Path(candidate) for candidate in candidates
+                 if candidate and subprocess.run([str(candidate), "-c", check], capture_output=True).returncode == 0),
+                None)
+
+
+# The versions requirements/onnx.lock (the versions pinned for measuring) has wheels for; Python 3.8
+# is tested with the packaged CellProfiler apps' Python (test_packaged_app.py).
+@pytest.mark.parametrize("version", ["3.12", "3.13"])
+def test_a_fresh_venv_with_the_wheel_measures_the_examples(version, distributions, tmp_path):
     """``pip install focusnet-*.whl[onnx]`` in a new venv: it measures as TensorFlow does, with the shipped model."""
+    python = find_python(version)
+    if python is None:
+        pytest.skip(f"no Python {version} here (pyenv install {version})")
     venv = tmp_path / "venv"
-    subprocess.run([str(ONNX_PYTHON), "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", f"{distributions.wheel}[onnx]", "-c",
