@@ -68,10 +68,12 @@ def find_python(version):
                 None)
 
 
-# The versions requirements/onnx.lock (the versions pinned for measuring) has wheels for; Python 3.8
-# is tested with the packaged CellProfiler apps' Python (test_packaged_app.py).
-@pytest.mark.parametrize("version", ["3.12", "3.13"])
-def test_a_fresh_venv_with_the_wheel_measures_the_examples(version, distributions, tmp_path):
+# Each Python with the lock pinning its versions: onnx.lock (the versions pinned for measuring) has
+# wheels for 3.12 and 3.13, onnx-py310.lock pins 3.10's. Python 3.8 is tested with the packaged
+# CellProfiler apps' Python (test_packaged_app.py), 3.9 and 3.11 in the main and CellProfiler 5 environments.
+@pytest.mark.parametrize(("version", "lock"), [("3.10", "onnx-py310.lock"), ("3.12", "onnx.lock"),
+                                               ("3.13", "onnx.lock")])
+def test_a_fresh_venv_with_the_wheel_measures_the_examples(version, lock, distributions, tmp_path):
     """``pip install focusnet-*.whl[onnx]`` in a new venv: it measures as TensorFlow does, with the shipped model."""
     python = find_python(version)
     if python is None:
@@ -81,7 +83,7 @@ def test_a_fresh_venv_with_the_wheel_measures_the_examples(version, distribution
     python = venv / "bin" / "python"
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", f"{distributions.wheel}[onnx]", "-c",
-         str(REPO / "requirements" / "onnx.lock")], capture_output=True, text=True, timeout=900,
+         str(REPO / "requirements" / lock)], capture_output=True, text=True, timeout=900,
         env=pip_environment())
     assert install.returncode == 0, install.stderr[-3000:]
     images = sorted(EXAMPLES.glob("*.tif"))
