@@ -43,7 +43,7 @@ def _percent(value) -> str:
     return f"{value:.1%}"
 
 
-def _evaluation_section(evaluation, directory, weights_sha256) -> list:
+def _evaluation_section(evaluation, directory, weights_sha256, trained=()) -> list:
     from .evaluate import REAL_IMAGE_EXPECTATIONS
 
     if evaluation is None:
@@ -91,10 +91,12 @@ def _evaluation_section(evaluation, directory, weights_sha256) -> list:
         expectation = " ".join(str(part) for part in REAL_IMAGE_EXPECTATIONS[check["kind"]])
         rows = check["images"]
         passed = sum(row["as_expected"] for row in rows)
+        seen = [row["image"] for row in rows if row["image"] in trained]
         lines += ["", f"{title} (`{check['folder']}`), expected level {expectation}: {passed} of {len(rows)} as "
-                      "expected.", "", "| image | level | aggregate certainty |", "|---|---|---|"]
-        lines += [f"| `{row['image'][:48]}` | {_level(row['defocus_level'])} | {row['aggregate_certainty']:.2f} |"
-                  for row in rows]
+                      "expected." + (f" {len(seen)} of them were training images (marked *trained*)." if seen else ""),
+                  "", "| image | level | aggregate certainty |", "|---|---|---|"]
+        lines += [f"| `{row['image'][:48]}`{' (*trained*)' if row['image'] in trained else ''} | "
+                  f"{_level(row['defocus_level'])} | {row['aggregate_certainty']:.2f} |" for row in rows]
     lines += ["", f"Measured with focusnet {evaluation['focusnet_version']} on {evaluation['platform']}, with:", "",
               "```bash", evaluation["command"], "```"]
     return lines
@@ -119,6 +121,23 @@ def _run_summary(training: dict, settings: dict) -> str:
     return (f"{training.get('completed_steps', 0)} of {settings['steps']} steps, batch {settings['batch_size']}, "
             f"Adam, learning rate {settings['learning_rate']:g} with cosine decay, seed {settings['seed']}. "
             f"Log: `{TRAINING_LOG_FILE}`, curves: `{TRAINING_PLOT_FILE}`.")
+
+
+def _training_command(training: dict, optics: dict) -> str:
+    """The recorded training command, stating the defocus phase the model was simulated with.
+
+    ``focusnet train`` simulates with the exact phase unless ``--defocus-phase`` says
+    otherwise, and models of format 2 and earlier were simulated with the paraxial one
+    without recording it: the phase is added to a command that lacks it, so the command
+    reproduces the model whatever the default.
+    """
+    command = training.get("command")
+    if not command:
+        return "(command not recorded)"
+    phase = optics.get("defocus_phase")
+    if phase and command.startswith("focusnet train ") and "--defocus-phase" not in command.split():
+        command += f" --defocus-phase {phase}"
+    return command
 
 
 def render_card(directory) -> str:
@@ -166,10 +185,11 @@ def render_card(directory) -> str:
         "From the repository root, in the environment `make env` builds (relative paths are as given), training:",
         "",
         "```bash",
-        training.get("command") or "(command not recorded)",
+        _training_command(training, optics),
         "```",
         "",
-        *_evaluation_section(read_evaluation(directory), directory, config["weights"]["sha256"]),
+        *_evaluation_section(read_evaluation(directory), directory, config["weights"]["sha256"],
+                             {Path(p).name for p in training.get("images", [])}),
         "",
         "## Known limits",
         "",
@@ -177,8 +197,10 @@ def render_card(directory) -> str:
         "pixel; other magnifications, stains or textures may be measured less accurately.",
         f"- Levels are absolute only for optics similar to the simulated ones (NA {optics['numerical_aperture']}, "
         f"{optics['wavelength_um'] * 1000:g} nm emission); a higher NA blurs faster per micrometre of defocus.",
-        "- Patches showing only background carry little information: they get low certainty and little "
-        "weight in the whole-image answer, and an image with no structure at all is uncertain.",
+        "- Patches without structure above their noise (empty background, dark frames) are not judged: they are "
+        "marked (`content` 0) and left out of the whole-image answer, and an image without any such structure "
+        "gets no level (\"no content\").",
+        "- Levels are distances from focus: above and below focus look the same.",
         "",
     ]
     return "\n".join(lines)
