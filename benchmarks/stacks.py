@@ -60,7 +60,7 @@ def main():
     arguments = parser.parse_args()
 
     from focusnet.loader import load_model
-    from focusnet.zstack import predict_stack
+    from focusnet.stacks import predict_stack
 
     sizes = [(8, 260, 348)] if arguments.smoke else [(40, 520, 696), (40, 2048, 2048)]
     repeats = 1 if arguments.smoke else 3

@@ -96,7 +96,8 @@ def export_bundle(model=None, out=None, overwrite: bool = False) -> Path:
     if out.is_dir() and not (out / MANIFEST_FILE).is_file():
         raise ExportError(f"{out} exists and is not a focusnet bundle: refusing to overwrite it")
     if out.exists() and not overwrite:
-        raise ExportError(f"{out} exists: refusing to overwrite it (give --overwrite to replace a bundle)")
+        raise ExportError(f"{out} exists: refusing to overwrite it",
+                          setting="overwrite")
     if not out.parent.is_dir():
         raise ExportError(f"{out}: folder {out.parent} does not exist; create it first")
     graph, image, patches, probabilities = build_serving_graph(model)

@@ -35,7 +35,8 @@ def export_source_and_target(model, out, overwrite: bool, what: str):
         raise ExportError(f"an output path is required: {what}")
     out = Path(out)
     if out.exists() and not overwrite:
-        raise ExportError(f"{out} exists: refusing to overwrite it (give --overwrite to replace it)")
+        raise ExportError(f"{out} exists: refusing to overwrite it",
+                          setting="overwrite")
     if not out.parent.is_dir():
         raise ExportError(f"{out}: folder {out.parent} does not exist; create it first")
     return model, out

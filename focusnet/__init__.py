@@ -19,7 +19,7 @@ _LAZY = {
     "predict_image": "inference",
     "FocusPrediction": "inference",
     "predict_paths": "batch",
-    "predict_stack": "zstack",
+    "predict_stack": "stacks",
     "ImageResult": "batch",
     "load_model": "loader",
     "read_image": "images",

@@ -15,12 +15,12 @@ from typing import Iterator, List, Optional
 
 import numpy as np
 
-from .contract import IMAGE_COLUMNS
 from .errors import FocusnetError, InvalidParameterError
 from .figures import is_focusnet_overlay
 from .images import find_images, read_image_file
 from .inference import FocusPrediction, choose_pixel_size, predict_image
 from .loader import load_model
+from .records import image_record, patch_records
 
 
 @dataclasses.dataclass
@@ -59,6 +59,10 @@ class ImageResult:
     def reason(self) -> str:
         """Why the image was not measured ('' when it was)."""
         return "" if self.error is None else str(self.error)
+
+    def record(self) -> dict:
+        """The image's record: its row of :data:`~focusnet.contract.IMAGE_COLUMNS` (see :mod:`focusnet.records`)."""
+        return image_record(self.path, self.prediction, self.error, self.pixel_size_um, self.pixel_size_source)
 
 
 def predict_paths(paths, model=None, scale=None, progress: bool = False, pixel_size_um=None,
@@ -121,49 +125,6 @@ def _measure_each(files, model, scale, progress, pixel_size_um, objective) -> It
         yield ImageResult(path, prediction, None, image, size, source)
 
 
-def format_number(value) -> str:
-    """A CSV cell: floats with enough digits that a value read back equals the float32 result."""
-    return f"{value:.9g}" if isinstance(value, float) else str(value)
-
-
-def image_row(result: ImageResult) -> List[str]:
-    """The row of :data:`focusnet.contract.IMAGE_COLUMNS` for one image (NaN when not measured).
-
-    An image without content keeps its patch count and a content fraction of 0.
-    """
-    size = format_number(float(result.pixel_size_um)) if result.pixel_size_um is not None else "nan"
-    prediction = result.prediction
-    if prediction is None:
-        patches = getattr(result.error, "num_patches", 0)
-        content = format_number(float(getattr(result.error, "content_fraction", float("nan"))))
-        measured = IMAGE_COLUMNS.index("patches") - 1  # level, certainties, probabilities
-        return [result.path] + ["nan"] * measured + [str(patches), content, "nan", "nan", size,
-                                                     result.pixel_size_source]
-    return ([result.path, str(prediction.defocus_level), format_number(prediction.mean_certainty),
-             format_number(prediction.aggregate_certainty)]
-            + [format_number(float(p)) for p in prediction.distribution]
-            + [str(prediction.num_patches), format_number(prediction.content_fraction),
-               format_number(float(prediction.defocus_um)), str(int(prediction.defocus_um_lower_bound)), size,
-               result.pixel_size_source])
-
-
-def patch_rows(result: ImageResult) -> Iterator[List[str]]:
-    """The rows of :data:`focusnet.contract.PATCH_COLUMNS` for one image (none when not measured).
-
-    Patches without content have ``content`` 0 and NaN level, certainty,
-    probabilities and ``defocus_um``.
-    """
-    if result.prediction is None:
-        return
-    size = str(result.prediction.patch_size)
-    for patch in result.prediction.patch_rows():
-        level = "nan" if patch["defocus_level"] is None else str(patch["defocus_level"])
-        yield ([result.path] + [str(patch[key]) for key in ("row", "col", "y", "x")] + [level]
-               + [format_number(patch["certainty"])] + [format_number(float(p)) for p in patch["probabilities"]]
-               + [str(int(patch["content"])), format_number(patch["defocus_um"]), size,
-                  str(int(patch["defocus_um_lower_bound"])) if patch["content"] else "nan"])
-
-
 # --- a batch written to files: safe outputs, committed image by image ---------------------------------------------
 
 #: Overlays are named ``<image stem>`` + this.
@@ -210,17 +171,26 @@ class BatchPlan:
         return self.overlay_dir / f"{Path(path).stem}{OVERLAY_SUFFIX}" if self.overlay_dir else None
 
 
-def _check_output_file(path: Path, what: str) -> None:
+def check_output_file(path: Path, setting: str) -> None:
+    """Raise before anything is measured if a table could not be written at ``path``.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``path`` is a folder, or its folder is missing, a file or not writable.
+    """
     folder = path.parent
     if path.is_dir():
-        raise InvalidParameterError(f"{what} {path} is a folder; give a file name, e.g. {path / 'focus.csv'}")
+        raise InvalidParameterError(f"{path} is a folder; give a file name, e.g. {path / 'focus.csv'}",
+                                    setting=setting)
     if not folder.exists():
-        raise InvalidParameterError(f"{what} {path}: folder {folder} does not exist; create it first")
+        raise InvalidParameterError(f"{path}: folder {folder} does not exist; create it first", setting=setting)
     if not folder.is_dir():
-        raise InvalidParameterError(f"{what} {path}: {folder} is a file, not a folder; choose another path")
+        raise InvalidParameterError(f"{path}: {folder} is a file, not a folder; choose another path",
+                                    setting=setting)
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise InvalidParameterError(f"{what} {path}: folder {folder} is not writable; choose a folder you can "
-                                    "write to")
+        raise InvalidParameterError(f"{path}: folder {folder} is not writable; choose a folder you can write to",
+                                    setting=setting)
 
 
 def plan_batch(paths, csv, patches_csv=None, overlay_dir=None) -> BatchPlan:
@@ -242,7 +212,8 @@ def plan_batch(paths, csv, patches_csv=None, overlay_dir=None) -> BatchPlan:
     patches_csv = Path(patches_csv) if patches_csv else None
     overlay_dir = Path(overlay_dir) if overlay_dir else None
     if overlay_dir is not None and overlay_dir.exists() and not overlay_dir.is_dir():
-        raise InvalidParameterError(f"--overlay-dir {overlay_dir} is a file, not a folder; choose another path")
+        raise InvalidParameterError(f"overlay folder {overlay_dir} is a file, not a folder; choose another path",
+                                    setting="overlay_dir")
     duplicates = []
     files = find_images(paths, duplicates=duplicates)
     if duplicates:
@@ -255,31 +226,32 @@ def plan_batch(paths, csv, patches_csv=None, overlay_dir=None) -> BatchPlan:
                      "left out")
     if not files:
         raise InvalidParameterError("no images left to measure")
-    outputs = [("--csv", csv)] + ([("--patches-csv", patches_csv)] if patches_csv else [])
+    outputs = [("csv", csv)] + ([("patches_csv", patches_csv)] if patches_csv else [])
     if patches_csv and csv.resolve() == patches_csv.resolve():
-        raise InvalidParameterError(f"--csv and --patches-csv are the same file ({csv}); give two paths")
+        raise InvalidParameterError(f"the image and patch tables are the same file ({csv}); give two paths",
+                                    setting="patches_csv")
     inputs = {Path(f).resolve(): f for f in files}
     plan = BatchPlan(files, csv, patches_csv, overlay_dir, notes)
-    for flag, path in outputs + [("journal", plan.journal)]:
+    for setting, path in outputs + [("csv", plan.journal)]:
         if path.resolve() in inputs:
-            raise InvalidParameterError(f"{flag} {path} is an input image: refusing to write over it; choose "
-                                        "another output path")
-    for flag, path in outputs:
-        _check_output_file(path, flag)
+            raise InvalidParameterError(f"{path} is an input image: refusing to write over it; choose another "
+                                        "output path", setting=setting)
+    for setting, path in outputs:
+        check_output_file(path, setting)
     if overlay_dir is not None:
         seen = {}
         for f in files:
             overlay = plan.overlay(f).resolve()
             if overlay in inputs:
                 raise InvalidParameterError(f"the overlay of {f} would replace the input {inputs[overlay]}; choose "
-                                            "another --overlay-dir")
+                                            "another overlay folder", setting="overlay_dir")
             if overlay in seen:
                 raise InvalidParameterError(f"{seen[overlay]} and {f} would share the overlay {plan.overlay(f)}; "
-                                            "measure them in separate runs or rename one")
+                                            "measure them in separate runs or rename one", setting="overlay_dir")
             seen[overlay] = f
         if overlay_dir.exists() and not os.access(overlay_dir, os.W_OK | os.X_OK):
-            raise InvalidParameterError(f"--overlay-dir {overlay_dir} is not writable; choose a folder you can "
-                                        "write to")
+            raise InvalidParameterError(f"overlay folder {overlay_dir} is not writable; choose a folder you can "
+                                        "write to", setting="overlay_dir")
     return plan
 
 
@@ -297,8 +269,8 @@ def measure_entry(path, model, overlay=None, scale=None, pixel_size_um=None, obj
     Returns
     -------
     dict
-        ``image``, ``row`` (:data:`~focusnet.contract.IMAGE_COLUMNS`), ``patches`` (rows, if
-        asked for), ``summary`` (None when not measured), ``warning`` (why not) and ``notes``.
+        ``image``, ``record`` (see :func:`focusnet.records.image_record`), ``patches`` (patch
+        records, if asked for), ``summary`` (None when not measured), ``warning`` (why not) and ``notes``.
     """
     from .figures import save_overlay
     from .files import replacing
@@ -312,29 +284,42 @@ def measure_entry(path, model, overlay=None, scale=None, pixel_size_um=None, obj
                                 title=f"{Path(result.path).name}: level {prediction.defocus_level}, "
                                       f"aggregate certainty {prediction.aggregate_certainty:.2f}")
         notes += [f"{result.path}: {note}"] if note else []
-    return {"image": result.path, "row": image_row(result), "patches": list(patch_rows(result)) if patches else [],
+    return {"image": result.path, "record": result.record(),
+            "patches": list(patch_records(result.path, prediction)) if patches and prediction is not None else [],
             "summary": describe(prediction) if prediction is not None else None,
             "warning": None if prediction is not None else result.reason, "notes": notes}
 
 
 def _entries(files, plan, model, options, progress, workers, scheduler):
-    """Each file's entry as it is finished: here, one at a time, or on a Dask cluster."""
+    """``(key, entry)`` of each file as it is finished: here, one at a time, or on a Dask cluster."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(files), desc="predict", unit="image", disable=not progress or len(files) < 2)
     try:
         if workers is None and scheduler is None:
-            for path in files:
-                yield measure_entry(path, model, plan.overlay(path), **options)
-                bar.update(1)
-            return
-        from .cluster import measure_on_cluster
+            entries = (measure_entry(path, model, plan.overlay(path), **options) for path in files)
+        else:
+            from .cluster import measure_on_cluster
 
-        for entry in measure_on_cluster(measure_entry, files, plan, model, options, workers, scheduler):
-            yield entry
+            entries = measure_on_cluster(measure_entry, files, plan.overlay, model, options, workers, scheduler)
+        for entry in entries:
+            yield journal_key(entry["image"]), entry
             bar.update(1)
     finally:
         bar.close()
+
+
+def journal_key(path) -> str:
+    """What identifies an input in a journal: its absolute path."""
+    return str(Path(path).resolve())
+
+
+def model_identity(model) -> str:
+    """The SHA-256 of a model's config: what a journal records to refuse resuming with another model."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(model.config, sort_keys=True).encode()).hexdigest()
 
 
 def run_batch(plan: BatchPlan, model, scale=None, pixel_size_um=None, objective=None, resume: bool = False,
@@ -342,7 +327,7 @@ def run_batch(plan: BatchPlan, model, scale=None, pixel_size_um=None, objective=
               scheduler: str | None = None) -> dict:
     """Measure a planned batch, committing each image to the journal, then write the tables.
 
-    Each image's rows are in the journal (``<csv>.journal``, see
+    Each image's records are in the journal (``<csv>.journal``, see
     :mod:`focusnet.journal`) before the next image starts. The tables are
     written from the journal at the end, whole and in input order, and the
     journal is removed. Interrupted (a signal, a crash, a full disk), the
@@ -365,50 +350,36 @@ def run_batch(plan: BatchPlan, model, scale=None, pixel_size_um=None, objective=
     Returns
     -------
     dict
-        The journal's entries by image (``row``, ``patches``, ``summary``,
+        The journal's entries by image (``record``, ``patches``, ``summary``,
         ``warning``), in input order.
     """
-    import csv
-    import hashlib
-    import json
-
-    from .contract import PATCH_COLUMNS
-    from .files import replacing
-    from .journal import Journal
+    from .contract import IMAGE_COLUMNS, PATCH_COLUMNS
+    from .journal import run_journaled
+    from .records import write_csv
 
     if workers is not None or scheduler is not None:
         from .cluster import check_cluster
 
         check_cluster(workers, scheduler)  # before the journal: a refused run leaves nothing behind
-    config = json.dumps(model.config, sort_keys=True).encode()
-    header = {"command": "predict", "inputs": [str(Path(f).resolve()) for f in plan.files],
-              "model": hashlib.sha256(config).hexdigest(), "scale": scale, "pixel_size_um": pixel_size_um,
+    header = {"command": "predict", "inputs": [journal_key(f) for f in plan.files], "model": model_identity(model),
+              "scale": scale, "pixel_size_um": pixel_size_um,
               "objective": dataclasses.asdict(objective) if objective is not None else None,
               "patches_csv": plan.patches_csv is not None, "overlay_dir": str(plan.overlay_dir or "")}
-    try:
-        journal = Journal.resume(plan.journal, header) if resume else Journal.start(plan.journal, header)
-    except OSError as error:
-        raise InvalidParameterError(f"cannot write {plan.journal} ({error.strerror or error}); choose a folder you "
-                                    "can write to") from None
-    with journal:
-        todo = [f for f in plan.files if str(Path(f).resolve()) not in journal.entries]
+    options = {"scale": scale, "pixel_size_um": pixel_size_um, "objective": objective,
+               "patches": plan.patches_csv is not None}
+
+    def measure(todo):
         if plan.overlay_dir is not None:
             plan.overlay_dir.mkdir(parents=True, exist_ok=True)
-        options = {"scale": scale, "pixel_size_um": pixel_size_um, "objective": objective,
-                   "patches": plan.patches_csv is not None}
-        for entry in _entries(todo, plan, model, options, progress, workers, scheduler):
-            journal.record(str(Path(entry["image"]).resolve()), **entry)
-            if on_result is not None:
-                on_result(entry)
-        entries = [journal.entries[str(Path(f).resolve())] for f in plan.files]
-        tables = [(plan.csv, IMAGE_COLUMNS, [[entry["row"]] for entry in entries])]
+        todo = set(todo)
+        files = [f for f in plan.files if journal_key(f) in todo]
+        return _entries(files, plan, model, options, progress, workers, scheduler)
+
+    def write(entries):
+        write_csv(plan.csv, IMAGE_COLUMNS, [entry["record"] for entry in entries])
         if plan.patches_csv:
-            tables.append((plan.patches_csv, PATCH_COLUMNS, [entry["patches"] for entry in entries]))
-        for path, columns, rows in tables:
-            with replacing(path) as temporary, open(temporary, "w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(columns)
-                for image_rows in rows:
-                    writer.writerows(image_rows)
-    journal.remove()
+            write_csv(plan.patches_csv, PATCH_COLUMNS, [patch for entry in entries for patch in entry["patches"]])
+
+    entries = run_journaled(plan.journal, header, header["inputs"], measure, write, resume=resume,
+                            on_entry=on_result)
     return {entry["image"]: entry for entry in entries}

@@ -1,9 +1,9 @@
-"""Measuring a batch on a Dask cluster: a local one (``--workers N``) or a running scheduler.
+"""Measuring a batch on a Dask cluster: a local one (N worker processes) or a running scheduler.
 
 Each worker process loads the model once (focusnet's model cache) and runs
 :func:`focusnet.batch.measure_entry`, the same function a run on one machine
 uses, so the tables are the same; the caller commits each entry to the
-journal as it arrives, so interruption and ``--resume`` work as they do here.
+journal as it arrives, so interruption and resuming work as they do here.
 """
 
 from __future__ import annotations
@@ -32,17 +32,18 @@ def check_cluster(workers: int | None, scheduler: str | None) -> None:
         Both or a bad count given, or Dask's distributed scheduler missing.
     """
     if workers is not None and scheduler is not None:
-        raise InvalidParameterError("give --workers or --scheduler, not both")
+        raise InvalidParameterError("give a number of workers or a scheduler, not both", setting="scheduler")
     if scheduler is None and not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
-        raise InvalidParameterError(f"--workers must be a whole number >= 1, got {workers!r}")
+        raise InvalidParameterError(f"the number of workers must be a whole number >= 1, got {workers!r}",
+                                    setting="workers")
     try:
         import distributed  # noqa: F401
     except ImportError:
-        raise InvalidParameterError("--workers and --scheduler need Dask's distributed scheduler: "
+        raise InvalidParameterError("measuring on a cluster needs Dask's distributed scheduler: "
                                     "pip install 'dask[distributed]'") from None
 
 
-def measure_on_cluster(task, files, plan, model, options: dict, workers: int | None = None,
+def measure_on_cluster(task, files, output_of, model, options: dict, workers: int | None = None,
                        scheduler: str | None = None):
     """Yield each file's entry as a worker finishes it (in finishing order).
 
@@ -51,7 +52,8 @@ def measure_on_cluster(task, files, plan, model, options: dict, workers: int | N
     task : callable
         :func:`focusnet.batch.measure_entry` (given, so this module does not import the batch module).
     files : list of str
-    plan : focusnet.batch.BatchPlan
+    output_of : callable
+        The file a task writes for a path, passed as ``task``'s third argument (an overlay, or None).
     model : loaded model or path
     options : dict
         Keyword arguments of ``task``.
@@ -79,9 +81,10 @@ def measure_on_cluster(task, files, plan, model, options: dict, workers: int | N
             try:
                 client = Client(scheduler, timeout=30)
             except OSError as error:
-                raise InvalidParameterError(f"--scheduler {scheduler}: cannot reach it ({error})") from None
+                raise InvalidParameterError(f"cannot reach the scheduler {scheduler} ({error})",
+                                            setting="scheduler") from None
         with client:
-            futures = [client.submit(task, path, reference, plan.overlay(path), pure=False, **options)
+            futures = [client.submit(task, path, reference, output_of(path), pure=False, **options)
                        for path in files]
             try:
                 for future in as_completed(futures):

@@ -119,9 +119,13 @@ FEATURE_PIXEL_SIZE_UM = "PixelSizeUm"
 #: (Score: the defocus level; Certainty: the aggregate certainty).
 LEGACY_FEATURE_SCORE = "Score"
 LEGACY_FEATURE_CERTAINTY = "Certainty"
-FEATURES = [FEATURE_DEFOCUS_LEVEL, FEATURE_MEAN_CERTAINTY, FEATURE_AGGREGATE_CERTAINTY] + FEATURE_PROBABILITIES + [
-    FEATURE_PATCH_COUNT, FEATURE_CONTENT_FRACTION, FEATURE_DEFOCUS_UM, FEATURE_DEFOCUS_UM_LOWER_BOUND,
-    FEATURE_PIXEL_SIZE_UM]
+#: The image column each measurement is taken from (see focusnet.records.image_features).
+FEATURE_OF_IMAGE_COLUMN = {
+    "defocus_level": FEATURE_DEFOCUS_LEVEL, "mean_certainty": FEATURE_MEAN_CERTAINTY,
+    "aggregate_certainty": FEATURE_AGGREGATE_CERTAINTY, **dict(zip(PROBABILITY_COLUMNS, FEATURE_PROBABILITIES)),
+    "patches": FEATURE_PATCH_COUNT, "content_fraction": FEATURE_CONTENT_FRACTION, "defocus_um": FEATURE_DEFOCUS_UM,
+    "defocus_um_lower_bound": FEATURE_DEFOCUS_UM_LOWER_BOUND, "pixel_size_um": FEATURE_PIXEL_SIZE_UM}
+FEATURES = list(FEATURE_OF_IMAGE_COLUMN.values())
 
 # --- citation ---------------------------------------------------------------------------------
 

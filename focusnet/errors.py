@@ -6,9 +6,55 @@ derives from the built-in exception it refines (``ValueError``,
 ``FileNotFoundError``), so code that caught those keeps working.
 """
 
+from __future__ import annotations
+
 
 class FocusnetError(Exception):
-    """Base of every error a focusnet user should see as a message, not a traceback."""
+    """Base of every error a focusnet user should see as a message, not a traceback.
+
+    The message says what is wrong and, in words, what would fix it; it names
+    no command-line flag, since CellProfiler and other front ends show it too.
+
+    Parameters
+    ----------
+    message : str
+    setting : str, optional
+        The library parameter that would fix it (e.g. ``"z_step_um"``, see
+        :data:`SETTINGS`): each front end names its own control for it, the
+        command line its flag and the CellProfiler module its setting.
+    """
+
+    def __init__(self, *args, setting: str | None = None):
+        super().__init__(*args)
+        if setting is not None and setting not in SETTINGS:
+            raise ValueError(f"unknown setting {setting!r}")  # a typo here would hide the hint
+        self.setting = setting
+
+
+#: The settings an error may name (``FocusnetError.setting``), and what each one is, in words.
+SETTINGS = {
+    "pixel_size_um": "the pixel size",
+    "z_step_um": "the plane spacing",
+    "axes": "the stack's axes",
+    "channel": "the channel",
+    "scale": "the count 1.0 stands for",
+    "model": "the model",
+    "csv": "the image table",
+    "patches_csv": "the patch table",
+    "summary_csv": "the stack table",
+    "overlay_dir": "the overlay folder",
+    "output_dir": "the output folder",
+    "resume": "resuming the run",
+    "workers": "the number of workers",
+    "scheduler": "the scheduler",
+    "pattern": "the file-name pattern",
+    "validation_images": "the validation images",
+    "out": "the output path",
+    "overwrite": "replacing the output",
+    "init_model": "the model to fine-tune",
+    "architecture": "the architecture",
+    "optics": "the objective's optics",
+}
 
 
 class InvalidParameterError(FocusnetError, ValueError):
@@ -37,8 +83,8 @@ class UnmeasurableImageError(FocusnetError, ValueError):
         when none was judged.
     """
 
-    def __init__(self, message, num_patches: int = 0, content_fraction: float = float("nan")):
-        super().__init__(message)
+    def __init__(self, message, num_patches: int = 0, content_fraction: float = float("nan"), setting=None):
+        super().__init__(message, setting=setting)
         self.num_patches = num_patches
         self.content_fraction = content_fraction
 

@@ -16,8 +16,8 @@ import numpy as np
 
 from .errors import ImageFormatError, InputNotFoundError
 
-__all__ = ["HYPERSTACK_AXES", "IMAGE_SUFFIXES", "Hyperstack", "ImageFile", "ImageFormatError", "Stack",
-           "check_single_channel", "find_images", "is_tiff", "read_hyperstack", "read_image", "read_image_file",
+__all__ = ["STACK_AXES", "IMAGE_SUFFIXES", "ImageFile", "ImageFormatError", "Stack",
+           "check_single_channel", "find_images", "is_tiff", "read_image", "read_image_file",
            "read_stack", "tiff_pixel_size_um", "tiff_z_step_um",
            "write_tiff"]
 
@@ -227,24 +227,15 @@ def read_image(path) -> np.ndarray:
     return read_image_file(path).pixels
 
 
-@dataclasses.dataclass
-class Stack:
-    """A through-focus stack as read: planes, and the spacings its file states (None when it states none)."""
-
-    planes: np.ndarray
-    z_step_um: float | None = None
-    pixel_size_um: float | None = None
-
-
-#: The order :func:`read_hyperstack` gives every stack's axes.
-HYPERSTACK_AXES = "TCZYX"
+#: The order :func:`read_stack` gives every stack's axes.
+STACK_AXES = "TCZYX"
 #: tifffile's axis codes for "pages of unknown meaning" (plain multi-page TIFFs).
 _UNNAMED_AXES = "IQ"
 
 
 @dataclasses.dataclass
-class Hyperstack:
-    """Time points, channels and z planes of a TIFF, in ``TCZYX`` order.
+class Stack:
+    """The z-stacks of a TIFF: time points, channels and z planes, in ``TCZYX`` order.
 
     Attributes
     ----------
@@ -255,7 +246,7 @@ class Hyperstack:
     z_step_um, pixel_size_um : float or None
         What the file states (None when it states nothing in physical units).
     axes : str
-        The file's axes as they were interpreted (tifffile's codes, or ``--axes``).
+        The file's axes as they were interpreted (tifffile's codes, or those the caller gave).
     notes : list of str
         How unnamed axes were read (say so to the user).
     """
@@ -264,7 +255,7 @@ class Hyperstack:
     channel_names: list
     z_step_um: float | None = None
     pixel_size_um: float | None = None
-    axes: str = HYPERSTACK_AXES
+    axes: str = STACK_AXES
     notes: list = dataclasses.field(default_factory=list)
 
     def channel_index(self, channel) -> int:
@@ -288,7 +279,7 @@ class Hyperstack:
             if 0 <= index < len(self.channel_names):
                 return index
         raise InvalidParameterError(f"no channel {channel!r}: the stack has {len(self.channel_names)} channel(s) "
-                                    f"({names}); give an index or one of these names")
+                                    f"({names}); give an index or one of these names", setting="channel")
 
 
 def _channel_names(tif, count: int) -> list:
@@ -308,39 +299,40 @@ def _channel_names(tif, count: int) -> list:
     return names
 
 
-def _to_hyperstack_axes(data: np.ndarray, axes: str, path) -> tuple:
+def _to_stack_axes(data: np.ndarray, axes: str, path) -> tuple:
     """``data`` with axes in TCZYX order (missing ones of size 1), and notes on how unnamed axes were read."""
     axes, notes = axes.upper(), []
     if len(axes) != data.ndim or len(set(axes)) != len(axes):
-        raise ImageFormatError(f"{path}: cannot read axes {axes!r} for data of shape {data.shape}; give --axes, "
-                               "one distinct letter per dimension (T, C, Z, Y, X; e.g. CZYX)")
+        raise ImageFormatError(f"{path}: cannot read axes {axes!r} for data of shape {data.shape}; give the axes, "
+                               "one distinct letter per dimension (T, C, Z, Y, X; e.g. CZYX)", setting="axes")
     if "Y" not in axes or "X" not in axes:
         raise ImageFormatError(f"{path}: axes {axes!r} name no Y and X")
     sizes = dict(zip(axes, data.shape))
     if sizes.get("S", 1) > 1:
         raise ImageFormatError(f"{path}: colour samples (axes {axes}, shape {data.shape}); focusnet measures one "
                                "channel of fluorescence: save channels as planes (C), not as RGB")
-    others = [axis for axis in axes if axis not in HYPERSTACK_AXES and sizes[axis] > 1]
+    others = [axis for axis in axes if axis not in STACK_AXES and sizes[axis] > 1]
     if others and sizes.get("Z", 1) == 1 and len(others) == 1:
         # A plain multi-page TIFF: its pages are the planes.
-        notes.append(f"{path}: axis {others[0]} ({sizes[others[0]]} pages) read as z; give --axes if it is not")
+        notes.append(f"{path}: axis {others[0]} ({sizes[others[0]]} pages) read as z; give the stack's axes if it "
+                     "is not")
         axes = axes.replace("Z", "z").replace(others[0], "Z")  # a size-1 Z, if any, is dropped below
         others = []
     if others:
-        raise ImageFormatError(f"{path}: cannot tell which of the axes {axes} (shape {data.shape}) is z; give "
-                               "--axes, e.g. --axes CZYX")
+        raise ImageFormatError(f"{path}: cannot tell which of the axes {axes} (shape {data.shape}) is z; give the "
+                               "stack's axes, e.g. CZYX", setting="axes")
     # Drop the other axes (all of size 1 by now), add the missing ones, and order them.
-    keep = [i for i, axis in enumerate(axes) if axis in HYPERSTACK_AXES]
+    keep = [i for i, axis in enumerate(axes) if axis in STACK_AXES]
     data = data.reshape([data.shape[i] for i in keep])
     present = "".join(axes[i] for i in keep)
-    for axis in HYPERSTACK_AXES:
+    for axis in STACK_AXES:
         if axis not in present:
             data = data[np.newaxis]
             present = axis + present
-    return np.moveaxis(data, [present.index(axis) for axis in HYPERSTACK_AXES], range(5)), notes
+    return np.moveaxis(data, [present.index(axis) for axis in STACK_AXES], range(5)), notes
 
 
-def read_hyperstack(path, axes: str | None = None) -> Hyperstack:
+def read_stack(path, axes: str | None = None) -> Stack:
     """Read the z-stacks of a TIFF: multi-page TIFF, ImageJ hyperstack or OME-TIFF, any channels and times.
 
     Parameters
@@ -376,30 +368,11 @@ def read_hyperstack(path, axes: str | None = None) -> Hyperstack:
         raise ImageFormatError(f"{path}: cannot be read as a stack ({type(error).__name__}: {error})") from error
     if data.dtype.kind not in "uif":
         raise ImageFormatError(f"{path}: pixel type {data.dtype} is not numeric")
-    data, notes = _to_hyperstack_axes(data, axes or file_axes, path)
+    data, notes = _to_stack_axes(data, axes or file_axes, path)
     if data.shape[2] < 2:
         raise ImageFormatError(f"{path}: {data.shape[2]} plane per channel and time point; a z-stack needs at "
                                "least two")
-    return Hyperstack(data, names, z_step, pixel_size, (axes or file_axes).upper(), notes)
-
-
-def read_stack(path) -> Stack:
-    """Read a single-channel z-stack (multi-page TIFF, ImageJ hyperstack or OME-TIFF).
-
-    Raises
-    ------
-    InputNotFoundError, ImageFormatError
-        Missing file; not a TIFF; more than one channel or time point (give
-        one channel's stack, or use ``focusnet stack --channel``); fewer than
-        two planes.
-    """
-    stack = read_hyperstack(path)
-    times, channels = stack.data.shape[:2]
-    if times > 1 or channels > 1:
-        raise ImageFormatError(f"{path}: a stack with axes {stack.axes} and {channels} channel(s), {times} time "
-                               "point(s); give one channel and one time point (focusnet stack --channel C "
-                               "measures one channel of each time point)")
-    return Stack(stack.data[0, 0], stack.z_step_um, stack.pixel_size_um)
+    return Stack(data, names, z_step, pixel_size, (axes or file_axes).upper(), notes)
 
 
 def write_tiff(path, image: np.ndarray) -> None:

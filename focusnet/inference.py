@@ -209,14 +209,14 @@ def to_counts(image, scale=None, name: str = "image") -> np.ndarray:
         if scale is None:
             raise ImageFormatError(
                 f"{name}: floating-point pixels need an explicit scale (the count 1.0 stands for, "
-                "e.g. 65535 for 16-bit or 4095 for 12-bit data) to recover raw counts"
+                "e.g. 65535 for 16-bit or 4095 for 12-bit data) to recover raw counts", setting="scale"
             )
         if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-            raise InvalidParameterError(f"{name}: scale must be a positive number, got {scale!r}")
+            raise InvalidParameterError(f"{name}: scale must be a positive number, got {scale!r}", setting="scale")
         return _float_counts(image, float(scale), name)
     if scale not in (None, 1, 1.0):
         raise InvalidParameterError(f"{name}: scale applies to float images only; integer pixels are already "
-                                    "raw counts")
+                                    "raw counts", setting="scale")
     # uint8/uint16 pixels are in range by type; only other integer types need a scan.
     if image.dtype not in (np.uint8, np.uint16) and (image.min() < 0 or image.max() > INPUT_SCALE):
         raise ImageFormatError(f"{name}: integer pixels must be raw counts in [0, {INPUT_SCALE:g}], "
@@ -357,7 +357,7 @@ def predict_image(image, model=None, scale=None, name: str = "image", pixel_size
         pixel_size_um, pixel_size_source = trained.pixel_size_um, "assumed"
     elif not (isinstance(pixel_size_um, (int, float)) and math.isfinite(pixel_size_um) and pixel_size_um > 0):
         raise InvalidParameterError(f"{name}: pixel size must be a positive number of micrometres, "
-                                    f"got {pixel_size_um!r}")
+                                    f"got {pixel_size_um!r}", setting="pixel_size_um")
     zoom = float(pixel_size_um) / trained.pixel_size_um
     if zoom > COARSE_PIXEL_FACTOR:
         notes.append(f"{name}: pixels of {pixel_size_um:g} um are {zoom:.1f}x coarser than the model's "
@@ -369,8 +369,8 @@ def predict_image(image, model=None, scale=None, name: str = "image", pixel_size
     if height < PATCH_SIZE or width < PATCH_SIZE:
         at = f" at the model's {trained.pixel_size_um:g} um pixels (from {counts.shape[1]}x{counts.shape[0]} " \
              f"pixels of {pixel_size_um:g} um)" if resampled else ""
-        advice = "; measure it with a model trained for your optics (focusnet train --init ... --pixel-size " \
-                 f"{pixel_size_um:g}, see docs/model.md)" if resampled else ""
+        advice = ("; measure it with a model fine-tuned for your optics (trained from the shipped model at "
+                  f"{pixel_size_um:g} um pixels)") if resampled else ""
         raise UnmeasurableImageError(f"{name}: {width}x{height} pixels{at} is smaller than one "
                                      f"{PATCH_SIZE}x{PATCH_SIZE} patch{advice}")
     if counts.min() == counts.max():

@@ -19,7 +19,8 @@ from .errors import InvalidParameterError
 
 #: Version of the journal's layout (its first line says which).
 JOURNAL_FORMAT = "focusnet-journal"
-JOURNAL_VERSION = 1
+#: Version 2 records each result as a record keyed by column names (focusnet.records); version 1 held CSV rows.
+JOURNAL_VERSION = 2
 
 
 def journal_path(output) -> Path:
@@ -52,8 +53,8 @@ class Journal:
         """
         path = Path(path)
         if path.exists():
-            raise InvalidParameterError(f"{path} holds an unfinished run's results: continue it with --resume (the "
-                                        "same command), or delete that file to start again")
+            raise InvalidParameterError(f"{path} holds an unfinished run's results: resume that run (the same "
+                                        "command), or delete that file to start again", setting="resume")
         handle = open(path, "x", encoding="utf-8")
         journal = cls(path, header, {}, handle)
         try:
@@ -77,8 +78,8 @@ class Journal:
         """
         path = Path(path)
         if not path.is_file():
-            raise InvalidParameterError(f"--resume: no unfinished run to continue ({path} does not exist); run "
-                                        "without --resume")
+            raise InvalidParameterError(f"no unfinished run to resume ({path} does not exist); start the run "
+                                        "without resuming", setting="resume")
         with open(path, "rb") as handle:
             data = handle.read()
         lines, whole = [], 0
@@ -93,7 +94,7 @@ class Journal:
         first = lines[0] if lines else {}
         if first.get("format") != JOURNAL_FORMAT or first.get("version") != JOURNAL_VERSION:
             raise InvalidParameterError(f"{path} is not a focusnet journal (version {JOURNAL_VERSION}); delete it and "
-                                        "run without --resume")
+                                        "start the run without resuming", setting="resume")
         recorded = {key: value for key, value in first.items() if key not in ("format", "version")}
         normalised = json.loads(json.dumps(header))
         if recorded != normalised:
@@ -133,3 +134,58 @@ class Journal:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def run_journaled(path, header: dict, keys, measure, write, resume: bool = False, on_entry=None) -> list:
+    """Run a batch through a journal: measure what it lacks, write the outputs from it, then remove it.
+
+    Every batch command (``focusnet predict``, ``focusnet stack``) runs this
+    way, so each has the same guarantees: each item is on disk before the
+    next starts, an interrupted run keeps every finished item, and a resumed
+    run ends with the outputs of an uninterrupted one.
+
+    Parameters
+    ----------
+    path : path-like
+        The journal (see :func:`journal_path`).
+    header : dict
+        What the run is (inputs and settings): a resumed run must match it.
+    keys : list of str
+        One per item, in output order.
+    measure : callable
+        ``measure(todo)`` with the keys not yet recorded; yields ``(key, entry)``
+        pairs (in any order) with JSON-able entries.
+    write : callable
+        ``write(entries)`` with every entry in the order of ``keys``: writes
+        the outputs (whole) before the journal is removed.
+    resume : bool
+        Continue the journal at ``path`` instead of starting one.
+    on_entry : callable, optional
+        Called with each new entry once it is committed.
+
+    Returns
+    -------
+    list of dict
+        The entries, in the order of ``keys``.
+
+    Raises
+    ------
+    InvalidParameterError
+        A journal that is there (and not resumed), missing or of another run,
+        or one that cannot be written.
+    """
+    try:
+        journal = Journal.resume(path, header) if resume else Journal.start(path, header)
+    except OSError as error:
+        raise InvalidParameterError(f"cannot write {path} ({error.strerror or error}); choose a folder you can "
+                                    "write to") from None
+    with journal:
+        todo = [key for key in keys if key not in journal.entries]
+        for key, entry in measure(todo):
+            journal.record(key, **entry)
+            if on_entry is not None:
+                on_entry(entry)
+        entries = [journal.entries[key] for key in keys]
+        write(entries)
+    journal.remove()
+    return entries

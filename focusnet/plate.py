@@ -185,17 +185,19 @@ def read_results(path, pattern: str | None = None, image_name: str | None = None
     ------
     InvalidParameterError
         An unknown table, a bad pattern, or rows whose well cannot be found
-        (the message names the first few and suggests ``--pattern``).
+        (the message names the first few and suggests a file-name pattern).
     """
     compiled = None
     if pattern is not None:
         try:
             compiled = re.compile(pattern)
         except re.error as error:
-            raise InvalidParameterError(f"--pattern {pattern!r} is not a regular expression: {error}") from None
+            raise InvalidParameterError(f"the file-name pattern {pattern!r} is not a regular expression: {error}",
+                                        setting="pattern") from None
         if not ({"well"} <= set(compiled.groupindex) or {"row", "col"} <= set(compiled.groupindex)):
-            raise InvalidParameterError(f"--pattern {pattern!r} needs named groups (?P<well>...) or (?P<row>...) and "
-                                        "(?P<col>...), and (?P<site>...) if names have sites")
+            raise InvalidParameterError(f"the file-name pattern {pattern!r} needs named groups (?P<well>...) or "
+                                        "(?P<row>...) and (?P<col>...), and (?P<site>...) if names have sites",
+                                        setting="pattern")
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
         columns = list(rows[0]) if rows else []
@@ -232,8 +234,8 @@ def read_results(path, pattern: str | None = None, image_name: str | None = None
     if unplaced:
         raise InvalidParameterError(
             f"{path}: no well found for {len(unplaced)} of {len(rows)} images (e.g. {', '.join(unplaced[:3])}); "
-            "give Metadata_Well columns or --pattern with named groups, e.g. "
-            r"--pattern '(?P<well>[A-P]\d\d)_site(?P<site>\d+)'")
+            "give Metadata_Well columns or a file-name pattern with named groups, e.g. "
+            r"'(?P<well>[A-P]\d\d)_site(?P<site>\d+)'", setting="pattern")
     return results
 
 

@@ -6,7 +6,11 @@ checkpoint (every ``checkpoint_every`` steps) writes the current inference
 model to ``MODEL_DIR`` itself, so the folder is a usable model at any time,
 and then the full training state to ``MODEL_DIR/checkpoint/``. The run's
 settings are recorded once, in ``config.json`` (``training.settings``,
-``training.images``, ``simulator.optics``); ``--resume`` checks against them.
+``training.images``, ``simulator.optics``); a resumed run checks against them.
+
+:func:`run_settings` and :func:`training_optics` hold the rules for what is
+not given: a run from scratch and a fine-tuning run (from an initial model)
+have their own defaults.
 """
 
 from __future__ import annotations
@@ -108,7 +112,8 @@ def split_single_image(run: TrainingRun) -> None:
         parts = image[:, :width - width // 2], image[:, width - width // 2:]
     else:
         raise TrainingError(f"{run.source}: {width}x{height} pixels cannot be split into two parts of at least "
-                            f"{PATCH_SIZE}x{PATCH_SIZE} (one to train on, one held out); give --validation images")
+                            f"{PATCH_SIZE}x{PATCH_SIZE} (one to train on, one held out); give validation images",
+                            setting="validation_images")
     Path(run.images[0]).parent.mkdir(parents=True, exist_ok=True)
     for path, part in zip(run.images + run.validation_images, parts):
         write_tiff(path, part)
@@ -134,7 +139,8 @@ def plan_run(images, settings: TrainingSettings, validation_images=(), optics: O
                            [str(Path(out) / SPLIT_DIR / "validation.tif")], source=train_paths[0])
     if not validation_paths:
         if len(train_paths) < 2:
-            raise TrainingError("need at least two images (one is held out for validation) or --validation images")
+            raise TrainingError("need at least two images (one is held out for validation) or validation images",
+                                setting="validation_images")
         validation_paths = [train_paths[-1]]
     train_paths = [p for p in train_paths if p not in validation_paths]
     if not train_paths:
@@ -180,8 +186,8 @@ def checkpoint_step(out) -> int | None:
         with np.load(path) as state:
             return int(state["step"])
     except Exception as error:  # numpy raises several types for damaged archives
-        raise TrainingError(f"{path}: damaged checkpoint ({type(error).__name__}: {error}); start a new run with "
-                            "another --out") from None
+        raise TrainingError(f"{path}: damaged checkpoint ({type(error).__name__}: {error}); start a new run in "
+                            "another model folder", setting="out") from None
 
 
 def check_run_state(out, run: TrainingRun, resume: bool) -> int:
@@ -197,7 +203,8 @@ def check_run_state(out, run: TrainingRun, resume: bool) -> int:
     step = checkpoint_step(out)
     if not resume:
         if step is not None:
-            raise TrainingError(f"{out} already holds a training run: use --resume to continue it, or another --out")
+            raise TrainingError(f"{out} already holds a training run: resume it, or write to another model folder",
+                                setting="resume")
         return 0
     if step is None:
         raise TrainingError(f"{out / CHECKPOINT_DIR}: no checkpoint to resume from")
@@ -483,8 +490,9 @@ def _initial_model(settings: TrainingSettings):
 
     initial = load_model_folder(initial_model_folder(settings.init_model))
     if initial.architecture.name != settings.architecture:
-        raise TrainingError(f"--init {settings.init_model} is a {initial.architecture.name!r} model; it cannot "
-                            f"start a {settings.architecture!r} one (leave out --config)")
+        raise TrainingError(f"the initial model {settings.init_model} is a {initial.architecture.name!r} model; it "
+                            f"cannot start a {settings.architecture!r} one (leave the architecture unset)",
+                            setting="architecture")
     return initial
 
 
@@ -503,5 +511,90 @@ def fine_tuning_z_step(initial_optics: Optics, optics: Optics) -> float:
     return defocus_scale(initial_optics, optics).level_step_um
 
 
-__all__ = ["TrainingLog", "TrainingRun", "TrainingSettings", "Trainer", "check_run_state",
-           "plan_run", "train", "write_training_plot"]
+#: Fine-tuning defaults (a run from an initial model): minutes on a laptop CPU.
+FINE_TUNING_STEPS = 3000
+FINE_TUNING_LEARNING_RATE = 3e-4
+
+
+def run_settings(init_model: str | None = None, architecture: str | None = None, steps: int | None = None,
+                 learning_rate: float | None = None, **others) -> TrainingSettings:
+    """A run's settings: those given, else the defaults of a run from scratch or of fine-tuning.
+
+    Parameters
+    ----------
+    init_model : str, optional
+        The model to fine-tune (a folder, or :data:`SHIPPED`).
+    architecture : str, optional
+        Default: the initial model's, else ``default``.
+    steps, learning_rate : optional
+        Default: :data:`FINE_TUNING_STEPS` and :data:`FINE_TUNING_LEARNING_RATE`
+        when fine-tuning, else :class:`TrainingSettings`'s.
+    **others
+        The other fields of :class:`TrainingSettings`.
+    """
+    fresh = TrainingSettings()
+    if init_model is not None and architecture is None:
+        from .model import load_model_folder
+
+        architecture = load_model_folder(initial_model_folder(init_model)).architecture.name
+    fine_tuning = init_model is not None
+    return TrainingSettings(
+        architecture=architecture or fresh.architecture,
+        steps=steps if steps is not None else FINE_TUNING_STEPS if fine_tuning else fresh.steps,
+        learning_rate=learning_rate if learning_rate is not None else
+        FINE_TUNING_LEARNING_RATE if fine_tuning else fresh.learning_rate,
+        init_model=init_model, **others)
+
+
+def stated_pixel_size(images) -> float | None:
+    """The pixel size the training images state (None if none does).
+
+    Raises
+    ------
+    InvalidParameterError
+        When they state different ones.
+    """
+    from .images import read_image_file
+
+    stated = {path: read_image_file(path).pixel_size_um for path in find_images(images)}
+    sizes = sorted({round(size, 6) for size in stated.values() if size is not None})
+    if len(sizes) > 1:
+        raise InvalidParameterError(f"the training images state different pixel sizes ({sizes} um); give the pixel "
+                                    "size or train on images of one pixel size", setting="pixel_size_um")
+    return sizes[0] if sizes else None
+
+
+def training_optics(init_model: str | None = None, images=(), wavelength_um=None, numerical_aperture=None,
+                    refractive_index=None, pixel_size_um=None, z_step_um=None, defocus_phase=None) -> Optics:
+    """The simulator's optics for a run: what is given, else what the images state, else the initial model's.
+
+    Without an initial model the defaults are BBBC006's (:class:`Optics`).
+    Optics that differ from the initial model's are simulated with the
+    exact defocus phase, and each level keeps the initial model's blur in
+    micrometres (:func:`fine_tuning_z_step`) unless ``z_step_um`` is given;
+    the initial model's own optics keep its phase, so its levels keep their
+    meaning. ``defocus_phase`` overrides the phase either way.
+    """
+    from .inference import model_optics
+    from .model import load_model_folder
+
+    initial = load_model_folder(initial_model_folder(init_model)) if init_model is not None else None
+    base = model_optics(initial) if initial is not None else Optics()
+    if pixel_size_um is None:
+        pixel_size_um = stated_pixel_size(images) if images else None
+    given = {"wavelength_um": wavelength_um, "numerical_aperture": numerical_aperture,
+             "refractive_index": refractive_index, "pixel_size_um": pixel_size_um}
+    given = {key: value for key, value in given.items() if value is not None}
+    optics = dataclasses.replace(base, **given, **({"defocus_phase": "exact"} if given else {}))
+    if defocus_phase is not None:
+        optics = dataclasses.replace(optics, defocus_phase=defocus_phase)
+    if z_step_um is not None:
+        return dataclasses.replace(optics, z_step_um=z_step_um)
+    if initial is not None and optics != base:
+        return dataclasses.replace(optics, z_step_um=fine_tuning_z_step(base, optics))
+    return optics
+
+
+__all__ = ["FINE_TUNING_LEARNING_RATE", "FINE_TUNING_STEPS", "TrainingLog", "TrainingRun", "TrainingSettings",
+           "Trainer", "check_run_state", "plan_run", "run_settings", "stated_pixel_size", "train",
+           "training_optics", "write_training_plot"]

@@ -102,14 +102,9 @@ try:
     # The measurement names, like every number focusnet's parts share, come from its contract module
     # (standard library only: importing it does not load TensorFlow).
     from focusnet.contract import FEATURE_AGGREGATE_CERTAINTY as F_AGGREGATE_CERTAINTY
-    from focusnet.contract import FEATURE_CONTENT_FRACTION as F_CONTENT_FRACTION
     from focusnet.contract import FEATURE_DEFOCUS_LEVEL as F_DEFOCUS_LEVEL
-    from focusnet.contract import FEATURE_DEFOCUS_UM as F_DEFOCUS_UM
-    from focusnet.contract import FEATURE_DEFOCUS_UM_LOWER_BOUND as F_DEFOCUS_UM_LOWER_BOUND
     from focusnet.contract import FEATURE_MEAN_CERTAINTY as F_MEAN_CERTAINTY
     from focusnet.contract import FEATURE_PATCH_COUNT as F_PATCH_COUNT
-    from focusnet.contract import FEATURE_PIXEL_SIZE_UM as F_PIXEL_SIZE_UM
-    from focusnet.contract import FEATURE_PROBABILITIES as F_PROBABILITIES
     from focusnet.contract import FEATURES, PAPER_DOI, SHIPPED_BUNDLE, SHIPPED_ONNX
     from focusnet.contract import LEGACY_FEATURE_CERTAINTY as LEGACY_CERTAINTY
     from focusnet.contract import LEGACY_FEATURE_SCORE as LEGACY_SCORE
@@ -574,6 +569,7 @@ with **SaveImages**.""",
         from focusnet.errors import FocusnetError
         from focusnet.figures import overlay_rgb, overlay_step
         from focusnet.inference import model_optics, predict_image
+        from focusnet.records import image_features, image_record
 
         measurements = workspace.measurements
         model = self.load_model()
@@ -590,23 +586,15 @@ with **SaveImages**.""",
             except FocusnetError as error:
                 # One image that cannot be measured is a NaN row and a warning, never the end of the run.
                 LOGGER.warning("MeasureImageFocus: %s; its focus measurements are NaN", error)
-                values = dict.fromkeys(FEATURES, numpy.nan)
-                values[F_PATCH_COUNT] = getattr(error, "num_patches", 0)
-                values[F_CONTENT_FRACTION] = getattr(error, "content_fraction", numpy.nan)
-                values[F_PIXEL_SIZE_UM] = options.get("pixel_size_um", model_optics(model).pixel_size_um)
+                record = image_record(label, error=error, pixel_size_um=options.get(
+                    "pixel_size_um", model_optics(model).pixel_size_um))
                 prediction = None
             else:
                 for note in prediction.notes:
                     LOGGER.warning("MeasureImageFocus: %s", note)
-                values = {F_DEFOCUS_LEVEL: float(prediction.defocus_level),
-                          F_MEAN_CERTAINTY: prediction.mean_certainty,
-                          F_AGGREGATE_CERTAINTY: prediction.aggregate_certainty,
-                          F_PATCH_COUNT: prediction.num_patches,
-                          F_CONTENT_FRACTION: prediction.content_fraction,
-                          F_DEFOCUS_UM: prediction.defocus_um,
-                          F_DEFOCUS_UM_LOWER_BOUND: float(prediction.defocus_um_lower_bound),
-                          F_PIXEL_SIZE_UM: prediction.pixel_size_um}
-                values.update({feature: float(p) for feature, p in zip(F_PROBABILITIES, prediction.distribution)})
+                record = image_record(label, prediction, pixel_size_um=prediction.pixel_size_um,
+                                      pixel_size_source=prediction.pixel_size_source)
+            values = image_features(record)
             for feature in FEATURES:
                 measurements.add_image_measurement(self.measurement_name(feature, name), values[feature])
             if self.legacy_measurements.value:

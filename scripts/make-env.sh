@@ -21,7 +21,8 @@
 # a maintainer regenerates it on purpose) pip resolves requirements/<name>.in
 # and the result is written to the lock.
 #
-# The pip cache lives inside the clone (.cache/pip): nothing is cached outside it.
+# Downloads and built wheels go to pip's own cache (PIP_CACHE_DIR, by default ~/.cache/pip), so a
+# second clone on the same machine builds its environments without downloading or compiling again.
 set -euo pipefail
 
 name=${1:?usage: make-env.sh main|latest DIR}
@@ -30,7 +31,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # onnx-py310 has the requirements of onnx and a lock of its own.
 requirements_in="$root/requirements/${name%-py310}.in"
 lock="$root/requirements/$name.lock"
-export PIP_CACHE_DIR="$root/.cache/pip"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 export PIP_NO_INPUT=1
 

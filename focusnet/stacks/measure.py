@@ -1,4 +1,4 @@
-"""Through-focus stacks: every plane measured, the best plane picked, focus curves drawn.
+"""Measuring a stack: every plane measured, the best plane picked.
 
 :func:`predict_stack` measures each plane of one channel of a z-stack (each
 time point on its own) with :func:`focusnet.inference.predict_image`, the one
@@ -19,14 +19,14 @@ from typing import List, Optional
 
 import numpy as np
 
-from .contract import LEVELS, STACK_COLUMNS, STACK_PLANE_COLUMNS
-from .errors import FocusnetError, InvalidParameterError
-from .files import replacing
-from .images import Hyperstack, read_hyperstack
-from .inference import FocusPrediction, choose_pixel_size, predict_image
+from ..contract import LEVELS
+from ..errors import FocusnetError, InvalidParameterError
+from ..files import replacing
+from ..images import Stack, read_stack
+from ..inference import FocusPrediction, choose_pixel_size, predict_image
 
-__all__ = ["PlaneResult", "StackResult", "best_plane", "measure_planes", "plane_rows", "predict_stack",
-           "refine_best_plane", "save_focus_curve", "stack_row", "write_best_planes"]
+__all__ = ["PlaneResult", "StackResult", "best_plane", "measure_planes", "output_stem", "predict_stack",
+           "refine_best_plane", "write_planes"]
 
 #: Planes on each side of the best one that the sub-plane fit uses.
 FIT_HALF_WIDTH = 2
@@ -172,7 +172,7 @@ def measure_planes(planes, model, name: str, z_step_um: float, pixel_size_um: fl
 
 def predict_stack(path, model=None, channel=None, axes: str | None = None, z_step_um: float | None = None,
                   pixel_size_um: float | None = None, objective=None, scale: float | None = None,
-                  progress: bool = False, stack: Hyperstack | None = None, bar=None) -> List[StackResult]:
+                  progress: bool = False, stack: Stack | None = None, bar=None) -> List[StackResult]:
     """Measure every plane of one channel of a z-stack, for each time point, and pick its best plane.
 
     Parameters
@@ -198,7 +198,7 @@ def predict_stack(path, model=None, channel=None, axes: str | None = None, z_ste
         For floating-point stacks in [0, 1]: the count 1.0 stands for.
     progress : bool
         Show a progress bar over the planes (ignored when ``bar`` is given).
-    stack : Hyperstack, optional
+    stack : Stack, optional
         The stack at ``path``, when the caller has read it already.
     bar : tqdm, optional
         A progress bar to advance by one per plane (shared over many stacks).
@@ -217,17 +217,18 @@ def predict_stack(path, model=None, channel=None, axes: str | None = None, z_ste
     """
     from tqdm import tqdm
 
-    from .loader import load_model
+    from ..loader import load_model
 
     model = load_model(model)
-    stack = read_hyperstack(path, axes) if stack is None else stack
+    stack = read_stack(path, axes) if stack is None else stack
     channel_index = stack.channel_index(channel)
     notes = list(stack.notes)
     z_step = z_step_um if z_step_um is not None else stack.z_step_um
     if z_step is None:
-        notes.append(f"{path}: the file states no z spacing, so z_um is NaN (give --z-step)")
+        notes.append(f"{path}: the file states no z spacing, so z_um is NaN (give the plane spacing)")
     elif not (isinstance(z_step, (int, float)) and math.isfinite(z_step) and z_step > 0):
-        raise InvalidParameterError(f"{path}: z step must be a positive number of micrometres, got {z_step!r}")
+        raise InvalidParameterError(f"{path}: z step must be a positive number of micrometres, got {z_step!r}",
+                                    setting="z_step_um")
     size, source = choose_pixel_size(model, pixel_size_um, stack.pixel_size_um)
     times = stack.data.shape[0]
     own_bar = bar is None
@@ -257,133 +258,36 @@ def predict_stack(path, model=None, channel=None, axes: str | None = None, z_ste
     return results
 
 
-def _number(value) -> str:
-    from .batch import format_number
-
-    return format_number(float(value)) if value is not None else "nan"
-
-
-def plane_rows(result: StackResult) -> List[List[str]]:
-    """Rows of :data:`focusnet.contract.STACK_PLANE_COLUMNS`, one per plane (NaN where not measured)."""
-    rows = []
-    for plane in result.planes:
-        head = [result.path, str(result.time), result.channel_name, str(plane.plane), _number(plane.z_um)]
-        prediction = plane.prediction
-        if prediction is None:
-            measured = len(STACK_PLANE_COLUMNS) - len(head) - 2
-            rows.append(head + ["nan"] * measured
-                        + [_number(getattr(plane.error, "content_fraction", float("nan"))), "0"])
-            continue
-        rows.append(head + [str(prediction.defocus_level), _number(plane.expected_level),
-                            _number(prediction.defocus_um), str(int(prediction.defocus_um_lower_bound)),
-                            _number(prediction.aggregate_certainty), _number(prediction.mean_certainty),
-                            _number(prediction.content_fraction), str(int(plane.plane == result.best_plane))])
-    return rows
-
-
-def stack_row(result: StackResult) -> List[str]:
-    """The row of :data:`focusnet.contract.STACK_COLUMNS` for one stack and time point."""
-    head = [result.path, str(result.time), result.channel_name, str(len(result.planes)), str(len(result.measured))]
-    tail = [_number(result.z_step_um), _number(result.pixel_size_um), result.pixel_size_source]
-    if result.best_plane is None:
-        return head + ["nan"] * (len(STACK_COLUMNS) - len(head) - len(tail)) + tail
-    best = result.planes[result.best_plane]
-    return head + [str(result.best_plane), _number(result.best_plane_fit), _number(best.z_um),
-                   _number(result.best_z_um), str(best.prediction.defocus_level),
-                   _number(best.prediction.defocus_um), _number(result.best_plane_certainty)] + tail
-
-
-def output_stem(result: StackResult, times: int) -> str:
-    """The file stem for a stack's outputs: ``<stack stem>`` (``_t<T>`` when it has several time points)."""
-    stem = Path(result.path).name
+def output_stem(path, time: int | None = None) -> str:
+    """The file stem for a stack's outputs: ``<stack stem>``, and ``_t<T>`` for time point T of several."""
+    stem = Path(path).name
     for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
             break
-    return stem + (f"_t{result.time}" if times > 1 else "")
+    return stem + (f"_t{time}" if time is not None else "")
 
 
-def write_best_planes(result: StackResult, stack: Hyperstack, path) -> Path:
-    """Write the best plane of every channel as one ImageJ TIFF (axes CYX) carrying the source's pixel size.
-
-    Only a pixel size that was given or stated travels with the plane, never an assumed one.
-
-    Raises
-    ------
-    InvalidParameterError
-        When the stack has no best plane (no plane could be measured).
-    """
-    import tifffile
-
-    if result.best_plane is None:
-        raise InvalidParameterError(f"{result.path}: no plane could be measured, so there is no best plane to write")
-    planes = np.ascontiguousarray(stack.data[result.time, :, result.best_plane])
-    metadata = {"axes": "CYX", "Labels": list(stack.channel_names)}
-    calibration = {}
-    if result.pixel_size_source != "assumed":
-        calibration = {"resolution": (1 / result.pixel_size_um, 1 / result.pixel_size_um)}
-        metadata["unit"] = "micron"
-    with replacing(path) as temporary:
-        tifffile.imwrite(temporary, planes, imagej=True, metadata=metadata, **calibration)
-    return Path(path)
-
-
-def save_focus_curve(result: StackResult, path, defocus=None) -> Path:
-    """Level and ``defocus_um`` against z, with a certainty band, the best plane and its sub-plane estimate.
-
-    The band is the expected level plus and minus the spread (standard
-    deviation) of each plane's level distribution: narrow where the model is
-    sure. Points are coloured by aggregate certainty; the most probable level
-    is drawn as small crosses.
+def write_planes(path, planes, pixel_size_um: float | None = None, channel_names=None) -> Path:
+    """Write one plane (``YX``) or one plane of every channel (``CYX``) as an ImageJ TIFF, whole or not at all.
 
     Parameters
     ----------
-    defocus : DefocusScale, optional
-        Converts the band to micrometres (default: the planes' own
-        ``defocus_um`` without a band).
+    planes : ndarray, shape (Y, X) or (C, Y, X)
+    pixel_size_um : float, optional
+        Written as the calibration when known; leave it out when it was only
+        assumed, so that nothing downstream mistakes it for a measurement.
+    channel_names : list of str, optional
+        The channels' labels (``CYX`` only).
     """
-    from .figures import pyplot
+    import tifffile
 
-    plt = pyplot()
-    planes = [plane for plane in result.planes if plane.prediction is not None]
-    figure, (level_axis, um_axis) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
-    if planes:
-        z = np.array([plane.z_um for plane in planes])
-        expected = np.array([plane.expected_level for plane in planes])
-        spread = np.array([plane.level_spread for plane in planes])
-        certainty = np.array([plane.prediction.aggregate_certainty for plane in planes])
-        low, high = np.clip(expected - spread, 0, LEVELS[-1]), np.clip(expected + spread, 0, LEVELS[-1])
-        level_axis.fill_between(z, low, high, color="C0", alpha=0.18, lw=0, label="expected level +- spread")
-        level_axis.plot(z, expected, color="C0", lw=1)
-        points = level_axis.scatter(z, expected, c=certainty, cmap="viridis", vmin=0, vmax=1, s=22, zorder=3)
-        level_axis.plot(z, [plane.prediction.defocus_level for plane in planes], "x", color="grey", ms=4,
-                        label="most probable level")
-        colour_bar = figure.colorbar(points, ax=[level_axis, um_axis])
-        colour_bar.set_label("aggregate certainty")
-        micrometres = np.array([plane.prediction.defocus_um for plane in planes])
-        if defocus is not None:
-            um_axis.fill_between(z, defocus(low), defocus(high), color="C1", alpha=0.18, lw=0)
-        um_axis.plot(z, micrometres, "o-", color="C1", ms=4, label="defocus_um")
-        bound = np.array([plane.prediction.defocus_um_lower_bound for plane in planes])
-        if bound.any():
-            um_axis.scatter(z[bound], micrometres[bound], marker="^", s=40, color="C3", zorder=3,
-                            label="lower bound (beyond the last level)")
-    for axis in (level_axis, um_axis):
-        if result.best_plane is not None:
-            axis.axvline(result.planes[result.best_plane].z_um, color="C2", lw=0.8)
-            axis.axvline(result.best_z_um, color="C2", lw=0.8, ls="--")
-    level_axis.set_ylabel("defocus level")
-    level_axis.set_ylim(-0.5, LEVELS[-1] + 0.5)
-    level_axis.legend(fontsize=8, loc="upper center")
-    um_axis.set_xlabel("z (um)")
-    um_axis.set_ylabel("distance from focus (um)")
-    if planes:
-        um_axis.legend(fontsize=8, loc="upper center")
-    best = (f"best plane {result.best_plane} (z {result.best_z_um:.2f} um fitted), certainty "
-            f"{result.best_plane_certainty:.2f}" if result.best_plane is not None else "no plane measured")
-    level_axis.set_title(f"{Path(result.path).name}, channel {result.channel_name}"
-                         + (f", time {result.time}" if result.time else "") + f": {best}", fontsize=9)
+    planes = np.ascontiguousarray(planes)
+    metadata = {"axes": "CYX", "Labels": list(channel_names)} if planes.ndim == 3 else {}
+    calibration = {}
+    if pixel_size_um is not None:
+        calibration = {"resolution": (1 / pixel_size_um, 1 / pixel_size_um)}
+        metadata["unit"] = "micron"
     with replacing(path) as temporary:
-        figure.savefig(temporary, dpi=110)
-    plt.close(figure)
+        tifffile.imwrite(temporary, planes, imagej=True, metadata=metadata, **calibration)
     return Path(path)
