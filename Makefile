@@ -23,13 +23,17 @@ DEMO_OUT := demo-output
 # Keep tool caches (matplotlib fonts) inside the clone.
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
-.PHONY: help env app-env tf1-envs demo test test-fast test-main test-latest test-cp5 lint bench clean
+.PHONY: help env app-env tf1-envs demo test test-fast test-integration test-cellprofiler test-packaging \
+	test-main test-latest test-cp5 lint bench clean
 
 help:
 	@echo "make demo    simulate defocus of a real image and measure it with the shipped model (builds .venv on first use)"
-	@echo "make test    lint, then run every test in both environments (builds them on first use)"
-	@echo "make test-cp5   the CellProfiler module's tests on CellProfiler 5 (part of make test)"
-	@echo "make test-fast  the library's logic only (no subprocesses, training, TF1 or CellProfiler): seconds"
+	@echo "make test    lint and every suite (main, latest, cp5), builds the environments on first use; reports every failure"
+	@echo "make test-fast  the unit tier (tests/unit): the library's logic, no subprocess, JVM or training: seconds"
+	@echo "make test-main  all four tiers (unit, integration, cellprofiler, packaging) in the main environment"
+	@echo "make test-integration / test-cellprofiler / test-packaging   one tier in the main environment"
+	@echo "make test-latest  the unit tier and the TensorFlow tests on the newest Python and TensorFlow"
+	@echo "make test-cp5   the cellprofiler tier on CellProfiler 5"
 	@echo "make lint    ruff on the whole repository"
 	@echo "make env     only build the main environment (.venv: Python 3.9, TF 2.15.1, CellProfiler 4.2.8.1)"
 	@echo "make bench   accuracy and speed benchmarks against CellProfiler's focus metrics (prints tables)"
@@ -85,27 +89,52 @@ demo: $(VENV)/.focusnet-installed
 	@echo "CellProfiler (headless, pipelines/measure_focus.cppipe on examples/images):"
 	@echo "                        $(DEMO_OUT)/cellprofiler/Image.csv, overlays $(DEMO_OUT)/cellprofiler/*_focus.png"
 
-test: lint test-main test-latest test-cp5
+# Every suite runs, whatever failed before it; the summary names the failed ones and the status is
+# non-zero if any failed (.ci/run relies on it).
+SUITES := lint test-main test-latest test-cp5
+test:
+	@failed=""; for suite in $(SUITES); do \
+		echo "=== make $$suite"; start=$$(date +%s); \
+		if $(MAKE) --no-print-directory $$suite; then status=passed; else status=FAILED; failed="$$failed $$suite"; fi; \
+		echo "=== make $$suite: $$status in $$(( $$(date +%s) - start )) s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
+	echo "make test: all suites passed ($(SUITES))"
 
 lint: $(VENV_LINT)/.complete
 	$(VENV_LINT)/bin/ruff check .
 
-# Tests marked slow (subprocesses, training, TF1 runtimes, headless CellProfiler, benchmarks) are left out.
+PYTEST_REPORT := -rfEs --durations=15
+
+# The unit tier (tests/unit): the library's logic in this process, no subprocess, JVM, training, TF1 or
+# Dask: well under 30 s.
 test-fast: $(VENV)/.focusnet-installed
-	$(VENV)/bin/python -m pytest -q -m "not slow"
+	$(VENV)/bin/python -m pytest -q tests/unit
 
-# Everything, including headless CellProfiler and Fiji's TF1 runtimes, on Python 3.9 + TensorFlow 2.15.1.
+# One tier in the main environment, for contributors (test-main runs all four).
+test-integration: $(VENV)/.focusnet-installed $(TF1_READY) $(ONNX_READY)
+	$(VENV)/bin/python -m pytest $(PYTEST_REPORT) tests/integration
+
+test-cellprofiler: $(VENV)/.focusnet-installed
+	$(VENV)/bin/python -m pytest $(PYTEST_REPORT) tests/cellprofiler
+
+test-packaging: $(VENV)/.focusnet-installed $(APP_READY)
+	$(VENV)/bin/python -m pytest $(PYTEST_REPORT) tests/packaging
+
+# All four tiers on Python 3.9 + TensorFlow 2.15.1 + CellProfiler 4.2.8.1, with Fiji's TF1 runtimes.
 test-main: $(VENV)/.focusnet-installed $(TF1_READY) $(ONNX_READY) $(APP_READY)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest $(PYTEST_REPORT)
 
-# The library on a current Python with the newest TensorFlow (no CellProfiler there); its exported
-# bundles are checked in the TF1 runtimes too.
+# What differs on a current Python with the newest TensorFlow (no CellProfiler there): the unit tier and
+# the tests marked tensorflow (the model, training, SavedModel/ONNX export, bioimage.io, the TF1 runtimes
+# loading its bundles), not the command-line, batch and Dask runs again.
 test-latest: $(VENV_LATEST)/.focusnet-installed $(TF1_READY) $(ONNX_READY)
-	$(VENV_LATEST)/bin/python -m pytest -m "not cellprofiler and not packaging"
+	$(VENV_LATEST)/bin/python -m pytest $(PYTEST_REPORT) tests/unit tests/integration \
+		-m "(unit or tensorflow) and not cellprofiler and not packaging"
 
-# The module and the pipelines on CellProfiler 5 (Python 3.11), headless and offline.
+# The CellProfiler tier on CellProfiler 5 (Python 3.11), headless and offline.
 test-cp5: $(CP5_READY)
-	.venv-cp5/bin/python -m pytest -m cellprofiler tests/test_plugin.py tests/test_pipelines.py
+	.venv-cp5/bin/python -m pytest $(PYTEST_REPORT) tests/cellprofiler
 
 # Accuracy and speed against CellProfiler's classic focus metrics (minutes); figures go to
 # benchmarks/results/ (docs/benchmarks.md explains them).

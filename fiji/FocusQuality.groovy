@@ -40,7 +40,7 @@ import java.awt.Color
 import java.nio.FloatBuffer
 import java.security.MessageDigest
 
-// BEGIN SHARED ARITHMETIC (Java syntax: tests/test_fiji.py compiles this block with javac and checks it
+// BEGIN SHARED ARITHMETIC (Java syntax: tests/integration/test_fiji.py compiles this block with javac and checks it
 // against focusnet's Python code on the same images)
 class FocusArithmetic {
     static final int PATCH = 84;

@@ -5,11 +5,29 @@ Core tests use only the repository's own images (``examples/images``,
 ``../shared/data`` (which outside users do not have) use the ``shared_*``
 fixtures: they are marked ``shared_data`` and skip, with the reason, when it
 is absent.
+
+The tests come in four tiers, one folder each; the folder gives a test its tier's markers
+(``pytest_collection_modifyitems`` below), so a contributor picks a tier by folder or by marker:
+
+* ``tests/unit``: the library's logic in this process: no subprocess, no JVM, no training, no TF1
+  runtime, no Dask (``make test-fast``, seconds); marked ``unit``.
+* ``tests/integration``: whole command-line runs in subprocesses, training, the TF1 runtimes, Dask
+  workers, javac (Fiji's arithmetic), whole defocus series through the model; marked ``integration``
+  and ``slow``.
+* ``tests/cellprofiler``: the CellProfiler module with CellProfiler's own objects and headless
+  CellProfiler runs (also the CellProfiler 5 environment's suite); marked ``cellprofiler`` and ``slow``.
+* ``tests/packaging``: the wheel and sdist, fresh venvs, the packaged CellProfiler apps' Python;
+  marked ``packaging`` and ``slow``.
+
+Tests that exercise TensorFlow itself (loading, training, exporting SavedModels and ONNX, the TF1
+and bioimage.io checks) are also marked ``tensorflow``: the latest-Python environment runs the unit
+tier and those (``make test-latest``).
 """
 
 import csv
 import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,12 +63,34 @@ APP_CELLPROFILER = REPO / ".venv-app" / "bin" / "cellprofiler"
 #: Fixtures that read ../shared/data: a test using any of them is marked shared_data.
 SHARED_FIXTURES = {"shared_in_focus_paths", "shared_out_of_focus_paths", "shared_data_zstack"}
 
+#: Each tier's folder under tests/ and the markers its tests get.
+TIERS = {
+    "unit": ("unit",),
+    "integration": ("integration", "slow"),
+    "cellprofiler": ("cellprofiler", "slow"),
+    "packaging": ("packaging", "slow"),
+}
+
+
+def _tier(item):
+    """The tier folder (tests/<tier>/...) an item was collected from."""
+    parts = Path(str(item.fspath)).resolve().relative_to(REPO / "tests").parts
+    if len(parts) < 2 or parts[0] not in TIERS:
+        raise pytest.UsageError(f"{item.nodeid}: every test lives in a tier folder, one of "
+                                f"{', '.join('tests/' + tier for tier in TIERS)} (see tests/conftest.py)")
+    return parts[0]
+
 
 def pytest_collection_modifyitems(config, items):
     missing = not SHARED_DATA.is_dir()
     skip = pytest.mark.skip(reason=f"development data not found at {SHARED_DATA} (../shared/data beside the "
                                    "repository, or set FOCUSNET_SHARED_DATA); core tests use the repository's images")
     for item in items:
+        tier = _tier(item)
+        if tier == "unit" and item.get_closest_marker("slow"):
+            raise pytest.UsageError(f"{item.nodeid} is marked slow: slow tests belong outside tests/unit")
+        for name in TIERS[tier]:
+            item.add_marker(name)
         if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.shared_data)
         if missing and item.get_closest_marker("shared_data"):
@@ -131,6 +171,55 @@ def random_model_dir(tmp_path_factory):
     return directory
 
 
+@pytest.fixture(scope="module")
+def crops(in_focus_paths, out_of_focus_paths):
+    """Real 260 x 348 crops, sharp and blurred (a batch of them measures quickly)."""
+    from focusnet.images import read_image
+
+    images = [read_image(path) for path in list(in_focus_paths) + list(out_of_focus_paths)]
+    return [image[y:y + 260, x:x + 348] for image in images for y, x in ((0, 0), (250, 340))]
+
+
+@pytest.fixture
+def model_copy(tmp_path, random_model_dir):
+    """A copy of ``random_model_dir`` that a test may change."""
+    target = tmp_path / "model"
+    shutil.copytree(random_model_dir, target)
+    return target
+
+
+#: synthetic_stack's planes, and the focal plane of each of its time points (not the middle one).
+SYNTHETIC_STACK_PLANES = 11
+SYNTHETIC_STACK_FOCUS = (3, 6)
+
+
+@pytest.fixture(scope="module")
+def synthetic_stack(tmp_path_factory, in_focus_image):
+    """OME-TIFF, 2 time points x 2 channels x 11 planes 2 um apart, focus at planes 3 and 6.
+
+    Channel "empty" is camera noise alone (no content); channel "nuclei" is a real in-focus crop
+    blurred by the simulator (the shipped model's lens) by its distance from that time's focus.
+    """
+    import tifffile
+
+    from focusnet.optics import Optics
+    from focusnet.simulate import AS_IMAGED, blur_levels
+
+    crop = in_focus_image[:260, :348].astype(float)
+    dark = crop.min()
+    blurred = blur_levels(crop, range(SYNTHETIC_STACK_PLANES), Optics(defocus_phase="paraxial"))
+    rng = np.random.default_rng(0)
+    data = np.empty((2, 2, SYNTHETIC_STACK_PLANES) + crop.shape, np.uint16)
+    for time, focus in enumerate(SYNTHETIC_STACK_FOCUS):
+        for plane in range(SYNTHETIC_STACK_PLANES):
+            data[time, 1, plane] = AS_IMAGED.apply(blurred[abs(plane - focus)], dark, rng)
+            data[time, 0, plane] = rng.poisson(150.0, crop.shape) + 100
+    path = tmp_path_factory.mktemp("zstack") / "well_A01.ome.tif"
+    tifffile.imwrite(path, data, metadata={"axes": "TCZYX", "PhysicalSizeX": 0.65, "PhysicalSizeY": 0.65,
+                                           "PhysicalSizeZ": 2.0, "Channel": {"Name": ["empty", "nuclei"]}})
+    return path, data
+
+
 def read_csv(path):
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
@@ -191,9 +280,9 @@ def focusnet_predict(image_folder, tmp_path_factory):
 
 
 def pip_environment():
-    """The environment for pip in a test: quiet, and caching inside the clone as scripts/make-env.sh does."""
-    return {**os.environ, "PIP_CACHE_DIR": str(REPO / ".cache" / "pip"), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-            "PIP_NO_INPUT": "1"}
+    """The environment for pip in a test: quiet, with pip's own cache (PIP_CACHE_DIR or ~/.cache/pip), which
+    scripts/make-env.sh has filled, so the tests' installs download and build nothing again."""
+    return {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
 
 
 class Distributions(NamedTuple):

@@ -1,0 +1,55 @@
+"""ONNX in other processes: measuring in the focusnet[onnx] environment without TensorFlow, the benchmark.
+
+Export, parity and the loader's refusals are tested in tests/unit/test_onnx.py.
+"""
+
+import csv
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from focusnet.images import read_image
+from focusnet.inference import predict_image
+from focusnet.loader import load_model
+
+pytestmark = pytest.mark.tensorflow  # ONNX against TensorFlow (also on the latest Python)
+
+ONNX_PYTHON = REPO / ".venv-onnx" / "bin" / "python"
+
+
+@pytest.mark.skipif(not ONNX_PYTHON.exists(),
+                    reason="the focusnet[onnx] environment (.venv-onnx) is built by make test")
+def test_measuring_needs_no_tensorflow(tmp_path):
+    """A venv with focusnet[onnx] only: it picks the shipped ONNX model and matches TensorFlow within 1e-5."""
+    no_tf = subprocess.run([str(ONNX_PYTHON), "-c", "import tensorflow"], capture_output=True, text=True)
+    assert no_tf.returncode != 0 and "No module named 'tensorflow'" in no_tf.stderr
+    images = REPO / "examples" / "images"
+    result = subprocess.run([str(ONNX_PYTHON), "-m", "focusnet", "predict", str(images), "--csv",
+                             str(tmp_path / "onnx.csv")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "with onnx default.onnx" in result.stdout
+    with open(tmp_path / "onnx.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    tensorflow_model = load_model()
+    for row in rows:
+        expected = predict_image(read_image(row["image"]), tensorflow_model)
+        assert int(row["defocus_level"]) == expected.defocus_level
+        np.testing.assert_allclose([float(row[f"prob_{level}"]) for level in range(11)], expected.distribution,
+                                   atol=1e-5)
+
+
+def test_the_backend_benchmark_runs(tmp_path):
+    import sys
+
+    out = tmp_path / "onnx.json"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "onnxruntime_vs_tensorflow.py"), "--smoke",
+                             "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    backends = {row["backend"]: row for row in report["backends"]}
+    assert backends["tensorflow"]["tensorflow_imported"] and not backends["onnxruntime"]["tensorflow_imported"]
+    assert all(row["seconds_per_image"] > 0 and row["peak_mb"] > 0 for row in backends.values())
+    assert report["max_probability_difference"] < 1e-3

@@ -1,0 +1,83 @@
+"""Empty and noise-only fields are neither in focus nor out of focus."""
+
+import numpy as np
+import pytest
+
+from conftest import HELD_OUT_IN_FOCUS
+from focusnet.content import has_content, structure_to_noise
+from focusnet.contract import PATCH_SIZE
+from focusnet.errors import NoContentError
+from focusnet.images import read_image
+from focusnet.inference import predict_image
+from focusnet.simulate import blur_levels
+
+
+@pytest.mark.parametrize("mean", [1, 3, 10, 100, 1000, 10000])
+def test_pure_poisson_noise_holds_no_structure(mean):
+    noise = np.random.default_rng(mean).poisson(mean, (400, PATCH_SIZE, PATCH_SIZE)) + 100
+    ratio, _ = structure_to_noise(noise)
+    assert ratio.max() < 0.25  # far below the content threshold of 1
+    assert not has_content(noise).any()
+
+
+@pytest.mark.parametrize("mean", [1, 3, 10, 100, 1000, 10000])
+def test_a_field_of_pure_noise_is_not_called_in_focus(model, mean):
+    # The issue's measurement: Poisson noise plus an offset, mean 1 to 10,000 counts. No patch may be a
+    # confident level 0 or 1; here no patch is judged at all, and the image gets a "no content" answer.
+    field = (np.random.default_rng(mean).poisson(mean, (520, 696)) + 100).astype(np.uint16)
+    with pytest.raises(NoContentError, match="no content") as caught:
+        predict_image(field, model)
+    assert caught.value.num_patches == 48 and caught.value.content_fraction == 0
+
+
+def test_real_dark_background_is_not_called_in_focus(model, in_focus_image):
+    # An empty stretch of a real BBBC006 image: no pixel above 200 counts (background ~130, nuclei up to 4000).
+    background = in_focus_image[174:345, 89:260]
+    assert background.max() < 200
+    assert not has_content(np.stack([background[:84, :84], background[84:168, 84:168]])).any()
+    with pytest.raises(NoContentError):
+        predict_image(background, model)
+
+
+def test_a_hot_pixel_is_not_content():
+    field = np.random.default_rng(0).poisson(150, (PATCH_SIZE, PATCH_SIZE)).astype(float)
+    field[40, 40] = 60000
+    assert not has_content(field)[0]
+
+
+def test_real_nuclei_are_content(in_focus_image):
+    prediction = predict_image(in_focus_image)
+    assert 0.5 < prediction.content_fraction < 1  # nuclei, and empty background between them
+    assert prediction.has_content.sum() == round(prediction.content_fraction * prediction.num_patches)
+
+
+def test_blurred_nuclei_are_still_content(in_focus_image):
+    counts = in_focus_image.astype(float)
+    blurred = blur_levels(counts, [10])[0]
+    noisy = np.random.default_rng(0).poisson(np.maximum(blurred - counts.min(), 0)) + counts.min()
+    assert predict_image(noisy.astype(np.uint16)).content_fraction > 0.5
+
+
+def test_patches_without_content_take_no_part_in_the_answer(model, in_focus_image):
+    # Half nuclei, half pure noise: the answer is the nuclei's, and no noise patch is judged.
+    image = in_focus_image.copy()
+    image[:, 348:] = np.random.default_rng(1).poisson(12, (520, 348)) + 100
+    prediction = predict_image(image, model)
+    assert not prediction.has_content[:, 4:].any()
+    alone = predict_image(in_focus_image[:, :348], model)
+    assert prediction.defocus_level == alone.defocus_level == 0
+    rows = list(prediction.patch_rows())
+    assert all(row["defocus_level"] is None and np.isnan(row["certainty"]) for row in rows if not row["content"])
+
+
+def test_the_held_out_image_is_the_fixture(in_focus_image):
+    np.testing.assert_array_equal(read_image(HELD_OUT_IN_FOCUS), in_focus_image)
+
+
+def test_a_small_sharp_object_is_content():
+    # One bright nucleus of 15 px in an 84 px patch of background: real content, however small.
+    rng = np.random.default_rng(0)
+    patch = rng.poisson(150, (PATCH_SIZE, PATCH_SIZE)).astype(float)
+    rows, cols = np.mgrid[:PATCH_SIZE, :PATCH_SIZE]
+    patch += 3000 * ((rows - 40) ** 2 + (cols - 40) ** 2 < 7.5 ** 2)
+    assert has_content(patch)[0]

@@ -1,0 +1,109 @@
+"""ONNX: export, onnxruntime parity with TensorFlow, the loader's refusals, and measuring without TensorFlow."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from focusnet.contract import SHIPPED_ONNX
+from focusnet.errors import ModelError
+from focusnet.images import read_image
+from focusnet.inference import predict_image
+from focusnet.loader import load_model
+
+onnx = pytest.importorskip("onnx", reason="onnx and onnxruntime are part of the test environments")
+pytest.importorskip("onnxruntime", reason="onnx and onnxruntime are part of the test environments")
+
+from focusnet.contract import ONNX_MANIFEST_KEY  # noqa: E402
+from focusnet.onnxmodel import ALLOWED_ONNX_OPS, graph_sha256, load_onnx  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from focusnet.export.onnxexport import export_onnx
+
+    return export_onnx(None, tmp_path_factory.mktemp("onnx") / "model.onnx")
+
+
+def test_the_graph_uses_only_allowed_ops_at_a_current_opset(exported):
+    proto = onnx.load(exported)
+    assert {node.op_type for node in proto.graph.node} <= ALLOWED_ONNX_OPS and "Log1p" not in str(proto.graph)
+    assert proto.opset_import[0].version >= 17
+    manifest = json.loads({p.key: p.value for p in proto.metadata_props}[ONNX_MANIFEST_KEY])
+    assert manifest["model_config"] == load_model().config and manifest["graph_sha256"] == graph_sha256(proto)
+
+
+@pytest.mark.parametrize("model", ["exported", "shipped"])
+def test_onnxruntime_matches_tensorflow_on_real_images(model, exported, in_focus_paths, out_of_focus_paths):
+    onnx_model = load_model(exported if model == "exported" else SHIPPED_ONNX)
+    tensorflow_model = load_model()
+    for path in list(in_focus_paths) + list(out_of_focus_paths):
+        image = read_image(path)
+        expected, got = predict_image(image, tensorflow_model), predict_image(image, onnx_model)
+        np.testing.assert_allclose(got.probabilities, expected.probabilities, atol=1e-5, err_msg=str(path))
+        assert got.defocus_level == expected.defocus_level
+
+
+def test_the_shipped_onnx_is_the_shipped_model():
+    assert load_onnx(SHIPPED_ONNX).config == load_model().config, \
+        "re-export: focusnet export --format onnx --out focusnet/models/default.onnx --overwrite"
+
+
+def _rewrite(path, out, change, keep_hash=False):
+    proto = onnx.load(path)
+    change(proto)
+    properties = {p.key: p.value for p in proto.metadata_props}
+    manifest = json.loads(properties[ONNX_MANIFEST_KEY])
+    if keep_hash:  # an attacker who also rewrites the manifest
+        manifest["graph_sha256"] = graph_sha256(proto)
+    onnx.helper.set_model_props(proto, {ONNX_MANIFEST_KEY: json.dumps(manifest)})
+    out.write_bytes(proto.SerializeToString())
+    return out
+
+
+def test_a_modified_graph_is_refused(exported, tmp_path):
+    def scale_weights(proto):
+        proto.graph.initializer[-1].raw_data = bytes(len(proto.graph.initializer[-1].raw_data))
+
+    with pytest.raises(ModelError, match="damaged or modified"):
+        load_onnx(_rewrite(exported, tmp_path / "changed.onnx", scale_weights))
+
+
+def test_ops_outside_the_allow_list_are_refused_even_with_a_matching_hash(exported, tmp_path):
+    def add_custom_op(proto):
+        last = proto.graph.node[-1]
+        proto.graph.node.append(onnx.helper.make_node("ReadFile", ["patches"], ["secret"], domain="com.evil"))
+        assert last.output[0] == "probabilities"
+
+    with pytest.raises(ModelError, match=r"outside the classifier allow-list.*com\.evil:ReadFile"):
+        load_onnx(_rewrite(exported, tmp_path / "evil.onnx", add_custom_op, keep_hash=True))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not onnx", "no manifest"])
+def test_damaged_or_foreign_files_are_refused(exported, tmp_path, damage):
+    path = tmp_path / "bad.onnx"
+    data = exported.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "not onnx":
+        path.write_bytes(b"GIF89a not a model")
+    else:
+        proto = onnx.load(exported)
+        del proto.metadata_props[:]
+        path.write_bytes(proto.SerializeToString())
+    with pytest.raises(ModelError):
+        load_onnx(path)
+
+
+def test_the_command_line_exports_and_measures_with_onnx(tmp_path, in_focus_paths):
+    from focusnet.cli import main
+
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--format", "onnx", "--out", str(out)]) == 0
+    assert main(["export", "--format", "onnx", "--out", str(out)]) == 1  # exists: needs --overwrite
+    assert main(["predict", str(in_focus_paths[0]), "--model", str(out), "--csv", str(tmp_path / "f.csv")]) == 0
+    with open(tmp_path / "f.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    expected = predict_image(read_image(in_focus_paths[0]), load_model())
+    assert float(row["aggregate_certainty"]) == pytest.approx(expected.aggregate_certainty, abs=1e-5)
