@@ -9,9 +9,9 @@ known), which also goes into a run's journal as JSON; :func:`cells` turns it
 into CSV text.
 
 Most columns are read by name from the result they describe (a
-:class:`~focusnet.inference.FocusPrediction` attribute of the same name), so
-a new column that a prediction already knows is one edit: its name in the
-contract.
+:class:`~focusnet.inference.FocusPrediction` attribute of the same name), and
+the column lists are read from the contract when a record is made, so a new
+column that a prediction already knows is one edit: its name in the contract.
 """
 
 from __future__ import annotations
@@ -19,14 +19,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .contract import (
-    FEATURE_OF_IMAGE_COLUMN,
-    IMAGE_COLUMNS,
-    PATCH_COLUMNS,
-    PROBABILITY_COLUMNS,
-    STACK_COLUMNS,
-    STACK_PLANE_COLUMNS,
-)
+from . import contract
+from .contract import PROBABILITY_COLUMNS
 from .errors import UnmeasurableImageError
 
 NAN = float("nan")
@@ -68,12 +62,13 @@ def image_record(path, prediction=None, error=None, pixel_size_um=None, pixel_si
     pixel_size_source : str
         ``given``, ``file`` or ``assumed`` ('' when the file could not be read).
     """
-    record = dict.fromkeys(IMAGE_COLUMNS, NAN)
+    columns = contract.IMAGE_COLUMNS
+    record = dict.fromkeys(columns, NAN)
     record["image"] = str(path)
     if prediction is None:
         record["patches"], record["content_fraction"] = failure_counts(error)
     else:
-        for column in IMAGE_COLUMNS[1:]:
+        for column in columns[1:]:
             record[column] = _prediction_value(prediction, column)
     record["pixel_size_um"] = NAN if pixel_size_um is None else float(pixel_size_um)
     record["pixel_size_source"] = pixel_size_source
@@ -98,10 +93,11 @@ def patch_records(path, prediction):
                   "defocus_level": NAN if patch["defocus_level"] is None else patch["defocus_level"],
                   "defocus_um_lower_bound": bool(patch["defocus_um_lower_bound"]) if content else NAN}
         record.update(zip(PROBABILITY_COLUMNS, (float(p) for p in patch["probabilities"])))
-        for column in PATCH_COLUMNS:
+        columns = contract.PATCH_COLUMNS
+        for column in columns:
             if column not in record:
                 record[column] = _plain(patch[column])
-        yield {column: record[column] for column in PATCH_COLUMNS}
+        yield {column: record[column] for column in columns}
 
 
 def plane_record(stack, plane) -> dict:
@@ -112,7 +108,8 @@ def plane_record(stack, plane) -> dict:
     stack : focusnet.stacks.StackResult
     plane : focusnet.stacks.PlaneResult
     """
-    record = dict.fromkeys(STACK_PLANE_COLUMNS, NAN)
+    columns = contract.STACK_PLANE_COLUMNS
+    record = dict.fromkeys(columns, NAN)
     record.update(stack=stack.path, time=stack.time, channel=stack.channel_name, plane=plane.plane,
                   z_um=float(plane.z_um), best=plane.plane == stack.best_plane)
     prediction = plane.prediction
@@ -120,7 +117,7 @@ def plane_record(stack, plane) -> dict:
         record["content_fraction"] = failure_counts(plane.error)[1]
         return record
     record["expected_level"] = plane.expected_level
-    for column in STACK_PLANE_COLUMNS:
+    for column in columns:
         if record[column] is NAN and hasattr(prediction, column):
             record[column] = _plain(getattr(prediction, column))
     return record
@@ -143,7 +140,7 @@ def stack_record(stack) -> dict:
 
 def failed_stack_record(path) -> dict:
     """The record of a stack that could not be read: no planes, everything else NaN."""
-    record = dict.fromkeys(STACK_COLUMNS, NAN)
+    record = dict.fromkeys(contract.STACK_COLUMNS, NAN)
     record.update(stack=str(path), planes=0, measured_planes=0)
     return record
 
@@ -189,4 +186,4 @@ def image_features(record: dict) -> dict:
     The patch count stays a whole number; everything else is a float (NaN unknown).
     """
     return {feature: int(record[column]) if column == "patches" else float(_plain(record[column]))
-            for column, feature in FEATURE_OF_IMAGE_COLUMN.items()}
+            for column, feature in contract.FEATURE_OF_IMAGE_COLUMN.items()}

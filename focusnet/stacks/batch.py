@@ -90,28 +90,28 @@ def plan_stacks(paths, csv, summary_csv=None, best_dir=None, plots=None) -> Stac
                                         setting=setting)
     check_output_file(csv, "csv")
     check_output_file(summary_csv, "summary_csv")
-    for folder, suffix in ((plan.best_dir, BEST_PLANE_SUFFIX), (plan.plots, FOCUS_CURVE_SUFFIX)):
-        if folder is not None:
-            _check_output_names(files, inputs, folder, suffix)
+    for setting, suffix in (("best_dir", BEST_PLANE_SUFFIX), ("plots", FOCUS_CURVE_SUFFIX)):
+        if getattr(plan, setting) is not None:
+            _check_output_names(files, inputs, getattr(plan, setting), suffix, setting)
     return plan
 
 
-def _check_output_names(files, inputs, folder: Path, suffix: str) -> None:
+def _check_output_names(files, inputs, folder: Path, suffix: str, setting: str) -> None:
     """Refuse two stacks writing one file into ``folder``, or an output replacing an input."""
     if folder.exists() and not folder.is_dir():
-        raise InvalidParameterError(f"{folder} is a file, not a folder; choose another path", setting="output_dir")
+        raise InvalidParameterError(f"{folder} is a file, not a folder; choose another path", setting=setting)
     seen = {}
     for f in files:
         stem = output_stem(f)  # a stack of several time points adds _t<T>: equal stems are the only clash
         if stem in seen:
             raise InvalidParameterError(f"{seen[stem]} and {f} would share the output {folder / (stem + suffix)}; "
-                                        "measure them in separate runs or rename one", setting="output_dir")
+                                        "measure them in separate runs or rename one", setting=setting)
         seen[stem] = f
         output = re.compile(re.escape(stem) + r"(_t\d+)?" + re.escape(suffix))
         for path, name in inputs.items():
             if path.parent == folder.resolve() and output.fullmatch(path.name):
                 raise InvalidParameterError(f"an output of {f} in {folder} would replace the input {name}; choose "
-                                            "another folder", setting="output_dir")
+                                            "another folder", setting=setting)
 
 
 def _measure_stack(path, plan, model, options, bar) -> dict:
