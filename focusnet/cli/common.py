@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from pathlib import Path
 
 from ..errors import FocusnetError
 
@@ -29,12 +30,15 @@ class Stopped(Exception):
 
 
 @contextlib.contextmanager
-def keeps_results(how_to_go_on: str):
-    """Inside, a batch keeps what it finished: an error or signal there is reported with ``how_to_go_on``."""
+def keeps_results(journal, what: str):
+    """Inside, a batch keeps what it finished in ``journal``: an error or a signal says so, and how to go on."""
     try:
         yield
     except (FocusnetError, OSError, KeyboardInterrupt, Terminated) as stop:  # OSError: a full disk
-        raise Stopped(stop, how_to_go_on) from stop
+        if not Path(journal).is_file():
+            raise
+        raise Stopped(stop, f"the {what} measured so far are kept in {journal}; run the same command with --resume "
+                            "to measure the rest") from stop
 
 
 def warn(command: str, message: str) -> None:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from .. import contract
-from .arguments import add_measuring, add_resume, objective_from_arguments, positive_int
+from .arguments import add_measuring, add_resume, objective_from_arguments
 from .common import keeps_results, warn
 
 #: Up to this many images, each one's answer is printed.
@@ -31,7 +31,7 @@ def add_parser(commands) -> None:
                         help="write <stem>_focus.png: patch borders coloured by level (hue) and certainty "
                              "(pale = uncertain); created if needed")
     cluster = parser.add_mutually_exclusive_group()
-    cluster.add_argument("--workers", type=positive_int, metavar="N",
+    cluster.add_argument("--workers", type=int, metavar="N",  # the library says what counts are valid
                          help="measure on a local Dask cluster of N processes (each loads the model once)")
     cluster.add_argument("--scheduler", metavar="ADDRESS",
                          help="measure on a running dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 (its workers "
@@ -56,8 +56,7 @@ def run(arguments) -> int:
         if entry["warning"]:
             warn("predict", f"{entry['warning']} (measurements set to NaN)")
 
-    with keeps_results(f"the images measured so far are kept in {plan.journal}; run the same command with --resume "
-                       "to measure the rest"):
+    with keeps_results(plan.journal, "images"):
         entries = run_batch(plan, model, scale=arguments.scale, pixel_size_um=arguments.pixel_size_um,
                             objective=objective, resume=arguments.resume, progress=True, on_result=on_result,
                             workers=arguments.workers, scheduler=arguments.scheduler)

@@ -56,8 +56,7 @@ def run(arguments) -> int:
         for warning in entry["warnings"]:
             warn("stack", warning)
 
-    with keeps_results(f"the stacks measured so far are kept in {plan.journal}; run the same command with --resume "
-                       "to measure the rest"):
+    with keeps_results(plan.journal, "stacks"):
         entries = run_stacks(plan, model, channel=arguments.channel, axes=arguments.axes,
                              z_step_um=arguments.z_step_um, pixel_size_um=arguments.pixel_size_um,
                              objective=objective, scale=arguments.scale, resume=arguments.resume, progress=True,

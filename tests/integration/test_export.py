@@ -208,23 +208,29 @@ def test_not_a_bundle(tmp_path):
 # --- the real TensorFlow 1 runtimes (Fiji) ------------------------------------------------------------------
 
 
-@pytest.mark.tf1
-@pytest.mark.parametrize("version", sorted(TF1_RUNTIMES))
-def test_tf1_runtime_reproduces_focusnet_predict(version, tmp_path, bundle_zip, in_focus_paths, out_of_focus_paths):
-    python = TF1_RUNTIMES[version]
-    assert python.exists(), f"{python} missing: build it with 'make tf1-envs' (make test does)"
+@pytest.fixture(scope="module")
+def predicted_patches(tmp_path_factory, in_focus_paths, out_of_focus_paths):
+    """Two real images and the patch table ``focusnet predict`` writes for them (one run for both TF1 runtimes)."""
     images = [read_image(in_focus_paths[-1]), read_image(out_of_focus_paths[0])]
-    folder = tmp_path / "images"
+    folder = tmp_path_factory.mktemp("tf1_predict") / "images"
     folder.mkdir()
     for index, image in enumerate(images):
         write_tiff(folder / f"{index}.tif", image)
-    patches_csv = tmp_path / "patches.csv"
+    patches_csv = folder.parent / "patches.csv"
     result = subprocess.run([sys.executable, "-m", "focusnet", "predict", str(folder), "--csv",
-                             str(tmp_path / "images.csv"), "--patches-csv", str(patches_csv)],
+                             str(folder.parent / "images.csv"), "--patches-csv", str(patches_csv)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     with open(patches_csv, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        return images, list(csv.DictReader(handle))
+
+
+@pytest.mark.tf1
+@pytest.mark.parametrize("version", sorted(TF1_RUNTIMES))
+def test_tf1_runtime_reproduces_focusnet_predict(version, tmp_path, bundle_zip, predicted_patches):
+    python = TF1_RUNTIMES[version]
+    assert python.exists(), f"{python} missing: build it with 'make tf1-envs' (make test does)"
+    images, rows = predicted_patches
     expected = np.array([[float(row[f"prob_{k}"]) for k in range(NUM_LEVELS)] for row in rows])
 
     # Fiji's mosaic: each image's tiles stitched in place order, the two images one above the other.
@@ -339,7 +345,7 @@ def test_export_never_replaces_what_it_was_not_told_to(tmp_path, bundle_zip, cap
     target = tmp_path / "mine.zip"
     target.write_bytes(b"an older bundle")
     assert main(["export", "--out", str(target)]) == 1
-    assert "refusing to overwrite it (give --overwrite" in capsys.readouterr().err
+    assert "refusing to overwrite it (--overwrite)" in capsys.readouterr().err
     assert target.read_bytes() == b"an older bundle"
     assert main(["export", "--out", str(target), "--overwrite"]) == 0
     assert load_bundle(target).config == load_bundle(bundle_zip).config

@@ -10,7 +10,7 @@ from focusnet.cli import main
 from focusnet.errors import ImageFormatError, InvalidParameterError
 from focusnet.images import read_image_file, read_stack
 from focusnet.simulate import AS_IMAGED, blur_levels
-from focusnet.stack import evaluate_stack, normalized_variance
+from focusnet.stacks import check_stack, normalized_variance
 
 # Every plane goes through the network.
 
@@ -29,9 +29,14 @@ def simulated_stack(tmp_path_factory, in_focus_image):
     return path
 
 
+def evaluate_stack(path, **options):
+    """What ``focusnet evaluate-stack --json`` writes."""
+    return check_stack(path, **options).to_dict()
+
+
 def test_a_stack_is_read_with_its_spacings(simulated_stack):
     stack = read_stack(simulated_stack)
-    assert stack.planes.shape == (13, 260, 348)
+    assert stack.data.shape == (1, 1, 13, 260, 348)
     assert stack.z_step_um == pytest.approx(2.0) and stack.pixel_size_um == pytest.approx(0.65)
 
 
@@ -54,7 +59,7 @@ def test_the_command_writes_a_table_a_plot_json_and_the_sharpest_plane(simulated
     assert len(json.loads((tmp_path / "r.json").read_text())["planes"]) == 13
     plane = read_image_file(sharpest)
     assert plane.pixel_size_um == pytest.approx(0.65)
-    np.testing.assert_array_equal(plane.pixels, read_stack(simulated_stack).planes[6])
+    np.testing.assert_array_equal(plane.pixels, read_stack(simulated_stack).data[0, 0, 6])
 
 
 def test_the_stack_is_never_written_over(simulated_stack, capsys):
@@ -66,17 +71,26 @@ def test_the_stack_is_never_written_over(simulated_stack, capsys):
 
 def test_a_stack_without_z_spacing_needs_one(tmp_path, simulated_stack):
     bare = tmp_path / "bare.tif"
-    tifffile.imwrite(bare, read_stack(simulated_stack).planes[:5])
-    with pytest.raises(InvalidParameterError, match="give it \\(--z-step UM\\)"):
+    tifffile.imwrite(bare, read_stack(simulated_stack).data[0, 0, :5])
+    with pytest.raises(InvalidParameterError, match="give the plane spacing") as raised:
         evaluate_stack(bare, progress=False)
+    assert raised.value.setting == "z_step_um"
     assert evaluate_stack(bare, z_step_um=2.0, progress=False)["z_step_um"] == 2.0
 
 
-def test_channels_are_refused_clearly(tmp_path):
+def test_a_stack_of_several_channels_is_checked_on_the_channel_chosen(tmp_path, simulated_stack):
     path = tmp_path / "channels.tif"
-    tifffile.imwrite(path, np.zeros((3, 2, 90, 90), np.uint16), imagej=True, metadata={"axes": "ZCYX"})
-    with pytest.raises(ImageFormatError, match="give one channel"):
-        read_stack(path)
+    planes = read_stack(simulated_stack).data[0, 0]
+    tifffile.imwrite(path, np.stack([np.full_like(planes, 100), planes], axis=1), imagej=True,
+                     metadata={"axes": "ZCYX", "spacing": 2.0})
+    with pytest.raises(InvalidParameterError, match="choose the channel to check on") as raised:
+        evaluate_stack(path, progress=False)
+    assert raised.value.setting == "channel"
+    assert evaluate_stack(path, channel=1, progress=False)["sharpest_plane"] == 6
+    times = tmp_path / "times.tif"
+    tifffile.imwrite(times, np.stack([planes, planes]), imagej=True, metadata={"axes": "TZYX"})
+    with pytest.raises(ImageFormatError, match="2 time points; give a stack of one time point"):
+        evaluate_stack(times, z_step_um=2.0, progress=False)
 
 
 def test_normalized_variance_prefers_the_sharp_plane(in_focus_image):
@@ -89,5 +103,5 @@ def test_the_real_stack_before_a_model_for_its_optics(shared_data_zstack):
     # says so, and points to a model for that optics.
     result = evaluate_stack(shared_data_zstack, progress=False)
     assert result["measured_planes"] == 0
-    assert all("focusnet train --init" in row["error"] for row in result["planes"])
+    assert all("model fine-tuned for your optics" in row["error"] for row in result["planes"])
     assert abs(result["sharpest_plane"] - 20) <= 1  # the stack's README: plane 20 +- 1

@@ -62,7 +62,7 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path, small_images):
     chunked = tmp_path / "chunked"
     train(small_images[:3], chunked, settings, validation_images=small_images[3:], progress=False, stop_after=3)
     assert json.loads((chunked / "config.json").read_text())["training"]["completed_steps"] == 3
-    with pytest.raises(ValueError, match="use --resume"):
+    with pytest.raises(ValueError, match="holds a training run: resume it"):
         train(small_images[:3], chunked, settings, validation_images=small_images[3:], progress=False)
     train(small_images[:3], chunked, settings, validation_images=small_images[3:], progress=False, resume=True)
     with np.load(straight / "weights.npz") as a, np.load(chunked / "weights.npz") as b:

@@ -11,7 +11,7 @@ import tifffile
 
 from conftest import SYNTHETIC_STACK_FOCUS, SYNTHETIC_STACK_PLANES
 from focusnet.cli import main
-from focusnet.zstack import predict_stack
+from focusnet.stacks import predict_stack
 
 #: synthetic_stack (tests/conftest.py): its planes, and the focal plane of each time point.
 PLANES = SYNTHETIC_STACK_PLANES
@@ -83,9 +83,9 @@ def test_stacks_that_cannot_be_measured_are_nan_rows_and_the_run_goes_on(synthet
 def test_the_real_stack_best_plane_agrees_with_normalized_variance(shared_data_zstack, tmp_path):
     """A model fine-tuned for the stack's optics (as docs/model.md shows), then `focusnet stack` on every plane."""
     from focusnet.images import read_stack
-    from focusnet.stack import normalized_variance
+    from focusnet.stacks import normalized_variance
 
-    planes = read_stack(shared_data_zstack).planes
+    planes = read_stack(shared_data_zstack).data[0, 0]
     sharpest = int(np.nanargmax(normalized_variance(planes)))
     plane_path = tmp_path / "sharpest.tif"
     assert main(["evaluate-stack", str(shared_data_zstack), "--sharpest-out", str(plane_path)]) == 0

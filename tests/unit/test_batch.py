@@ -10,11 +10,12 @@ import tifffile
 
 from conftest import EXAMPLES, REPO
 from focusnet import contract
-from focusnet.batch import image_row, patch_rows, predict_paths
+from focusnet.batch import predict_paths
 from focusnet.cli import main
 from focusnet.errors import ImageFormatError, InputNotFoundError, ModelError, UnmeasurableImageError
 from focusnet.inference import predict_image
 from focusnet.loader import load_model
+from focusnet.records import cells, patch_records
 
 EXPECTED = REPO / "tests" / "data" / "expected"
 
@@ -67,9 +68,10 @@ def test_bad_arguments_are_raised_before_measuring(tmp_path, random_model_dir):
 def test_rows_follow_the_contract(mixed_folder, random_model_dir):
     results = list(predict_paths([mixed_folder], random_model_dir))
     for result in results:
-        row = image_row(result)
+        row = cells(result.record(), contract.IMAGE_COLUMNS)
         assert len(row) == len(contract.IMAGE_COLUMNS) and row[0] == result.path
-        patches = list(patch_rows(result))
+        patches = [cells(patch, contract.PATCH_COLUMNS) for patch in patch_records(result.path, result.prediction)] \
+            if result.measured else []
         cell = dict(zip(contract.IMAGE_COLUMNS, row))
         if result.measured:
             assert cell["patches"] == str(result.prediction.num_patches) == str(len(patches))

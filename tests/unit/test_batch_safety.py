@@ -47,7 +47,7 @@ def test_an_output_naming_an_input_is_refused_before_anything_is_written(small_b
 def test_the_two_tables_cannot_be_one_file(small_batch, tmp_path, capsys):
     out = tmp_path / "same.csv"
     assert main(["predict", str(small_batch), "--csv", str(out), "--patches-csv", str(out)]) == 1
-    assert "--csv and --patches-csv are the same file" in capsys.readouterr().err and not out.exists()
+    assert "the image and patch tables are the same file" in capsys.readouterr().err and not out.exists()
 
 
 def test_overlays_in_the_input_folder_are_not_measured_the_next_time(small_batch, tmp_path, capsys):
@@ -111,12 +111,19 @@ def test_file_system_faults_are_one_clear_line(small_batch, tmp_path, capsys, ca
 def test_resume_needs_the_same_run(small_batch, tmp_path, capsys):
     out = tmp_path / "f.csv"
     assert main(["predict", str(small_batch), "--csv", str(out), "--resume"]) == 1
-    assert "no unfinished run to continue" in capsys.readouterr().err
-    journal_path(out).write_text('{"format": "focusnet-journal", "version": 1, "command": "predict"}\n')
+    assert "no unfinished run to resume" in capsys.readouterr().err
+    from focusnet.journal import JOURNAL_VERSION
+
+    journal_path(out).write_text('{"format": "focusnet-journal", "version": %d, "command": "predict"}\n'
+                                 % JOURNAL_VERSION)
     assert main(["predict", str(small_batch), "--csv", str(out)]) == 1
-    assert "holds an unfinished run's results: continue it with --resume" in capsys.readouterr().err
+    assert "holds an unfinished run's results: resume that run" in capsys.readouterr().err
     assert main(["predict", str(small_batch), "--csv", str(out), "--resume"]) == 1
     assert "cannot resume: this run differs" in capsys.readouterr().err
+    # A journal of an older layout (rows, not records) is refused, not misread.
+    journal_path(out).write_text('{"format": "focusnet-journal", "version": 1, "command": "predict"}\n')
+    assert main(["predict", str(small_batch), "--csv", str(out), "--resume"]) == 1
+    assert f"is not a focusnet journal (version {JOURNAL_VERSION})" in capsys.readouterr().err
 
 
 def test_the_journal_drops_a_torn_last_line(tmp_path):

@@ -78,9 +78,11 @@ def test_command_modules_are_thin_and_declare_no_number_the_library_has():
         "batch_size": defaults.batch_size, "validate_every": defaults.validate_every,
         "checkpoint_every": defaults.checkpoint_every, "seed": defaults.seed}
     simulate = _command_parsers()["simulate"]
-    assert {action.dest: action.default for action in simulate._actions if action.dest in ("numerical_aperture",
-            "pixel_size_um", "z_step_um")} == {"numerical_aperture": Optics().numerical_aperture,
-                                                "pixel_size_um": Optics().pixel_size_um, "z_step_um": Optics().z_step_um}
+    optics = Optics()
+    assert {action.dest: action.default for action in simulate._actions if action.dest in (
+        "numerical_aperture", "pixel_size_um", "z_step_um")} == {
+        "numerical_aperture": optics.numerical_aperture, "pixel_size_um": optics.pixel_size_um,
+        "z_step_um": optics.z_step_um}
 
 
 def test_training_defaults_differ_for_a_fresh_run_and_fine_tuning():

@@ -96,7 +96,7 @@ def test_tables_it_cannot_place_are_refused_clearly(tmp_path):
         read_results(unknown)
     unnamed = tmp_path / "focus.csv"
     _write_csv(unnamed, [{"image": "/d/image.tif", "defocus_level": 0, "aggregate_certainty": 0.9}])
-    with pytest.raises(InvalidParameterError, match="no well found for 1 of 1 images.*--pattern"):
+    with pytest.raises(InvalidParameterError, match="no well found for 1 of 1 images.*a file-name pattern"):
         read_results(unnamed)
     with pytest.raises(InvalidParameterError, match="needs named groups"):
         read_results(unnamed, pattern=r"(\d+)")

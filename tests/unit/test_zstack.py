@@ -7,8 +7,8 @@ import tifffile
 
 from focusnet.cli import main
 from focusnet.errors import ImageFormatError, InvalidParameterError
-from focusnet.images import read_hyperstack
-from focusnet.zstack import best_plane, refine_best_plane
+from focusnet.images import read_stack
+from focusnet.stacks import best_plane, refine_best_plane
 
 # --- choosing the best plane ----------------------------------------------------------------------
 
@@ -48,7 +48,7 @@ def test_an_imagej_hyperstack_is_read_in_tczyx_order(tmp_path, tczyx):
     path = tmp_path / "ij.tif"
     tifffile.imwrite(path, np.moveaxis(tczyx, 1, 2), imagej=True, resolution=(1 / 0.2, 1 / 0.2),
                      metadata={"axes": "TZCYX", "spacing": 0.5, "unit": "micron"})
-    stack = read_hyperstack(path)
+    stack = read_stack(path)
     np.testing.assert_array_equal(stack.data, tczyx)
     assert (stack.z_step_um, stack.pixel_size_um) == (pytest.approx(0.5), pytest.approx(0.2))
     assert stack.channel_names == ["C0", "C1", "C2"] and stack.channel_index("2") == 2
@@ -58,7 +58,7 @@ def test_an_ome_tiff_gives_its_channel_names(tmp_path, tczyx):
     path = tmp_path / "s.ome.tif"
     tifffile.imwrite(path, tczyx[0], metadata={"axes": "CZYX", "PhysicalSizeX": 0.3, "PhysicalSizeY": 0.3,
                                                 "PhysicalSizeZ": 1.5, "Channel": {"Name": ["DAPI", "GFP", "RFP"]}})
-    stack = read_hyperstack(path)
+    stack = read_stack(path)
     np.testing.assert_array_equal(stack.data[0], tczyx[0])
     assert stack.channel_names == ["DAPI", "GFP", "RFP"] and stack.channel_index("GFP") == 1
     assert stack.z_step_um == pytest.approx(1.5)
@@ -71,28 +71,28 @@ def test_an_ome_tiff_gives_its_channel_names(tmp_path, tczyx):
 def test_plain_pages_are_planes_and_axes_can_be_given(tmp_path, tczyx):
     plain = tmp_path / "plain.tif"
     tifffile.imwrite(plain, tczyx[0, 0], photometric="minisblack")
-    stack = read_hyperstack(plain)
+    stack = read_stack(plain)
     np.testing.assert_array_equal(stack.data[0, 0], tczyx[0, 0])
     assert "read as z" in stack.notes[0]
     # Two unnamed axes: which is z cannot be guessed, so the reader asks.
     tifffile.imwrite(plain, tczyx[0], photometric="minisblack")
-    with pytest.raises(ImageFormatError, match="give --axes"):
-        read_hyperstack(plain)
-    np.testing.assert_array_equal(read_hyperstack(plain, axes="czyx").data[0], tczyx[0])
-    np.testing.assert_array_equal(read_hyperstack(plain, axes="ZCYX").data[0], np.swapaxes(tczyx[0], 0, 1))
-    with pytest.raises(ImageFormatError, match="give --axes"):
-        read_hyperstack(plain, axes="ZYX")
+    with pytest.raises(ImageFormatError, match="give the axes"):
+        read_stack(plain)
+    np.testing.assert_array_equal(read_stack(plain, axes="czyx").data[0], tczyx[0])
+    np.testing.assert_array_equal(read_stack(plain, axes="ZCYX").data[0], np.swapaxes(tczyx[0], 0, 1))
+    with pytest.raises(ImageFormatError, match="give the axes"):
+        read_stack(plain, axes="ZYX")
 
 
 def test_colour_and_single_planes_are_refused(tmp_path):
     rgb = tmp_path / "rgb.tif"
     tifffile.imwrite(rgb, np.zeros((3, 40, 40, 3), np.uint8), photometric="rgb")
     with pytest.raises(ImageFormatError, match="colour"):
-        read_hyperstack(rgb)
+        read_stack(rgb)
     single = tmp_path / "single.tif"
     tifffile.imwrite(single, np.zeros((40, 40), np.uint16))
     with pytest.raises(ImageFormatError, match="at least two"):
-        read_hyperstack(single)
+        read_stack(single)
 
 
 # --- a synthetic stack from a real in-focus image -----------------------------------------------------
