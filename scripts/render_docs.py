@@ -171,7 +171,7 @@ def accuracy(results) -> str:
     ]
     rule = f"out of focus if level >= {OUT_OF_FOCUS_LEVEL}"
     if data["focusnet_rule"] != rule:
-        lines += ["", f"**This run used another rule than focusnet's tools ({rule}); run `make bench` again.**"]
+        lines += ["", f"**This run judged focusnet by another rule than its tools use ({rule}).**"]
     return "\n".join(lines)
 
 
