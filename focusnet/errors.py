@@ -38,7 +38,6 @@ SETTINGS = {
     "axes": "the stack's axes",
     "channel": "the channel",
     "scale": "the count 1.0 stands for",
-    "model": "the model",
     "csv": "the image table",
     "patches_csv": "the patch table",
     "summary_csv": "the stack table",
@@ -52,9 +51,7 @@ SETTINGS = {
     "validation_images": "the validation images",
     "out": "the output path",
     "overwrite": "replacing the output",
-    "init_model": "the model to fine-tune",
     "architecture": "the architecture",
-    "optics": "the objective's optics",
 }
 
 

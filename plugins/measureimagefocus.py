@@ -191,8 +191,11 @@ def missing_requirements(model=None):
             sys.version_info[:2])
     else:
         python = "%s, Python %d.%d" % ((sys.executable,) + sys.version_info[:2])
-    return ("MeasureImageFocus needs %s. Install it for CellProfiler (%s) with:\n    %s\nthen restart CellProfiler."
-            % (what, python, install_command()))
+    # focusnet is not on the package index yet: its wheel or a clone of its repository goes in its place.
+    unpublished = ("\n(focusnet is not yet published on the package index: write the path of its wheel, or of a "
+                   "clone of its repository, where the command says focusnet)" if FOCUSNET_IMPORT_ERROR else "")
+    return ("MeasureImageFocus needs %s. Install it for CellProfiler (%s) with:\n    %s%s\nthen restart "
+            "CellProfiler." % (what, python, install_command(), unpublished))
 
 
 def _interrupt(signum, frame):
@@ -565,6 +568,12 @@ with **SaveImages**.""",
         # Block by block into float32 counts: no full-size float64 copy of a large image.
         return to_counts(image.pixel_data, scale=scale, name=label)
 
+    def setting_hint(self, error):
+        """' (setting ...)' naming this module's setting that would fix a focusnet error, or ''."""
+        settings = {"pixel_size_um": self.pixel_size, "scale": self.float_scale}
+        setting = settings.get(error.setting)
+        return " (setting '%s')" % setting.text if setting is not None else ""
+
     def run(self, workspace):
         from focusnet.errors import FocusnetError
         from focusnet.figures import overlay_rgb, overlay_step
@@ -585,7 +594,8 @@ with **SaveImages**.""",
                 prediction = predict_image(counts, model, scale=1.0, name=label, **options)
             except FocusnetError as error:
                 # One image that cannot be measured is a NaN row and a warning, never the end of the run.
-                LOGGER.warning("MeasureImageFocus: %s; its focus measurements are NaN", error)
+                LOGGER.warning("MeasureImageFocus: %s%s; its focus measurements are NaN", error,
+                               self.setting_hint(error))
                 record = image_record(label, error=error, pixel_size_um=options.get(
                     "pixel_size_um", model_optics(model).pixel_size_um))
                 prediction = None

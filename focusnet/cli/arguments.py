@@ -69,7 +69,7 @@ def positive_int(text: str) -> int:
 
 _OPTICS_HELP = {
     "wavelength_um": ("UM", "emission wavelength in um"),
-    "numerical_aperture": (None, "numerical aperture of the objective"),
+    "numerical_aperture": ("NA", "numerical aperture of the objective"),
     "refractive_index": ("N", "refractive index of the immersion medium (air 1.0, water 1.33, oil 1.515)"),
     "pixel_size_um": ("UM", "pixel size in the sample plane in um"),
     "z_step_um": ("UM", "defocus per level in um: level L is z = L * z-step"),
@@ -118,7 +118,7 @@ def add_objective(parser) -> None:
     group.add_argument("--pixel-size", dest="pixel_size_um", type=positive_float, metavar="UM",
                        help="pixel size in the sample plane in um (overrides what files state; default: the "
                             "file's OME or ImageJ calibration, else the model's)")
-    group.add_argument("--na", dest="numerical_aperture", type=positive_float,
+    group.add_argument("--na", dest="numerical_aperture", type=positive_float, metavar="NA",
                        help="numerical aperture of your objective")
     group.add_argument("--refractive-index", dest="refractive_index", type=positive_float, metavar="N",
                        help=_OPTICS_HELP["refractive_index"][1].replace("the immersion medium", "its immersion medium"))

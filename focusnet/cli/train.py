@@ -57,7 +57,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--stop-after", type=positive_int, metavar="N",
                         help="stop after N steps of this run (checkpointed); continue later with --resume")
     optics = add_simulator_optics(parser, None, ". Each default: what the training images state (pixel size), "
-                                  "else the --init model's optics, else BBBC006's (20x, NA 0.5, 0.65 um pixels)")
+                                  "else the --init model's optics, else BBBC006's (20x, NA 0.5, 0.65 um pixels). "
+                                  "With --init and other optics, --z-step defaults to the step at which each level "
+                                  "blurs as much, in um, as the --init model's level")
     add_defocus_phase(optics, None)
     parser.set_defaults(run=run)
 

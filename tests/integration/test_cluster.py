@@ -79,7 +79,8 @@ def test_an_interrupted_cluster_run_resumes_to_the_same_tables(batch, one_proces
 
 def test_workers_must_be_a_count(batch, tmp_path):
     result = predict(batch, "--csv", tmp_path / "f.csv", "--workers", "0")
-    assert result.returncode == 1 and "the number of workers must be a whole number >= 1, got 0 (--workers)" in result.stderr
+    assert result.returncode == 1
+    assert "the number of workers must be a whole number >= 1, got 0 (--workers)" in result.stderr
     assert "Traceback" not in result.stderr and not journal_path(tmp_path / "f.csv").exists()
 
 
