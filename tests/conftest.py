@@ -97,6 +97,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+#: Programs that no test in tests/unit may start (the unit tier runs in the test's own process).
+PROGRAMS_OUTSIDE_UNIT = ("python", "java", "javac", "cellprofiler", "focusnet", "pip", "bioimageio")
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_program(request, monkeypatch):
+    """In tests/unit, starting Python, a JVM, CellProfiler or pip is an error naming the tier to move the test to."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+    start = subprocess.Popen.__init__
+
+    def guarded(self, args, *more, **options):
+        program = args if isinstance(args, (str, bytes, os.PathLike)) else args[0]
+        name = Path(os.fsdecode(program).split()[0]).name
+        if name.startswith(PROGRAMS_OUTSIDE_UNIT) or os.fsdecode(program) == sys.executable:
+            raise AssertionError(f"a unit test started {name}: tests that start programs belong in tests/integration")
+        start(self, args, *more, **options)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+
+
 def _shared_files(name, pattern="*"):
     folder = SHARED_DATA / name
     files = sorted(folder.glob(pattern)) if folder.is_dir() else []
@@ -253,7 +274,7 @@ def run_pipeline(name, images, out, **options):
     return read_csv(table), result
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def image_folder(tmp_path_factory, in_focus_paths, out_of_focus_paths):
     """Real images (as .tif), plus one smaller than a patch, a constant image and a dark field of pure noise."""
     from focusnet.images import read_image, write_tiff
@@ -268,7 +289,7 @@ def image_folder(tmp_path_factory, in_focus_paths, out_of_focus_paths):
     return folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def focusnet_predict(image_folder, tmp_path_factory):
     """``focusnet predict`` of ``image_folder`` with the shipped model (as a bundle), by file name."""
     from focusnet.contract import SHIPPED_BUNDLE

@@ -13,9 +13,17 @@ from focusnet.images import read_image, write_tiff
 from helpers import check_measure_focus_rows
 
 
-def test_measure_focus_pipeline(image_folder, focusnet_predict, tmp_path):
-    rows, result = run_pipeline("measure_focus.cppipe", image_folder, tmp_path / "out")
-    check_measure_focus_rows(rows, result, image_folder, focusnet_predict, tmp_path / "out")
+@pytest.fixture(scope="module")
+def measure_focus_run(image_folder, tmp_path_factory):
+    """One headless run of measure_focus.cppipe on ``image_folder``: its rows, the CompletedProcess, its folder."""
+    out = tmp_path_factory.mktemp("measure_focus") / "out"
+    rows, result = run_pipeline("measure_focus.cppipe", image_folder, out)
+    return rows, result, out
+
+
+def test_measure_focus_pipeline(measure_focus_run, image_folder, focusnet_predict):
+    rows, result, out = measure_focus_run
+    check_measure_focus_rows(rows, result, image_folder, focusnet_predict, out)
 
 
 def test_qc_pipeline_flags_out_of_focus_images_and_empty_fields_apart(image_folder, tmp_path):
@@ -48,9 +56,9 @@ def test_headless_run_with_a_missing_bundle_stops_before_the_first_image(image_f
     assert result.returncode != 0
 
 
-def test_split_runs_give_the_same_results(image_folder, tmp_path):
+def test_split_runs_give_the_same_results(measure_focus_run, image_folder, tmp_path):
     """Cluster-style: image-set ranges (-f/-l) in separate processes reproduce one whole run."""
-    whole, _ = run_pipeline("measure_focus.cppipe", image_folder, tmp_path / "whole")
+    whole, _, _ = measure_focus_run
     parts = []
     for first, last in ((1, 3), (4, 7)):
         out = tmp_path / f"part{first}"
@@ -117,44 +125,65 @@ CELLPROFILER_5_OUTCOMES = {
 }
 
 
-@pytest.mark.parametrize("case", list(_bad_images(np.zeros((30, 30), np.uint16))))
-def test_a_bad_image_between_good_ones_is_a_nan_row_not_the_end_of_the_run(case, tmp_path, in_focus_paths):
+#: Each bad case's file: between a_good.tif and c_good.tif, in the order of _bad_images.
+BAD_FILES = {case: f"b{index}_{re.sub(r'[^A-Za-z0-9]+', '_', case).strip('_')}.tif"
+             for index, case in enumerate(_bad_images(np.zeros((30, 30), np.uint16)))}
+
+
+@pytest.fixture(scope="module")
+def bad_images_run(tmp_path_factory, in_focus_paths):
+    """One headless run over a good image, every bad case, and another good image: rows by file, and the log."""
     sharp = read_image(in_focus_paths[0])
-    pixels, warning = _bad_images(sharp)[case]
-    folder = tmp_path / "images"
+    folder = tmp_path_factory.mktemp("bad_images") / "images"
     folder.mkdir()
     write_tiff(folder / "a_good.tif", sharp)
-    write_tiff(folder / "b_case.tif", pixels)
+    for case, (pixels, _) in _bad_images(sharp).items():
+        write_tiff(folder / BAD_FILES[case], pixels)
     write_tiff(folder / "c_good.tif", read_image(in_focus_paths[1]))
-    rows, result = run_pipeline("measure_focus.cppipe", folder, tmp_path / "out")
-    by_file = {row["FileName_DNA"]: row for row in rows}
-    assert set(by_file) == {"a_good.tif", "b_case.tif", "c_good.tif"}, result.stderr[-3000:]
+    rows, result = run_pipeline("measure_focus.cppipe", folder, folder.parent / "out")
+    return {row["FileName_DNA"]: row for row in rows}, result
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_a_bad_image_between_good_ones_is_a_nan_row_not_the_end_of_the_run(case, bad_images_run, in_focus_paths):
+    # One run holds every case (one CellProfiler start instead of one per case); each case is checked
+    # on its own row and its own warning, and the run must reach the good image after all of them.
+    by_file, result = bad_images_run
+    warning = _bad_images(np.zeros((30, 30), np.uint16))[case][1]
+    name = BAD_FILES[case]
+    assert set(by_file) == {"a_good.tif", "c_good.tif", *BAD_FILES.values()}, result.stderr[-3000:]
     for good in ("a_good.tif", "c_good.tif"):
         assert float(by_file[good]["ImageFocus_DefocusLevel_DNA"]) <= 1
-    level = float(by_file["b_case.tif"]["ImageFocus_DefocusLevel_DNA"])
+    level = float(by_file[name]["ImageFocus_DefocusLevel_DNA"])
     log = result.stdout + result.stderr
     if CELLPROFILER_5:
         # CellProfiler 5's imageio readers hand some files over differently (docs/cellprofiler.md).
         warning = CELLPROFILER_5_OUTCOMES.get(case, warning)
     if warning is None:  # measured as the counts they hold: the sharp image's level and certainty
         assert level == float(by_file["a_good.tif"]["ImageFocus_DefocusLevel_DNA"])
-        assert float(by_file["b_case.tif"]["ImageFocus_AggregateCertainty_DNA"]) == pytest.approx(
+        assert float(by_file[name]["ImageFocus_AggregateCertainty_DNA"]) == pytest.approx(
             float(by_file["a_good.tif"]["ImageFocus_AggregateCertainty_DNA"]), abs=1e-5)
     else:
         assert math.isnan(level)
-        assert re.search(r"MeasureImageFocus: b_case\.tif.*" + re.escape(warning), log), log[-3000:]
+        assert re.search(r"MeasureImageFocus: " + re.escape(name) + ".*" + re.escape(warning), log), log[-3000:]
 
 
-@pytest.mark.parametrize("signal_number", ["SIGINT", "SIGTERM"])
-def test_a_signal_ends_a_headless_run_promptly(signal_number, tmp_path, in_focus_paths):
-    import signal
-    import time
-
-    folder = tmp_path / "many"
-    folder.mkdir()
+@pytest.fixture(scope="module")
+def many_images(tmp_path_factory, in_focus_paths):
+    """400 real images: a run long enough to be signalled part way (written once for both signals)."""
+    folder = tmp_path_factory.mktemp("many")
     sharp = read_image(in_focus_paths[0])
     for index in range(400):
         write_tiff(folder / f"img_{index:03d}.tif", sharp)
+    return folder
+
+
+@pytest.mark.parametrize("signal_number", ["SIGINT", "SIGTERM"])
+def test_a_signal_ends_a_headless_run_promptly(signal_number, tmp_path, many_images):
+    import signal
+    import time
+
+    folder = many_images
     process = subprocess.Popen(
         cellprofiler_command(REPO / "pipelines" / "measure_focus.cppipe", folder, tmp_path / "out"),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

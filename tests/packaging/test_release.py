@@ -87,12 +87,22 @@ def find_python(version):
                 None)
 
 
+@pytest.fixture(scope="module")
+def with_tensorflow(tmp_path_factory):
+    """``focusnet predict`` of the examples with TensorFlow and the shipped bundle, here: what each venv must match."""
+    images = sorted(EXAMPLES.glob("*.tif"))
+    out = tmp_path_factory.mktemp("tensorflow") / "tensorflow.csv"
+    subprocess.run([sys.executable, "-m", "focusnet", "predict", *map(str, images), "--model", str(SHIPPED_BUNDLE),
+                    "--csv", str(out)], check=True, capture_output=True, timeout=900)
+    return read_csv(out)
+
+
 # Each Python with the lock pinning its versions: onnx.lock (the versions pinned for measuring) has
 # wheels for 3.12 and 3.13, onnx-py310.lock pins 3.10's. Python 3.8 is tested with the packaged
 # CellProfiler apps' Python (test_packaged_app.py), 3.9 and 3.11 in the main and CellProfiler 5 environments.
 @pytest.mark.parametrize(("version", "lock"), [("3.10", "onnx-py310.lock"), ("3.12", "onnx.lock"),
                                                ("3.13", "onnx.lock")])
-def test_a_fresh_venv_with_the_wheel_measures_the_examples(version, lock, distributions, tmp_path):
+def test_a_fresh_venv_with_the_wheel_measures_the_examples(version, lock, distributions, with_tensorflow, tmp_path):
     """``pip install focusnet-*.whl[onnx]`` in a new venv: it measures as TensorFlow does, with the shipped model."""
     python = find_python(version)
     if python is None:
@@ -115,9 +125,7 @@ def test_a_fresh_venv_with_the_wheel_measures_the_examples(version, lock, distri
     assert package.startswith(str(venv)) and onnx_found == "True" and no_tensorflow == "True"
     subprocess.run([str(venv / "bin" / "focusnet"), "predict", *map(str, images), "--csv", "installed.csv"],
                    check=True, capture_output=True, timeout=900, cwd=tmp_path)
-    subprocess.run([sys.executable, "-m", "focusnet", "predict", *map(str, images), "--model", str(SHIPPED_BUNDLE),
-                    "--csv", str(tmp_path / "tensorflow.csv")], check=True, capture_output=True, timeout=900)
-    installed, tensorflow = read_csv(tmp_path / "installed.csv"), read_csv(tmp_path / "tensorflow.csv")
+    installed, tensorflow = read_csv(tmp_path / "installed.csv"), with_tensorflow
     assert [row["image"] for row in installed] == [row["image"] for row in tensorflow] == [str(p) for p in images]
     for measured, expected in zip(installed, tensorflow):
         assert measured["defocus_level"] == expected["defocus_level"]
