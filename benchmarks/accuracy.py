@@ -9,7 +9,7 @@ crops, and each crop series gets its own noise), then:
   LocalFocusScore, Correlation, PowerLogLogSlope), computed by CellProfiler's own
   MeasureImageQuality module, gets the threshold that maximises its F-score on a random
   10 % validation subset; its F-score on the other 90 % is reported. focusnet is not tuned
-  at all: an image is out of focus when its absolute level is >= 2.
+  at all: an image is out of focus when its absolute level is >= 3 (focusnet.plate.DEFOCUSED_LEVEL).
 * **Real images**: the same rules (classic thresholds from the synthetic validation subset)
   on real sharp BBBC006 images against real, optically defocused MCF-7 images.
 * **Level resolution**: per series, the Spearman correlation of each metric with the level
@@ -50,7 +50,7 @@ from focusnet.simulate import AS_IMAGED, CAMERA_VARIANTS  # noqa: E402
 # The shared camera variants, less offset +100 (offset +1000 is the harder case), to keep the run short.
 CAMERAS = (AS_IMAGED,) + tuple(camera for camera in CAMERA_VARIANTS if camera.name != "offset +100")
 CONDITIONS = tuple(camera.name for camera in CAMERAS)
-FOCUSNET_OUT_OF_FOCUS_FROM = 2
+FOCUSNET_OUT_OF_FOCUS_FROM = 3
 METRIC_LABELS = {"FocusScore": "FocusScore", "LocalFocusScore_DNA_20": "LocalFocusScore",
                  "Correlation_DNA_20": "Correlation", "PowerLogLogSlope": "PowerLogLogSlope"}
 
@@ -86,7 +86,7 @@ def synthesise(sources, seeds, pieces, progress):
 
     from focusnet.contract import LEVELS
     from focusnet.images import read_image
-    from focusnet.inference import predict_image
+    from focusnet.inference import model_optics, predict_image
     from focusnet.loader import load_model
     from focusnet.simulate import blur_levels
 
@@ -97,7 +97,8 @@ def synthesise(sources, seeds, pieces, progress):
     for path, seed in tqdm(jobs, desc="simulate and measure", unit="series", disable=not progress):
         counts = read_image(path).astype(float)
         dark = counts.min()
-        blurred = blur_levels(counts)
+        # The model's own simulated optics (its defocus phase too), as focusnet.evaluate uses.
+        blurred = blur_levels(counts, LEVELS, model_optics(model))
         for camera_index, camera in enumerate(CAMERAS):
             rng = np.random.default_rng([seed, camera_index])
             for level in LEVELS:
@@ -210,7 +211,7 @@ def main():
         f"Synthetic defocus of {len(sources)} held-out in-focus images ({', '.join(report['sources'])}), "
         f"{len(seeds)} noise seed(s), {len(records) // len(CONDITIONS)} images per condition; binary task on "
         f"{len(base)} images per condition (classic thresholds tuned on {len(validation)}, F-score on the rest; "
-        "positive = out of focus). focusnet: no tuning, out of focus if level >= 2.",
+        f"positive = out of focus). focusnet: no tuning, out of focus if level >= {FOCUSNET_OUT_OF_FOCUS_FROM}.",
         "",
         "| F-score | " + " | ".join(methods) + " |",
         "|---|" + "---|" * len(methods),

@@ -171,8 +171,13 @@ class BatchPlan:
         return self.overlay_dir / f"{Path(path).stem}{OVERLAY_SUFFIX}" if self.overlay_dir else None
 
 
-def check_output_file(path: Path, setting: str) -> None:
+def check_output_file(path: Path, setting: str, create_folder: bool = False) -> None:
     """Raise before anything is measured if a table could not be written at ``path``.
+
+    Parameters
+    ----------
+    create_folder : bool
+        The caller creates a missing folder (then only a file in its way is refused).
 
     Raises
     ------
@@ -183,6 +188,12 @@ def check_output_file(path: Path, setting: str) -> None:
     if path.is_dir():
         raise InvalidParameterError(f"{path} is a folder; give a file name, e.g. {path / 'focus.csv'}",
                                     setting=setting)
+    if create_folder and not folder.exists():
+        existing = next(parent for parent in folder.parents if parent.exists())
+        if not existing.is_dir():
+            raise InvalidParameterError(f"{path}: {existing} is a file, not a folder; choose another path",
+                                        setting=setting)
+        return
     if not folder.exists():
         raise InvalidParameterError(f"{path}: folder {folder} does not exist; create it first", setting=setting)
     if not folder.is_dir():

@@ -88,8 +88,9 @@ def plan_stacks(paths, csv, summary_csv=None, best_dir=None, plots=None) -> Stac
         if path.resolve() in inputs:
             raise InvalidParameterError(f"{path} is an input: refusing to write over it; choose another output path",
                                         setting=setting)
-    check_output_file(csv, "csv")
-    check_output_file(summary_csv, "summary_csv")
+    # Like the best-plane and plot folders, the tables' folders are created if needed.
+    check_output_file(csv, "csv", create_folder=True)
+    check_output_file(summary_csv, "summary_csv", create_folder=True)
     for setting, suffix in (("best_dir", BEST_PLANE_SUFFIX), ("plots", FOCUS_CURVE_SUFFIX)):
         if getattr(plan, setting) is not None:
             _check_output_names(files, inputs, getattr(plan, setting), suffix, setting)
@@ -210,4 +211,6 @@ def run_stacks(plan: StackPlan, model, channel=None, axes=None, z_step_um=None, 
         write_csv(plan.csv, STACK_PLANE_COLUMNS, [record for entry in entries for record in entry["planes"]])
         write_csv(plan.summary_csv, STACK_COLUMNS, [record for entry in entries for record in entry["stacks"]])
 
+    for table in (plan.csv, plan.summary_csv):
+        table.parent.mkdir(parents=True, exist_ok=True)
     return run_journaled(plan.journal, header, header["inputs"], measure, write, resume=resume, on_entry=on_entry)

@@ -82,7 +82,7 @@ def test_a_stack_of_several_channels_is_checked_on_the_channel_chosen(tmp_path, 
     path = tmp_path / "channels.tif"
     planes = read_stack(simulated_stack).data[0, 0]
     tifffile.imwrite(path, np.stack([np.full_like(planes, 100), planes], axis=1), imagej=True,
-                     metadata={"axes": "ZCYX", "spacing": 2.0})
+                     metadata={"axes": "ZCYX", "spacing": 2.0, "unit": "micron"})
     with pytest.raises(InvalidParameterError, match="choose the channel to check on") as raised:
         evaluate_stack(path, progress=False)
     assert raised.value.setting == "channel"
