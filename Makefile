@@ -146,6 +146,7 @@ bench: $(VENV)/.focusnet-installed
 	$(VENV)/bin/python benchmarks/memory.py --json benchmarks/results/memory.json | tee benchmarks/results/memory.md
 	$(VENV)/bin/python benchmarks/cluster.py --json benchmarks/results/cluster.json | tee benchmarks/results/cluster.md
 	$(VENV)/bin/python benchmarks/onnxruntime_vs_tensorflow.py --json benchmarks/results/onnx.json | tee benchmarks/results/onnx.md
+	$(VENV)/bin/python scripts/render_docs.py
 
 clean:
 	rm -rf $(VENV) $(VENV_LATEST) $(VENV_LINT) .venv-tf1.15 .venv-tf1.12 .venv-onnx .venv-app .venv-cp5 $(DEMO_OUT) .cache build *.egg-info
