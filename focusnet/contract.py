@@ -103,6 +103,12 @@ STACK_COLUMNS = ["stack", "time", "channel", "planes", "measured_planes", "best_
                  "best_plane_z_um", "best_z_um", "best_defocus_level", "best_defocus_um", "best_plane_certainty",
                  "z_step_um", "pixel_size_um", "pixel_size_source"]
 
+# --- results: `focusnet plate`'s wells.csv ---------------------------------------------------------
+
+#: One row per well: its sites, and the worst and mean level of those measured.
+WELL_COLUMNS = ["well", "row", "column", "sites", "measured_sites", "worst_level", "mean_level",
+                "mean_aggregate_certainty"]
+
 # --- results: the CellProfiler module's measurements ------------------------------------------
 
 MEASUREMENT_CATEGORY = "ImageFocus"

@@ -295,17 +295,11 @@ def summary_text(results, summaries, wells: int) -> str:
 
 
 def write_wells_csv(summaries, path) -> Path:
-    """One row per well (written whole: see :func:`focusnet.files.replacing`)."""
-    from .files import replacing
+    """One row per well (:data:`~focusnet.contract.WELL_COLUMNS`), written whole."""
+    from .contract import WELL_COLUMNS
+    from .records import well_record, write_csv
 
-    with replacing(path) as temporary, open(temporary, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["well", "row", "column", "sites", "measured_sites", "worst_level", "mean_level",
-                         "mean_aggregate_certainty"])
-        for summary in summaries:
-            writer.writerow([summary.well, summary.row, summary.col, summary.sites, summary.measured,
-                             f"{summary.worst_level:g}", f"{summary.mean_level:.6g}", f"{summary.mean_certainty:.6g}"])
-    return Path(path)
+    return write_csv(path, WELL_COLUMNS, [well_record(summary) for summary in summaries])
 
 
 def save_plate_map(summaries, wells: int, path, title: str = "") -> Path:

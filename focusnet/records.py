@@ -145,6 +145,19 @@ def failed_stack_record(path) -> dict:
     return record
 
 
+def well_record(well) -> dict:
+    """The record of one well of a plate (:data:`~focusnet.contract.WELL_COLUMNS`).
+
+    Parameters
+    ----------
+    well : focusnet.plate.WellSummary
+    """
+    values = {"well": well.well, "row": well.row, "column": well.col, "sites": well.sites,
+              "measured_sites": well.measured, "worst_level": well.worst_level, "mean_level": well.mean_level,
+              "mean_aggregate_certainty": well.mean_certainty}
+    return {column: _plain(values[column]) for column in contract.WELL_COLUMNS}
+
+
 def _float(value) -> float:
     return NAN if value is None else float(value)
 

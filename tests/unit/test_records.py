@@ -94,3 +94,12 @@ def test_no_writer_maps_results_to_rows_by_position():
                                                    r"getattr\([^)]*(num_patches|content_fraction)", text):
             offenders.append(path.name)
     assert offenders == []
+
+
+def test_a_well_record_is_the_wells_table_row(tmp_path):
+    from focusnet.plate import WellSummary, write_wells_csv
+
+    wells = [WellSummary("B03", 1, 2, 3, 2, 6.0, 3.0, 0.8125), WellSummary("A01", 0, 0, 1, 0, *[math.nan] * 3)]
+    rows = list(csv.reader(write_wells_csv(wells, tmp_path / "wells.csv").open()))
+    assert rows == [contract.WELL_COLUMNS, ["B03", "1", "2", "3", "2", "6", "3", "0.8125"],
+                    ["A01", "0", "0", "1", "0", "nan", "nan", "nan"]]
