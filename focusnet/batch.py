@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import FocusnetError, InvalidParameterError
 from .figures import is_focusnet_overlay
+from .files import check_output_file
 from .images import find_images, read_image_file
 from .inference import FocusPrediction, choose_pixel_size, predict_image
 from .loader import load_model
@@ -169,39 +170,6 @@ class BatchPlan:
     def overlay(self, path) -> Optional[Path]:
         """The overlay file of an image (None without an overlay folder)."""
         return self.overlay_dir / f"{Path(path).stem}{OVERLAY_SUFFIX}" if self.overlay_dir else None
-
-
-def check_output_file(path: Path, setting: str, create_folder: bool = False) -> None:
-    """Raise before anything is measured if a table could not be written at ``path``.
-
-    Parameters
-    ----------
-    create_folder : bool
-        The caller creates a missing folder (then only a file in its way is refused).
-
-    Raises
-    ------
-    InvalidParameterError
-        ``path`` is a folder, or its folder is missing, a file or not writable.
-    """
-    folder = path.parent
-    if path.is_dir():
-        raise InvalidParameterError(f"{path} is a folder; give a file name, e.g. {path / 'focus.csv'}",
-                                    setting=setting)
-    if create_folder and not folder.exists():
-        existing = next(parent for parent in folder.parents if parent.exists())
-        if not existing.is_dir():
-            raise InvalidParameterError(f"{path}: {existing} is a file, not a folder; choose another path",
-                                        setting=setting)
-        return
-    if not folder.exists():
-        raise InvalidParameterError(f"{path}: folder {folder} does not exist; create it first", setting=setting)
-    if not folder.is_dir():
-        raise InvalidParameterError(f"{path}: {folder} is a file, not a folder; choose another path",
-                                    setting=setting)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InvalidParameterError(f"{path}: folder {folder} is not writable; choose a folder you can write to",
-                                    setting=setting)
 
 
 def plan_batch(paths, csv, patches_csv=None, overlay_dir=None) -> BatchPlan:

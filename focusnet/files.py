@@ -46,3 +46,36 @@ def refuse_inputs_as_outputs(inputs, outputs) -> None:
     for output in outputs:
         if output is not None and Path(output).resolve() in taken:
             raise InvalidParameterError(f"{output} is an input: refusing to write over it; choose another output path")
+
+
+def check_output_file(path: Path, setting: str, create_folder: bool = False) -> None:
+    """Raise before anything is measured if a table could not be written at ``path``.
+
+    Parameters
+    ----------
+    create_folder : bool
+        The caller creates a missing folder (then only a file in its way is refused).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``path`` is a folder, or its folder is missing, a file or not writable.
+    """
+    folder = path.parent
+    if path.is_dir():
+        raise InvalidParameterError(f"{path} is a folder; give a file name, e.g. {path / 'focus.csv'}",
+                                    setting=setting)
+    if create_folder and not folder.exists():
+        existing = next(parent for parent in folder.parents if parent.exists())
+        if not existing.is_dir():
+            raise InvalidParameterError(f"{path}: {existing} is a file, not a folder; choose another path",
+                                        setting=setting)
+        return
+    if not folder.exists():
+        raise InvalidParameterError(f"{path}: folder {folder} does not exist; create it first", setting=setting)
+    if not folder.is_dir():
+        raise InvalidParameterError(f"{path}: {folder} is a file, not a folder; choose another path",
+                                    setting=setting)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidParameterError(f"{path}: folder {folder} is not writable; choose a folder you can write to",
+                                    setting=setting)

@@ -16,9 +16,10 @@ import re
 from pathlib import Path
 from typing import List, Optional
 
-from ..batch import check_output_file, journal_key, model_identity
+from ..batch import journal_key, model_identity
 from ..contract import STACK_COLUMNS, STACK_PLANE_COLUMNS
 from ..errors import FocusnetError, InvalidParameterError
+from ..files import check_output_file
 from ..images import find_images, read_stack
 from ..records import failed_stack_record, plane_record, stack_record, write_csv
 from .measure import output_stem, predict_stack, write_planes
