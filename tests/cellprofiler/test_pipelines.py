@@ -203,10 +203,21 @@ def test_a_signal_ends_a_headless_run_promptly(signal_number, tmp_path, many_ima
     assert process.returncode != 0 and time.monotonic() - sent < 30
 
 
+@pytest.fixture
+def one_big_image_at_a_time():
+    """A lock held for the test: suites run side by side (make test) never measure two 20000-pixel images at once."""
+    import fcntl
+    import tempfile
+
+    with open(os.path.join(tempfile.gettempdir(), "focusnet-tests-20000-pixel-image.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.mark.skipif(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") < 14 * 2**30,
                     reason="CellProfiler itself needs about 7.5 GB for a 20000 x 20000 image (its float64 copy "
                            "and a 4 GB Java heap to read it); this machine has less than 14 GB")
-def test_a_20000_pixel_image_is_measured_with_bounded_memory(tmp_path, in_focus_paths):
+def test_a_20000_pixel_image_is_measured_with_bounded_memory(tmp_path, in_focus_paths, one_big_image_at_a_time):
     import resource
 
     folder = tmp_path / "big"
