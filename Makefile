@@ -112,7 +112,7 @@ test:
 lint: $(VENV_LINT)/.complete
 	$(VENV_LINT)/bin/ruff check .
 
-PYTEST_REPORT := -rfEs --durations=15
+PYTEST_REPORT := -rfEs --durations=25
 
 # The unit tier (tests/unit): the library's logic in this process, no subprocess, JVM, training, TF1 or
 # Dask: well under 30 s.
