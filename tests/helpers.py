@@ -105,3 +105,29 @@ def check_tf1_classifier_ops(name):
         tf.TensorSpec([None, PATCH_SIZE, PATCH_SIZE, 1], tf.float32))
     ops = {op.type for op in function.graph.get_operations()}
     assert ops <= TF1_CLASSIFIER_OPS, ops - TF1_CLASSIFIER_OPS
+
+
+def flip_each_byte(path, positions):
+    """The zipped bundle at ``path`` with each byte of ``positions`` flipped in turn, through the loader.
+
+    Returns how many flips were refused (BundleError) and, for each flip that loaded, its position and
+    whether its files are the original's. Any other exception escapes. tests/integration/test_export.py
+    runs this in several processes at once, each on its share of the positions.
+    """
+    from focusnet.bundle import bundle_from_files, read_zip
+    from focusnet.errors import BundleError
+
+    original = Path(path).read_bytes()
+    original_files = read_zip(original, "original")
+    refused, loaded = 0, []
+    for position in positions:
+        data = bytearray(original)
+        data[position] ^= 0xFF
+        try:
+            files = read_zip(bytes(data), f"flip at {position}")
+            bundle_from_files(files, f"flip at {position}")
+        except BundleError:
+            refused += 1
+            continue
+        loaded.append((position, files == original_files))
+    return refused, loaded
