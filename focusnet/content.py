@@ -21,7 +21,7 @@ test of the block means against pure noise, p < 1e-6) and *above its noise*:
 its standard deviation at least the pixel noise of the image as the model
 sees it (after resampling to the model's pixel size, which averages noise
 down). Pure Poisson noise at any mean gives a structure-to-noise ratio below
-0.25 (tests/test_content.py).
+0.25 (tests/unit/test_content.py).
 """
 
 from __future__ import annotations
