@@ -241,6 +241,18 @@ def synthetic_stack(tmp_path_factory, in_focus_image):
     return path, data
 
 
+@pytest.fixture
+def two_sharp_images(tmp_path, in_focus_paths):
+    """A folder of two real sharp 16-bit TIFFs (a fresh copy for each test)."""
+    from focusnet.images import read_image, write_tiff
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in in_focus_paths[:2]:
+        write_tiff(folder / (path.stem + ".tif"), read_image(path))
+    return folder
+
+
 def read_csv(path):
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))

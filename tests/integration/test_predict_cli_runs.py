@@ -3,7 +3,6 @@
 The in-process checks are in tests/unit/test_predict_cli.py.
 """
 
-import csv
 import json
 import subprocess
 import sys
@@ -12,31 +11,18 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
+from conftest import read_csv
 from focusnet.cli import main
 from focusnet.contract import NUM_LEVELS
 from focusnet.images import read_image, write_tiff
 
 
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-@pytest.fixture
-def image_folder(tmp_path, in_focus_paths):
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for path in in_focus_paths[:2]:
-        write_tiff(folder / (path.stem + ".tif"), read_image(path))
-    return folder
-
-
-def test_a_bad_image_in_a_batch_gets_a_nan_row_and_a_warning(tmp_path, image_folder, random_model_dir):
-    write_tiff(image_folder / "tiny.tif", np.arange(50 * 60, dtype=np.uint16).reshape(50, 60))
-    write_tiff(image_folder / "blank.tif", np.full((200, 200), 100, np.uint16))
-    imageio.imwrite(image_folder / "colour.png", np.zeros((100, 100, 3), np.uint8))
+def test_a_bad_image_in_a_batch_gets_a_nan_row_and_a_warning(tmp_path, two_sharp_images, random_model_dir):
+    write_tiff(two_sharp_images / "tiny.tif", np.arange(50 * 60, dtype=np.uint16).reshape(50, 60))
+    write_tiff(two_sharp_images / "blank.tif", np.full((200, 200), 100, np.uint16))
+    imageio.imwrite(two_sharp_images / "colour.png", np.zeros((100, 100, 3), np.uint8))
     out = tmp_path / "images.csv"
-    result = subprocess.run([sys.executable, "-m", "focusnet", "predict", str(image_folder), "--model",
+    result = subprocess.run([sys.executable, "-m", "focusnet", "predict", str(two_sharp_images), "--model",
                              str(random_model_dir), "--csv", str(out)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     rows = {r["image"].rsplit("/", 1)[1]: r for r in read_csv(out)}
@@ -49,9 +35,9 @@ def test_a_bad_image_in_a_batch_gets_a_nan_row_and_a_warning(tmp_path, image_fol
     assert "Traceback" not in result.stderr
 
 
-def test_predict_refuses_a_broken_model(tmp_path, image_folder):
+def test_predict_refuses_a_broken_model(tmp_path, two_sharp_images):
     (tmp_path / "broken").mkdir()
-    result = subprocess.run([sys.executable, "-m", "focusnet", "predict", str(image_folder), "--model",
+    result = subprocess.run([sys.executable, "-m", "focusnet", "predict", str(two_sharp_images), "--model",
                              str(tmp_path / "broken"), "--csv", str(tmp_path / "o.csv")], capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 1

@@ -4,20 +4,15 @@ The faults caught in the process itself; signals, a full disk and a file that va
 real subprocesses in tests/integration/test_batch_interruptions.py.
 """
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import read_csv
 from focusnet.cli import main
 from focusnet.images import write_tiff
 from focusnet.journal import journal_path
-
-
-def read_rows(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 @pytest.fixture
@@ -55,7 +50,7 @@ def test_overlays_in_the_input_folder_are_not_measured_the_next_time(small_batch
         assert main(["predict", str(small_batch), "--csv", str(tmp_path / f"run{run}.csv"), "--overlay-dir",
                      str(small_batch)]) == 0
     assert "4 image(s) are focusnet's own overlays (*_focus.png of an earlier run): left out" in capsys.readouterr().err
-    first, second = read_rows(tmp_path / "run0.csv"), read_rows(tmp_path / "run1.csv")
+    first, second = read_csv(tmp_path / "run0.csv"), read_csv(tmp_path / "run1.csv")
     assert len(first) == len(second) == 4 and first == second
     assert len(list(small_batch.glob("*_focus.png"))) == 4
 
@@ -79,7 +74,7 @@ def test_the_same_file_twice_is_measured_once(small_batch, tmp_path, capsys):
     assert main(["predict", str(image), str(small_batch), f"{small_batch}/../images/img_1.tif", "--csv",
                  str(tmp_path / "f.csv")]) == 0
     assert "2 image(s) named more than once, measured once" in capsys.readouterr().err
-    assert len(read_rows(tmp_path / "f.csv")) == 4
+    assert len(read_csv(tmp_path / "f.csv")) == 4
 
 
 # --- file-system faults: one line naming the path and the fix ------------------------------------------------------

@@ -1,37 +1,23 @@
 """focusnet predict / evaluate / train from the command line."""
 
-import csv
 
 import imageio.v2 as imageio
 import numpy as np
 import pytest
 
+from conftest import read_csv
 from focusnet.cli import main
 from focusnet.contract import IMAGE_COLUMNS, NUM_LEVELS, PATCH_COLUMNS
-from focusnet.images import read_image, write_tiff
+from focusnet.images import read_image
 from focusnet.inference import predict_image
 from focusnet.loader import load_model
 
 
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-@pytest.fixture
-def image_folder(tmp_path, in_focus_paths):
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for path in in_focus_paths[:2]:
-        write_tiff(folder / (path.stem + ".tif"), read_image(path))
-    return folder
-
-
-def test_predict_writes_image_and_patch_tables(tmp_path, image_folder, random_model_dir):
+def test_predict_writes_image_and_patch_tables(tmp_path, two_sharp_images, random_model_dir):
     out = tmp_path / "images.csv"
     patches = tmp_path / "patches.csv"
     overlays = tmp_path / "overlays"
-    assert main(["predict", str(image_folder), "--model", str(random_model_dir), "--csv", str(out),
+    assert main(["predict", str(two_sharp_images), "--model", str(random_model_dir), "--csv", str(out),
                  "--patches-csv", str(patches), "--overlay-dir", str(overlays)]) == 0
     rows = read_csv(out)
     assert list(rows[0]) == IMAGE_COLUMNS
@@ -64,8 +50,9 @@ def test_predict_writes_image_and_patch_tables(tmp_path, image_folder, random_mo
     assert len(overlay_files) == 2 and imageio.imread(overlays / overlay_files[0]).shape[2] in (3, 4)
 
 
-def test_an_output_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path, image_folder, random_model_dir, capsys):
+def test_an_output_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path, two_sharp_images, random_model_dir,
+                                                                       capsys):
     out = tmp_path / "no such folder" / "focus.csv"
-    assert main(["predict", str(image_folder), "--model", str(random_model_dir), "--csv", str(out)]) == 1
+    assert main(["predict", str(two_sharp_images), "--model", str(random_model_dir), "--csv", str(out)]) == 1
     error = capsys.readouterr().err
     assert "focusnet predict: error:" in error and "no such folder" in error and "Traceback" not in error
