@@ -52,6 +52,11 @@ SETTINGS = {
     "out": "the output path",
     "overwrite": "replacing the output",
     "architecture": "the architecture",
+    "out_dir": "the output folder",
+    "montage_dir": "the montage folder",
+    "not_refocused": "what happens to images that are not refocused",
+    "init_model": "the model to fine-tune",
+    "best_plane": "the reference plane",
 }
 
 

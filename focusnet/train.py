@@ -580,6 +580,18 @@ def training_optics(init_model: str | None = None, images=(), wavelength_um=None
 
     initial = load_model_folder(initial_model_folder(init_model)) if init_model is not None else None
     base = model_optics(initial) if initial is not None else Optics()
+    return derived_optics(base, initial is not None, images, wavelength_um, numerical_aperture, refractive_index,
+                          pixel_size_um, z_step_um, defocus_phase)
+
+
+def derived_optics(base: Optics, keep_levels: bool, images=(), wavelength_um=None, numerical_aperture=None,
+                   refractive_index=None, pixel_size_um=None, z_step_um=None, defocus_phase=None) -> Optics:
+    """``base`` with what is given, else what the images state (pixel size); see :func:`training_optics`.
+
+    With ``keep_levels``, optics that differ from ``base`` get the z step at
+    which each level blurs as much, in micrometres, as ``base``'s level
+    (:func:`fine_tuning_z_step`), unless ``z_step_um`` is given.
+    """
     if pixel_size_um is None:
         pixel_size_um = stated_pixel_size(images) if images else None
     given = {"wavelength_um": wavelength_um, "numerical_aperture": numerical_aperture,
@@ -590,7 +602,7 @@ def training_optics(init_model: str | None = None, images=(), wavelength_um=None
         optics = dataclasses.replace(optics, defocus_phase=defocus_phase)
     if z_step_um is not None:
         return dataclasses.replace(optics, z_step_um=z_step_um)
-    if initial is not None and optics != base:
+    if keep_levels and optics != base:
         return dataclasses.replace(optics, z_step_um=fine_tuning_z_step(base, optics))
     return optics
 

@@ -11,7 +11,19 @@ import argparse
 import sys
 
 from .. import __version__
-from . import evaluate, evaluate_stack, export, plate, predict, simulate, stack, train
+from . import (
+    evaluate,
+    evaluate_refocus,
+    evaluate_stack,
+    export,
+    plate,
+    predict,
+    refocus,
+    simulate,
+    stack,
+    train,
+    train_refocus,
+)
 from .arguments import flag_for
 from .common import Stopped, Terminated
 
@@ -22,7 +34,8 @@ BMC Bioinformatics 19:77 (2018).
 """
 
 #: The commands, in the order ``focusnet --help`` lists them.
-COMMANDS = (simulate, train, predict, evaluate, evaluate_stack, stack, plate, export)
+COMMANDS = (simulate, train, predict, evaluate, evaluate_stack, stack, plate, train_refocus, refocus, evaluate_refocus,
+            export)
 
 __all__ = ["build_parser", "main"]
 

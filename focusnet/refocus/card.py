@@ -1,0 +1,141 @@
+"""A refocus model's evaluation (``evaluation.json``), its restorable levels, plots and model card.
+
+The levels a model refocuses (``restorable_levels`` in its config) are set
+from its evaluation on simulated defocus of held-out images: a level is
+restorable when the mean PSNR gain over the unrestored image is at least
+:data:`MIN_GAIN_DB` and no image loses more than :data:`MAX_LOSS_DB`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..contract import CARD_FILE, EVALUATION_FILE
+from ..files import write_text
+from .validate import METHODS
+
+MIN_GAIN_DB = 1.0
+MAX_LOSS_DB = 0.5
+METHOD_NAMES = {"unrestored": "unrestored", "refocused": "refocused (focusnet)",
+                "rl_true_distance": "Richardson-Lucy, true distance (oracle)",
+                "rl_estimated_distance": "Richardson-Lucy, classifier's distance"}
+
+
+def restorable_levels(synthetic: dict) -> list:
+    """The levels whose evaluation meets the restorable rule (see the module's description)."""
+    return [int(level) for level, summary in synthetic["summary"]["by_level"].items()
+            if summary["gain_db"] >= MIN_GAIN_DB and summary["worst_gain_db"] >= -MAX_LOSS_DB]
+
+
+def save_synthetic_plot(synthetic: dict, path) -> None:
+    """Mean PSNR of each method against the defocus level."""
+    from ..figures import pyplot, save_figure
+
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(6, 4))
+    levels = [int(level) for level in synthetic["summary"]["by_level"]]
+    for method in METHODS:
+        axis.plot(levels, [synthetic["summary"]["by_level"][str(level)][method]["psnr"] for level in levels],
+                  marker="o", label=METHOD_NAMES[method])
+    axis.set_xlabel("defocus level (simulated)")
+    axis.set_ylabel("PSNR against the in-focus image (dB)")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    save_figure(figure, path, dpi=100)
+
+
+def save_stack_plot(result: dict, path) -> None:
+    """PSNR of each method against the distance from the best plane, for every evaluated plane."""
+    from ..figures import pyplot, save_figure
+
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(6, 4))
+    planes = [p for p in result["planes"] if "skipped" not in p]
+    best = result["best_plane"]
+    signed = [(p["plane"] - best) * result["z_step_um"] for p in planes]
+    for method in METHODS:
+        axis.plot(signed, [p[method]["psnr"] for p in planes], marker="o", linestyle="", label=METHOD_NAMES[method])
+    axis.set_xlabel(f"distance from the best plane ({best}) in um")
+    axis.set_ylabel("PSNR against the best plane (dB)")
+    axis.set_title(Path(result["stack"]).name, fontsize=9)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    save_figure(figure, path, dpi=100)
+
+
+def _psnr_table(rows: dict) -> list:
+    lines = ["| | " + " | ".join(METHOD_NAMES[m] for m in METHODS) + " | gain | worst |",
+             "|---" * (len(METHODS) + 3) + "|"]
+    for label, summary in rows.items():
+        cells = " | ".join(f"{summary[m]['psnr']:.2f} / {summary[m]['ssim']:.3f}" for m in METHODS)
+        lines.append(f"| {label} | {cells} | {summary['gain_db']:+.2f} dB | {summary['worst_gain_db']:+.2f} dB |")
+    return lines
+
+
+def render_refocus_card(directory) -> str:
+    """The model card (Markdown) of a refocus model folder, from its config and evaluation."""
+    from .model import read_refocus_config
+
+    directory = Path(directory)
+    config = read_refocus_config(directory)
+    training, settings, optics = config["training"], config["training"]["settings"], config["simulator"]["optics"]
+    loss = ("mean absolute error only" if settings["feature_network"] == "none" or not settings["feature_weight"] else
+            f"mean absolute error + {settings['feature_weight']:g} x feature loss ({settings['feature_network']} "
+            "network)")
+    lines = [f"# Refocus model: {directory.name}", "",
+             "A U-Net that restores out-of-focus fluorescence images (focusnet, `focusnet refocus`). Refocused images "
+             "are for viewing and segmentation, not for intensity measurements unless validated.", "",
+             "## Training", "",
+             f"- Network: {config['network']}; trained levels 0-{config['max_level']}; loss: {loss}.",
+             f"- Simulator optics: NA {optics['numerical_aperture']:g}, n {optics['refractive_index']:g}, "
+             f"{optics['wavelength_um'] * 1000:g} nm, pixels {optics['pixel_size_um']:g} um, "
+             f"{optics['z_step_um']:g} um per level ({optics['defocus_phase']} defocus phase).",
+             f"- Steps: {training.get('completed_steps', 0)} of {settings['steps']} (batch {settings['batch_size']}, "
+             f"{settings['patch_size']} px crops); images: {', '.join(Path(p).name for p in training['images'])}; "
+             f"held out: {', '.join(Path(p).name for p in training['validation_images'])}.",
+             f"- Weights SHA-256: `{config['weights']['sha256']}`.",
+             f"- Command: `{training.get('command', '')}`", "",
+             f"Restores levels: {', '.join(map(str, config['restorable_levels']))} (others are not refocused).", ""]
+    path = directory / EVALUATION_FILE
+    if path.is_file():
+        evaluation = json.loads(path.read_text())
+        synthetic = evaluation.get("synthetic")
+        if synthetic:
+            lines += ["## Simulated defocus of held-out images", "",
+                      f"Images: {', '.join(Path(p).name for p in synthetic['images'])}, every level through the camera "
+                      f"as imaged and four camera variants (Poisson noise on). PSNR (dB) / SSIM after a least-squares "
+                      f"intensity match; Richardson-Lucy: {synthetic['rl_iterations']} iterations with focusnet's PSF.",
+                      ""]
+            rows = {f"level {level}": s for level, s in synthetic["summary"]["by_level"].items()}
+            rows["all"] = synthetic["summary"]
+            lines += _psnr_table(rows) + [""]
+        for stack in evaluation.get("stacks", []):
+            summary = stack["summary"]
+            if not summary:
+                continue
+            lines += [f"## Real stack: {Path(stack['stack']).name}", "",
+                      f"{summary['planes']} planes up to {stack['max_distance_um']:g} um from the best plane "
+                      f"({stack['best_plane']}), each against it:", ""]
+            lines += _psnr_table({"all planes": summary}) + [
+                "", f"Planes losing more than 0.5 dB: {summary['planes_losing_over_half_db']}; classifier level "
+                f"{summary['mean_level_before']:.2f} before, {summary['mean_level_after']:.2f} after (mean); object "
+                f"count error against the best plane {summary['object_count_error']:.0%}.", ""]
+    return "\n".join(lines)
+
+
+def write_refocus_card(directory) -> Path:
+    return write_text(Path(directory) / CARD_FILE, render_refocus_card(directory) + "\n")
+
+
+def store_evaluation(directory, evaluation: dict) -> None:
+    """Write ``evaluation.json``, set the config's restorable levels from it, and render the card."""
+    from .model import read_refocus_config, write_refocus_config
+
+    directory = Path(directory)
+    levels = restorable_levels(evaluation["synthetic"])
+    write_text(directory / EVALUATION_FILE, json.dumps(evaluation, indent=1, default=float) + "\n")
+    config = read_refocus_config(directory)
+    config["restorable_levels"] = levels
+    write_refocus_config(directory, config)
+    write_refocus_card(directory)

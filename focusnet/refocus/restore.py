@@ -1,0 +1,158 @@
+"""Refocusing one image, where the focus classifier says it can be restored, and measuring the result.
+
+The classifier measures the input first. An image without content, in focus
+(level 0) or beyond the levels the refocus model restores (its
+``restorable_levels``, set by its evaluation) is not refocused, and the
+result says why. Otherwise the image is resampled to the model's pixel size,
+normalised by its own percentiles, refocused, and the *correction* (refocused
+minus input, at the model's pixels) is resampled back and added to the
+original pixels, so detail finer than the model's pixels is kept. The
+classifier then measures the output; a result whose level did not go down is
+flagged as not improved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import numpy as np
+
+from ..errors import FocusnetError, InvalidParameterError, UnmeasurableImageError
+from ..inference import PIXEL_SIZE_TOLERANCE, FocusPrediction, predict_image, resample_to_model_pixels, to_counts
+from ..loader import load_model
+from .model import load_refocus_model
+from .pairs import normalisation
+
+
+@dataclasses.dataclass(frozen=True)
+class RefocusResult:
+    """The outcome of refocusing one image.
+
+    Attributes
+    ----------
+    image : ndarray or None
+        The refocused image, same shape and dtype as the input (None when not refocused).
+    refocused : bool
+    reason : str
+        Why it was not refocused, or why the result is flagged; empty otherwise.
+    before, after : FocusPrediction or None
+        The classifier's measurement of input and output (None where it could not measure).
+    seconds : float
+    """
+
+    image: np.ndarray | None
+    refocused: bool
+    reason: str
+    before: FocusPrediction | None
+    after: FocusPrediction | None
+    seconds: float
+
+    @property
+    def improved(self) -> bool:
+        """Whether the classifier reads the output at a lower level than the input."""
+        return (self.refocused and self.after is not None and self.before is not None
+                and self.after.defocus_level < self.before.defocus_level)
+
+
+def restore_counts(counts: np.ndarray, model, zoom: float = 1.0) -> np.ndarray:
+    """The network's refocused image in counts (float32), for counts at ``zoom`` times the model's pixel size.
+
+    No checks and no decisions: :func:`refocus_image` is the user's entry point.
+    """
+    model = load_refocus_model(model)
+    counts = np.asarray(counts, np.float32)
+    resampled = abs(zoom - 1.0) > PIXEL_SIZE_TOLERANCE
+    work = resample_to_model_pixels(counts, zoom) if resampled else counts
+    low, span = normalisation(work)
+    correction = (model.run((work - low) / span) - (work - low) / span) * span
+    if resampled:
+        from skimage.transform import resize
+
+        correction = resize(correction, counts.shape, order=1, mode="reflect", anti_aliasing=False,
+                            preserve_range=True).astype(np.float32)
+    return counts + correction
+
+
+def _as_input_type(counts: np.ndarray, like: np.ndarray, scale) -> np.ndarray:
+    """Counts back in the input's type and range (integers rounded and clipped; floats divided by the scale)."""
+    if like.dtype.kind == "f":
+        return (np.clip(counts, 0, None) / float(scale)).astype(like.dtype)
+    info = np.iinfo(like.dtype)
+    return np.clip(np.rint(counts), max(info.min, 0), info.max).astype(like.dtype)
+
+
+def refocus_image(image, model=None, classifier=None, scale=None, name: str = "image", pixel_size_um=None,
+                  pixel_size_source: str | None = None, objective=None, force: bool = False) -> RefocusResult:
+    """Refocus one image if it can be restored, and measure its focus before and after.
+
+    Parameters
+    ----------
+    image : array_like, 2-D
+        Raw counts (integers), or floats in [0, 1] with ``scale``.
+    model : RefocusModel or path-like, optional
+        A refocus model folder; default: the one shipped with focusnet.
+    classifier : optional
+        The focus classifier that decides and checks (any model ``predict`` takes); default: the shipped one.
+    scale : float, optional
+        For float images, the count that 1.0 stands for.
+    name : str
+        Names the image in messages.
+    pixel_size_um : float, optional
+        Pixel size in the sample plane; default: the models' (reported as assumed).
+    pixel_size_source : str, optional
+        Where ``pixel_size_um`` came from (``given`` or ``file``).
+    objective : Optics, optional
+        The user's objective, for ``defocus_um`` (see :func:`focusnet.predict_image`).
+    force : bool
+        Refocus whatever the level (content is still required): for validation, not for users.
+
+    Returns
+    -------
+    RefocusResult
+
+    Raises
+    ------
+    ImageFormatError, InvalidParameterError
+        As :func:`focusnet.predict_image` (colour, NaN, float without scale, bad pixel size).
+    ModelError
+        A refocus model that is missing or damaged, or onnxruntime not installed.
+    """
+    start = time.perf_counter()
+    refocus_model = load_refocus_model(model)
+    classifier = load_model(classifier)
+    source = np.asarray(image)
+    counts = to_counts(source, scale, name)
+    measure = dict(model=classifier, scale=scale, name=name, pixel_size_um=pixel_size_um,
+                   pixel_size_source=pixel_size_source, objective=objective)
+
+    def not_refocused(reason, before=None):
+        return RefocusResult(None, False, reason, before, None, time.perf_counter() - start)
+
+    try:
+        before = predict_image(source, **measure)
+    except UnmeasurableImageError as error:  # no content, too small, constant
+        return not_refocused(str(error).replace(f"{name}: ", "", 1))
+    level, restorable = before.defocus_level, refocus_model.restorable_levels
+    if not force:
+        if level == 0:
+            return not_refocused("in focus (level 0): nothing to restore", before)
+        if level not in restorable:
+            return not_refocused(f"level {level} is beyond what the refocus model restores (levels "
+                                 f"{min(restorable)}-{max(restorable)}): the defocused image no longer holds the "
+                                 "detail to restore", before)
+    pixel_size = before.pixel_size_um
+    if not (isinstance(pixel_size, (int, float)) and math.isfinite(pixel_size) and pixel_size > 0):
+        raise InvalidParameterError(f"{name}: pixel size must be a positive number of micrometres",
+                                    setting="pixel_size_um")
+    refocused = _as_input_type(restore_counts(counts, refocus_model, pixel_size / refocus_model.optics.pixel_size_um),
+                               source, scale)
+    try:
+        after = predict_image(refocused, **measure)
+    except FocusnetError as error:
+        return RefocusResult(refocused, True, f"not improved: the output cannot be measured ({error})", before, None,
+                             time.perf_counter() - start)
+    reason = "" if after.defocus_level < level else \
+        f"not improved: the classifier reads level {after.defocus_level} after, {level} before"
+    return RefocusResult(refocused, True, reason, before, after, time.perf_counter() - start)
