@@ -333,3 +333,35 @@ def distributions(tmp_path_factory):
     (wheel,) = out.glob("focusnet-*.whl")
     (sdist,) = out.glob("focusnet-*.tar.gz")
     return Distributions(wheel, sdist)
+
+
+def make_refocus_model(directory, identity=False, seed=0, restorable=(1, 2, 3, 4, 5, 6)):
+    """A valid refocus model folder with random weights of a tiny U-Net (``identity``: a zero correction)."""
+    from focusnet.optics import Optics
+    from focusnet.refocus.model import make_refocus_config, save_refocus_model
+    from focusnet.refocus.training import RefocusSettings
+    from focusnet.refocus.unet import expected_weight_shapes
+
+    settings = RefocusSettings(base_filters=4, depth=2, patch_size=64)
+    generator = np.random.default_rng(seed)
+    weights = {name: generator.normal(0, 0.05, shape).astype(np.float32)
+               for name, shape in expected_weight_shapes(settings.spec).items()}
+    if identity:
+        weights["out/kernel"][:] = 0
+        weights["out/bias"][:] = 0
+    config = make_refocus_config(settings, Optics(defocus_phase="paraxial"), {"settings": {}, "images": [],
+                                                                             "validation_images": []})
+    config["restorable_levels"] = list(restorable)
+    return save_refocus_model(directory, config, weights)
+
+
+@pytest.fixture(scope="session")
+def refocus_model_dir(tmp_path_factory):
+    """A tiny refocus model with random weights (its output differs from its input)."""
+    return make_refocus_model(tmp_path_factory.mktemp("refocus_random"))
+
+
+@pytest.fixture(scope="session")
+def identity_refocus_model_dir(tmp_path_factory):
+    """A tiny refocus model whose correction is zero: its output is its input."""
+    return make_refocus_model(tmp_path_factory.mktemp("refocus_identity"), identity=True)
