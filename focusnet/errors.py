@@ -57,6 +57,7 @@ SETTINGS = {
     "not_refocused": "what happens to images that are not refocused",
     "init_model": "the model to fine-tune",
     "best_plane": "the reference plane",
+    "export_format": "the export format",
 }
 
 

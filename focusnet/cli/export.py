@@ -29,21 +29,43 @@ def add_parser(commands) -> None:
     add_model(parser, "export")
     parser.add_argument("--out", required=True, metavar="PATH",
                         help="PATH.zip for a zip (as Fiji downloads it), otherwise an unzipped bundle folder")
-    parser.add_argument("--format", choices=list(FORMATS), default="bundle",
+    parser.add_argument("--format", dest="export_format", choices=list(FORMATS), default="bundle",
                         help="; ".join(f"{name}: {text}" for name, text in FORMATS.items()))
+    parser.add_argument("--refocus-model", metavar="MODEL_DIR", nargs="?", const="shipped",
+                        help="export a refocus model folder instead (alone: the shipped one), with --format onnx "
+                             "(image to image, for onnxruntime) or bioimageio (for deepImageJ and bioimageio.core)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing output at PATH (without it, an existing PATH is refused)")
     parser.set_defaults(run=run)
 
 
+def _export_refocus(arguments) -> int:
+    from ..errors import ExportError
+    from ..export.refocus_export import export_refocus_bioimageio, export_refocus_onnx
+
+    model = None if arguments.refocus_model == "shipped" else arguments.refocus_model
+    if arguments.export_format == "bundle":
+        raise ExportError("a refocus model is exported as ONNX or as a bioimage.io package, not as a TensorFlow "
+                          "bundle", setting="export_format")
+    if arguments.export_format == "onnx":
+        out = export_refocus_onnx(model, arguments.out, overwrite=arguments.overwrite)
+        print(f"refocus ONNX model written to {out} (focusnet refocus --refocus-model {out})")
+    else:
+        out = export_refocus_bioimageio(model, arguments.out, overwrite=arguments.overwrite)
+        print(f"bioimage.io package written to {out} (check it with: bioimageio test {out})")
+    return 0
+
+
 def run(arguments) -> int:
-    if arguments.format == "bioimageio":
+    if arguments.refocus_model:
+        return _export_refocus(arguments)
+    if arguments.export_format == "bioimageio":
         from ..export.bioimageio_package import export_bioimageio
 
         out = export_bioimageio(arguments.model, arguments.out, overwrite=arguments.overwrite)
         print(f"bioimage.io package written to {out} (check it with: bioimageio test {out})")
         return 0
-    if arguments.format == "onnx":
+    if arguments.export_format == "onnx":
         from ..export.onnxexport import export_onnx
 
         out = export_onnx(arguments.model, arguments.out, overwrite=arguments.overwrite)

@@ -29,6 +29,8 @@ from .unet import UNetSpec, build_onnx_graph, expected_weight_shapes
 
 REFOCUS_FORMAT = "focusnet-refocus-model"
 REFOCUS_FORMAT_VERSION = 1
+#: The manifest format of an exported refocus ONNX file.
+REFOCUS_ONNX_FORMAT = "focusnet-refocus-onnx"
 #: The refocus model shipped with focusnet.
 SHIPPED_REFOCUS_DIR = Path(__file__).resolve().parent.parent / "models" / "refocus"
 #: Largest tile (pixels per side, before padding) one network call sees; larger images are tiled with overlap.
@@ -131,10 +133,11 @@ def _session(proto):
 class RefocusModel:
     """A loaded refocus model: config, weights and the ONNX session that runs them (built on first use)."""
 
-    def __init__(self, directory, config: dict, weights: dict):
+    def __init__(self, directory, config: dict, weights: dict | None = None, proto=None):
         self.directory = Path(directory)
         self.config = config
         self.weights = weights
+        self._proto = proto
         self.spec = UNetSpec(**config["network"])
         self.optics = Optics(**config["simulator"]["optics"])
         self.restorable_levels = tuple(int(level) for level in config["restorable_levels"])
@@ -151,6 +154,8 @@ class RefocusModel:
 
         from ..contract import ONNX_OPSET
 
+        if self._proto is not None:
+            return self._proto
         proto = helper.make_model(build_onnx_graph(self.spec, self.weights),
                                   opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
                                   producer_name="focusnet", producer_version=__version__)
@@ -209,8 +214,45 @@ def _load_folder(directory: Path) -> RefocusModel:
     return RefocusModel(directory, config, weights)
 
 
+def manifest_sha256(proto, config: dict) -> str:
+    """One SHA-256 over an ONNX graph and the config beside it: neither can change unnoticed."""
+    import hashlib
+
+    digest = hashlib.sha256(proto.graph.SerializeToString(deterministic=True))
+    digest.update(json.dumps(config, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _load_onnx(path: Path) -> RefocusModel:
+    """A refocus model exported as ONNX, checked before onnxruntime sees it (format, ops, hash)."""
+    from .unet import ALLOWED_REFOCUS_OPS
+
+    try:
+        import onnx
+    except ImportError:
+        raise ModelError("refocusing runs with onnxruntime: pip install 'focusnet[onnx]'") from None
+    try:
+        proto = onnx.load_model_from_string(path.read_bytes())
+        manifest = json.loads({p.key: p.value for p in proto.metadata_props}["focusnet"])
+        config = check_refocus_config(manifest["model_config"], path)
+        if manifest.get("format") != REFOCUS_ONNX_FORMAT:
+            raise ValueError(f"format {manifest.get('format')!r}")
+    except ModelError:
+        raise
+    except Exception as error:  # protobuf, JSON and key errors: all mean "not one of ours"
+        raise ModelError(f"{path}: not a focusnet refocus ONNX model ({type(error).__name__}: {error})") from None
+    ops = {node.op_type for node in proto.graph.node}
+    if not ops <= ALLOWED_REFOCUS_OPS or proto.graph.input[0].name != "image" or any(
+            initialiser.data_location == onnx.TensorProto.EXTERNAL for initialiser in proto.graph.initializer):
+        raise ModelError(f"{path}: its graph holds ops or data a refocus model never has "
+                         f"({sorted(ops - ALLOWED_REFOCUS_OPS)}); refusing to run it")
+    if manifest.get("sha256") != manifest_sha256(proto, config):
+        raise ModelError(f"{path}: damaged or modified (its graph or config does not match its SHA-256)")
+    return RefocusModel(path, config, proto=proto)
+
+
 def load_refocus_model(model=None) -> RefocusModel:
-    """Load a refocus model folder (default: the shipped one), once per process and state on disk.
+    """Load a refocus model folder or exported ``.onnx`` file (default: the shipped folder), once per state on disk.
 
     Raises
     ------
@@ -220,6 +262,8 @@ def load_refocus_model(model=None) -> RefocusModel:
     if isinstance(model, RefocusModel):
         return model
     directory = SHIPPED_REFOCUS_DIR if model is None else Path(model)
+    if directory.suffix.lower() == ".onnx" and directory.is_file():
+        return MODEL_CACHE.get(directory, _load_onnx)
     if not directory.is_dir():
         raise ModelError(f"{directory}: refocus model folder not found")
     return MODEL_CACHE.get(directory, _load_folder, names=(CONFIG_FILE, WEIGHTS_FILE))
