@@ -165,13 +165,15 @@ def install_command():
                                   " ".join(APP_PACKAGES)))
 
 
-def missing_requirements(model=None):
+def missing_requirements(model=None, module="MeasureImageFocus"):
     """None when this module can measure here, else a message naming what is missing and the fix.
 
     Parameters
     ----------
     model : str, optional
         The custom model's path; None for the shipped model.
+    module : str
+        The module that asks (RefocusImage shares this check).
     """
     if FOCUSNET_IMPORT_ERROR is not None:
         what = "the focusnet package, which this Python cannot import (%s)" % FOCUSNET_IMPORT_ERROR
@@ -182,9 +184,9 @@ def missing_requirements(model=None):
         if not packages:
             return None
         if packages == ["tensorflow"]:
-            return ("MeasureImageFocus: this model bundle runs with TensorFlow, which is not installed here. Choose "
+            return ("%s: this model bundle runs with TensorFlow, which is not installed here. Choose "
                     "the shipped model or an ONNX model (focusnet export --format onnx), which run with "
-                    "onnxruntime, or install TensorFlow: \"%s\" -m pip install tensorflow" % sys.executable)
+                    "onnxruntime, or install TensorFlow: \"%s\" -m pip install tensorflow" % (module, sys.executable))
         what = "onnxruntime to run its model (%s cannot be imported)" % " and ".join(packages)
     if getattr(sys, "frozen", False):
         python = "the packaged app, Python %d.%d) from any Python 3 with pip (on Windows 'py' for 'python'" % (
@@ -194,8 +196,8 @@ def missing_requirements(model=None):
     # focusnet is not on the package index yet: its wheel or a clone of its repository goes in its place.
     unpublished = ("\n(focusnet is not yet published on the package index: write the path of its wheel, or of a "
                    "clone of its repository, where the command says focusnet)" if FOCUSNET_IMPORT_ERROR else "")
-    return ("MeasureImageFocus needs %s. Install it for CellProfiler (%s) with:\n    %s%s\nthen restart "
-            "CellProfiler." % (what, python, install_command(), unpublished))
+    return ("%s needs %s. Install it for CellProfiler (%s) with:\n    %s%s\nthen restart "
+            "CellProfiler." % (module, what, python, install_command(), unpublished))
 
 
 def _interrupt(signum, frame):
@@ -219,6 +221,41 @@ def end_promptly_on_signals():
     for signum, fallback in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _interrupt)):
         current = signal.getsignal(signum)
         signal.signal(signum, current if callable(current) else fallback)
+
+
+def raw_counts(image, label, float_scale):
+    """The image's raw camera counts, from its pixels and CellProfiler's intensity scale.
+
+    Parameters
+    ----------
+    image : cellprofiler_core.image.Image
+    label : str
+        Names the image in messages.
+    float_scale : Float setting
+        The count 1.0 stands for in floating-point images (0: not known).
+
+    Raises
+    ------
+    FocusnetError
+        A colour or 3-D image, one rescaled by another module, a floating-point image without
+        the setting that says what 1.0 stands for, or values that are not counts.
+    """
+    from focusnet.inference import to_counts
+
+    if image.volumetric or image.pixel_data.ndim != 2:
+        raise ImageFormatError("%s is %s (shape %s); only single-channel 2-D images can be measured"
+                               % (label, "3-D" if image.volumetric else "a colour image", image.pixel_data.shape))
+    if image.scale is None:
+        raise ImageFormatError("%s has no intensity scale (was it rescaled by another module?); measure the "
+                               "image as loaded, so its raw camera counts can be recovered" % label)
+    scale = float(image.scale)
+    if scale == 1.0:  # CellProfiler's scale for floating-point data: the counts are unknown
+        if not float_scale.value > 0:
+            raise ImageFormatError("%s holds floating-point intensities, whose raw counts CellProfiler cannot "
+                                   "know; set '%s'" % (label, float_scale.text))
+        scale = float(float_scale.value)
+    # Block by block into float32 counts: no full-size float64 copy of a large image.
+    return to_counts(image.pixel_data, scale=scale, name=label)
 
 
 class MeasureImageFocus(Module):
@@ -543,30 +580,8 @@ with **SaveImages**.""",
     # --- measuring ---------------------------------------------------------------------------------
 
     def raw_counts(self, image, label):
-        """The image's raw camera counts, from its pixels and CellProfiler's intensity scale.
-
-        Raises
-        ------
-        FocusnetError
-            A colour or 3-D image, one rescaled by another module, a floating-point image without
-            the setting that says what 1.0 stands for, or values that are not counts.
-        """
-        from focusnet.inference import to_counts
-
-        if image.volumetric or image.pixel_data.ndim != 2:
-            raise ImageFormatError("%s is %s (shape %s); only single-channel 2-D images can be measured"
-                                   % (label, "3-D" if image.volumetric else "a colour image", image.pixel_data.shape))
-        if image.scale is None:
-            raise ImageFormatError("%s has no intensity scale (was it rescaled by another module?); measure the "
-                                   "image as loaded, so its raw camera counts can be recovered" % label)
-        scale = float(image.scale)
-        if scale == 1.0:  # CellProfiler's scale for floating-point data: the counts are unknown
-            if not self.float_scale.value > 0:
-                raise ImageFormatError("%s holds floating-point intensities, whose raw counts CellProfiler cannot "
-                                       "know; set '%s'" % (label, self.float_scale.text))
-            scale = float(self.float_scale.value)
-        # Block by block into float32 counts: no full-size float64 copy of a large image.
-        return to_counts(image.pixel_data, scale=scale, name=label)
+        """The image's raw camera counts (see :func:`raw_counts`)."""
+        return raw_counts(image, label, self.float_scale)
 
     def setting_hint(self, error):
         """' (setting ...)' naming this module's setting that would fix a focusnet error, or ''."""
