@@ -10,6 +10,8 @@ and TensorFlow only when a classifier first predicts.
 >>> prediction = focusnet.predict_image(image)              # doctest: +SKIP
 >>> for result in focusnet.predict_paths(["plate1/"]):      # doctest: +SKIP
 ...     print(result.path, result.prediction or result.reason)
+>>> result = focusnet.refocus_image(image)                  # doctest: +SKIP
+>>> result.refocused, result.reason, result.after           # doctest: +SKIP
 """
 
 __version__ = "0.1.0"
@@ -24,6 +26,8 @@ _LAZY = {
     "load_model": "loader",
     "read_image": "images",
     "FocusnetError": "errors",
+    "refocus_image": "refocus.restore",
+    "RefocusResult": "refocus.restore",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -6,9 +6,13 @@ The classifier measures the input first. An image without content, in focus
 result says why. Otherwise the image is resampled to the model's pixel size,
 normalised by its own percentiles, refocused, and the *correction* (refocused
 minus input, at the model's pixels) is resampled back and added to the
-original pixels, so detail finer than the model's pixels is kept. The
-classifier then measures the output; a result whose level did not go down is
-flagged as not improved.
+original pixels, so detail finer than the model's pixels is kept. Where the
+classifier's content test found no structure above the noise (empty
+background), the correction fades to zero (:func:`content_weights`): the
+network denoises, and denoised noise can look like structure, so refocusing
+never touches regions that hold nothing to restore. The classifier then
+measures the output; a result whose level did not go down is flagged as not
+improved.
 """
 
 from __future__ import annotations
@@ -56,9 +60,29 @@ class RefocusResult:
                 and self.after.defocus_level < self.before.defocus_level)
 
 
-def restore_counts(counts: np.ndarray, model, zoom: float = 1.0) -> np.ndarray:
+def content_weights(prediction: FocusPrediction, shape) -> np.ndarray | None:
+    """Per pixel, 1 in patches with content and 0 in those without, feathered; None when all have content.
+
+    Each pixel takes the value of the patch whose centre is nearest (pixels
+    between or beyond patches included), then a Gaussian of an eighth of a
+    patch smooths the steps inside the patches with content, so no seam
+    shows where the correction fades and none of it reaches the others.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    if prediction.has_content.all():
+        return None
+    half = prediction.patch_size / 2
+    rows = np.abs(np.arange(shape[0])[:, None] - (np.asarray(prediction.y) + half)[None]).argmin(axis=1)
+    cols = np.abs(np.arange(shape[1])[:, None] - (np.asarray(prediction.x) + half)[None]).argmin(axis=1)
+    mask = prediction.has_content[rows[:, None], cols[None, :]].astype(np.float32)
+    return np.minimum(gaussian_filter(mask, sigma=prediction.patch_size / 8, mode="nearest"), mask)
+
+
+def restore_counts(counts: np.ndarray, model, zoom: float = 1.0, weights: np.ndarray | None = None) -> np.ndarray:
     """The network's refocused image in counts (float32), for counts at ``zoom`` times the model's pixel size.
 
+    ``weights`` (see :func:`content_weights`) scales the correction per pixel.
     No checks and no decisions: :func:`refocus_image` is the user's entry point.
     """
     model = load_refocus_model(model)
@@ -72,7 +96,7 @@ def restore_counts(counts: np.ndarray, model, zoom: float = 1.0) -> np.ndarray:
 
         correction = resize(correction, counts.shape, order=1, mode="reflect", anti_aliasing=False,
                             preserve_range=True).astype(np.float32)
-    return counts + correction
+    return counts + (correction if weights is None else weights * correction)
 
 
 def _as_input_type(counts: np.ndarray, like: np.ndarray, scale) -> np.ndarray:
@@ -146,8 +170,9 @@ def refocus_image(image, model=None, classifier=None, scale=None, name: str = "i
     if not (isinstance(pixel_size, (int, float)) and math.isfinite(pixel_size) and pixel_size > 0):
         raise InvalidParameterError(f"{name}: pixel size must be a positive number of micrometres",
                                     setting="pixel_size_um")
-    refocused = _as_input_type(restore_counts(counts, refocus_model, pixel_size / refocus_model.optics.pixel_size_um),
-                               source, scale)
+    zoom = pixel_size / refocus_model.optics.pixel_size_um
+    weights = content_weights(before, counts.shape)
+    refocused = _as_input_type(restore_counts(counts, refocus_model, zoom, weights), source, scale)
     try:
         after = predict_image(refocused, **measure)
     except FocusnetError as error:

@@ -22,7 +22,7 @@ import inspect
 import numpy as np
 
 from ..optics import Optics, psf_kernels
-from .restore import restore_counts
+from .restore import refocus_image
 
 RL_ITERATIONS = 30
 MIN_OBJECT_AREA_UM2 = 4.0
@@ -77,12 +77,12 @@ def count_objects(counts: np.ndarray, pixel_size_um: float) -> int:
     return int(label(remove_small_objects(mask, min_size=min_size)).max())
 
 
-def compare_methods(defocused: np.ndarray, reference: np.ndarray, model, zoom: float, optics: Optics,
+def compare_methods(defocused: np.ndarray, reference: np.ndarray, refocused: np.ndarray, optics: Optics,
                     true_um: float, estimated_um: float, dark: float) -> dict:
     """Quality of each method (:data:`METHODS`) on one defocused image against its in-focus reference."""
     results = {
         "unrestored": defocused.astype(np.float64),
-        "refocused": restore_counts(defocused, model, zoom),
+        "refocused": refocused.astype(np.float64),
         "rl_true_distance": richardson_lucy(defocused, true_um, optics, dark),
         "rl_estimated_distance": richardson_lucy(defocused, estimated_um, optics, dark),
     }
@@ -106,6 +106,11 @@ def summarise(rows) -> dict:
         row["gain_db"] = row["refocused"]["psnr"] - row["unrestored"]["psnr"]
     summary["gain_db"] = float(np.mean([r["gain_db"] for r in rows]))
     summary["worst_gain_db"] = float(np.min([r["gain_db"] for r in rows]))
+    after = [r["level_after"] for r in rows if r.get("level_after") is not None]
+    summary.update(count=len(rows), mean_level_before=float(np.mean([r["level_before"] for r in rows])),
+                   mean_level_after=float(np.mean(after)) if after else None,
+                   lower_level_after=sum(r.get("level_after") is not None and r["level_after"] < r["level_before"]
+                                         for r in rows))
     return summary
 
 
@@ -127,7 +132,6 @@ def evaluate_synthetic(paths, model=None, classifier=None, levels=None, seed: in
     from tqdm import tqdm
 
     from ..images import read_image
-    from ..inference import predict_image
     from ..loader import load_model
     from ..simulate import AS_IMAGED, CAMERA_VARIANTS, blur_levels
     from .model import load_refocus_model
@@ -145,11 +149,16 @@ def evaluate_synthetic(paths, model=None, classifier=None, levels=None, seed: in
         reference = np.maximum(blurred[0] - dark, 0) * camera.gain + dark + camera.added_offset
         for level, clean in zip(levels, blurred[1:]):
             defocused = camera.apply(clean, dark, rng)
-            estimate = predict_image(defocused, classifier, pixel_size_um=optics.pixel_size_um)
-            qualities, _ = compare_methods(defocused, reference, model, 1.0, optics, float(optics.defocus_um(level)),
-                                           float(estimate.defocus_um), dark + camera.added_offset)
+            result = refocus_image(defocused, model, classifier, pixel_size_um=optics.pixel_size_um,
+                                   pixel_size_source="given", force=True)
+            if result.before is None:  # no content: nothing a user would get refocused
+                continue
+            qualities, _ = compare_methods(defocused, reference, result.image, optics, float(optics.defocus_um(level)),
+                                           float(result.before.defocus_um), dark + camera.added_offset)
             rows.append({"image": str(path), "camera": camera.name, "level": level,
-                         "estimated_level": estimate.defocus_level, **qualities})
+                         "level_before": result.before.defocus_level,
+                         "level_after": result.after.defocus_level if result.after is not None else None,
+                         **qualities})
     summary = summarise(rows)
     summary["by_level"] = {str(level): summarise([r for r in rows if r["level"] == level]) for level in levels}
     return {"images": [str(p) for p in paths], "optics": optics.to_dict(), "levels": levels,
@@ -194,7 +203,6 @@ def evaluate_stack(path, model=None, classifier=None, channel=None, z_step_um=No
     from ..loader import load_model
     from ..stacks.check import normalized_variance
     from .model import load_refocus_model
-    from .restore import refocus_image
 
     model, classifier = load_refocus_model(model), load_model(classifier)
     stack = read_stack(path)
@@ -212,7 +220,6 @@ def evaluate_stack(path, model=None, classifier=None, channel=None, z_step_um=No
         raise InvalidParameterError(f"best plane {reference_index} is not in the stack (0-{len(planes) - 1})",
                                     setting="best_plane")
     reference = planes[reference_index].astype(np.float64)
-    zoom = float(pixel_size_um) / model.optics.pixel_size_um
     records = []
     for index, plane in enumerate(planes):
         distance = abs(index - reference_index) * float(z_step_um)
@@ -223,7 +230,7 @@ def evaluate_stack(path, model=None, classifier=None, channel=None, z_step_um=No
         if result.before is None:
             records.append({"plane": index, "distance_um": distance, "skipped": result.reason})
             continue
-        qualities, _ = compare_methods(plane, reference, model, zoom, optics, distance,
+        qualities, _ = compare_methods(plane, reference, result.image, optics, distance,
                                        float(result.before.defocus_um), float(plane.min()))
         level = result.before.defocus_level
         records.append({
@@ -238,12 +245,9 @@ def evaluate_stack(path, model=None, classifier=None, channel=None, z_step_um=No
     measured = [r for r in records if "skipped" not in r]
     summary = summarise(measured) if measured else {}
     if measured:
-        after = [r["level_after"] for r in measured if r["level_after"] is not None]
         summary.update(
             planes=len(measured),
             planes_losing_over_half_db=sum(r["gain_db"] < -0.5 for r in measured),
-            mean_level_before=float(np.mean([r["level_before"] for r in measured])),
-            mean_level_after=float(np.mean(after)) if after else None,
             object_count_error=float(np.mean([abs(r["objects"]["refocused"] - r["objects"]["best_plane"])
                                               / max(r["objects"]["best_plane"], 1) for r in measured])))
     return {"stack": str(path), "planes_in_stack": len(planes), "best_plane": reference_index,

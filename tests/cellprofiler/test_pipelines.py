@@ -259,3 +259,23 @@ def test_an_old_pipeline_flagging_on_the_old_measurement_still_runs(tmp_path, in
     assert rows["a_sharp.tif"]["Metadata_OutOfFocus"] == "0" and rows["b_blurred.tif"]["Metadata_OutOfFocus"] == "1"
     assert float(rows["b_blurred.tif"]["ImageFocus_Score_DNA"]) == float(
         rows["b_blurred.tif"]["ImageFocus_DefocusLevel_DNA"]) == 10
+
+
+def test_the_refocus_pipeline_refocuses_then_finds_the_nuclei_of_the_in_focus_field(tmp_path, in_focus_image):
+    from focusnet.optics import Optics
+    from focusnet.simulate import degrade
+
+    images = tmp_path / "images"
+    images.mkdir()
+    write_tiff(images / "a_in_focus.tif", in_focus_image)
+    write_tiff(images / "b_level3.tif", degrade(in_focus_image, 3, seed=3, optics=Optics(defocus_phase="paraxial")))
+    rows, result = run_pipeline("refocus_nuclei.cppipe", images, tmp_path / "out")
+    by_name = {row["FileName_DNA"]: row for row in rows}
+    assert by_name["a_in_focus.tif"]["Refocus_Refocused_DNA"] == "0.0"
+    blurred = by_name["b_level3.tif"]
+    assert blurred["Refocus_Refocused_DNA"] == "1.0"
+    assert float(blurred["Refocus_DefocusLevelAfter_DNA"]) < float(blurred["Refocus_DefocusLevelBefore_DNA"])
+    sharp_count, refocused_count = (int(by_name[name]["Count_Nuclei"]) for name in ("a_in_focus.tif", "b_level3.tif"))
+    assert sharp_count > 20 and abs(refocused_count - sharp_count) <= 0.15 * sharp_count
+    saved = read_image(tmp_path / "out" / "b_level3_refocused.tiff")
+    assert saved.shape == in_focus_image.shape

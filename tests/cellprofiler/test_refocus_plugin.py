@@ -83,3 +83,12 @@ def test_measurement_bookkeeping_agrees_with_run(refocus_model_dir):
     assert [c[1] for c in columns] == [f"Refocus_{f}_DNA" for f in plugin.FEATURES]
     assert module.get_categories(None, "Image") == ["Refocus"]
     assert module.get_measurement_images(None, "Image", "Refocus", "Refocused") == ["DNA"]
+
+
+def test_the_refocus_pipeline_passes_the_guis_checks():
+    from test_plugin import load_pipeline
+
+    pipeline = load_pipeline((REPO / "pipelines" / "refocus_nuclei.cppipe").read_text())
+    (module,) = [m for m in pipeline.modules() if m.module_name == "RefocusImage"]
+    assert module.model_choice.value == plugin.MODEL_SHIPPED and module.output_image.value == "Refocused"
+    module.test_valid(pipeline)

@@ -93,7 +93,7 @@ def test_refocus_image_decides_by_the_classifier_and_says_why(refocus_model_dir,
     noise = np.random.default_rng(0).poisson(200, (300, 300)).astype(np.uint16)
     empty = refocus_image(noise, refocus_model_dir, model)
     assert not empty.refocused and "no content" in empty.reason
-    far = degrade(in_focus_image, 10, seed=1, optics=Optics(defocus_phase="paraxial"))
+    far = degrade(in_focus_image[:260, :350], 10, seed=1, optics=Optics(defocus_phase="paraxial"))
     beyond = refocus_image(far, refocus_model_dir, model)
     assert not beyond.refocused and "beyond what the refocus model restores" in beyond.reason
 
@@ -135,3 +135,16 @@ def test_richardson_lucy_with_the_true_psf_restores_simulated_defocus(in_focus_i
 def test_a_model_made_for_tests_is_what_the_fixture_says(tmp_path):
     folder = make_refocus_model(tmp_path / "m", restorable=(2, 3))
     assert load_refocus_model(folder).restorable_levels == (2, 3)
+
+
+def test_refocusing_never_gives_content_to_patches_that_had_none(refocus_model_dir, model, in_focus_image):
+    from focusnet.inference import predict_image
+
+    rng = np.random.default_rng(6)
+    defocused = degrade(in_focus_image, 3, seed=2, optics=Optics(defocus_phase="paraxial")).astype(float)
+    for mean in (20, 2000):  # dim and bright empty fields beside the nuclei
+        field = np.concatenate([defocused[:, :348], rng.poisson(mean, (520, 348)) + defocused.min()], axis=1)
+        result = refocus_image(field.clip(0, 65535).astype(np.uint16), refocus_model_dir, model, force=True)
+        after = predict_image(result.image, model)
+        assert result.before.has_content[:, -2:].sum() == 0  # the empty half is empty ...
+        assert not (after.has_content & ~result.before.has_content).any()  # ... and stays so
