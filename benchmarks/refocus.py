@@ -69,11 +69,11 @@ def main():
         sharp = tiled_image(height, width, sources)
         image = degrade(sharp, LEVEL, optics=model.optics, seed=0)
         restore_counts(image, model)  # builds the session
-        network = median_time(lambda: restore_counts(image, model), arguments.repeats)
-        end_to_end = median_time(lambda: refocus_image(image, model, classifier, force=True), arguments.repeats)
-        dark = float(image.min())
-        deconvolution = median_time(lambda: richardson_lucy(image, LEVEL * model.optics.z_step_um, model.optics,
-                                                            dark), 1)
+        network = median_time(lambda image=image: restore_counts(image, model), arguments.repeats)
+        end_to_end = median_time(lambda image=image: refocus_image(image, model, classifier, force=True),
+                                 arguments.repeats)
+        deconvolution = median_time(lambda image=image: richardson_lucy(
+            image, LEVEL * model.optics.z_step_um, model.optics, float(image.min())), 1)
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "image.npy"
             np.save(path, image)
