@@ -71,3 +71,17 @@ def test_the_command_line_writes_the_package(tmp_path):
     out = tmp_path / "p.zip"
     assert main(["export", "--format", "bioimageio", "--out", str(out)]) == 0 and zipfile.is_zipfile(out)
     assert main(["export", "--format", "bioimageio", "--out", str(out)]) == 1  # exists
+
+
+def test_the_refocus_package_passes_bioimageio_test(tmp_path):
+    import yaml
+
+    from focusnet.cli import main
+
+    out = tmp_path / "refocus.zip"
+    assert main(["export", "--refocus-model", "--format", "bioimageio", "--out", str(out)]) == 0
+    rdf = yaml.safe_load(zipfile.ZipFile(out).read("rdf.yaml"))
+    assert rdf["inputs"][0]["preprocessing"][0]["id"] == "scale_range" and list(rdf["weights"]) == ["onnx"]
+    result = subprocess.run([str(BIOIMAGEIO), "test", str(out)], capture_output=True, text=True, timeout=600,
+                            cwd=tmp_path)
+    assert result.returncode == 0 and "passed" in result.stdout, result.stdout[-4000:]
