@@ -399,6 +399,83 @@ def zstack_example(results) -> str:
         f"level 10 from {reach(below_ten)} below and {reach(above_ten)} above."])
 
 
+# --- refocusing (the shipped refocus model's evaluation, benchmarks/refocus.py, docs/refocus-example) ---------
+
+SHIPPED_REFOCUS = "focusnet/models/refocus"
+REFOCUS_EXAMPLE = "docs/refocus-example"
+REFOCUS_METHODS = ("unrestored", "refocused", "rl_true_distance", "rl_estimated_distance")
+
+
+def _psnr_cells(summary) -> list:
+    return [f"{summary[method]['psnr']:.2f}" for method in REFOCUS_METHODS]
+
+
+def refocus_synthetic(results) -> str:
+    """The shipped refocus model on simulated defocus of held-out images, per level, against its targets."""
+    evaluation = results.json(f"{SHIPPED_REFOCUS}/evaluation.json")
+    synthetic = evaluation["synthetic"]
+    summary = synthetic["summary"]
+    rows = [[f"level {level}", *_psnr_cells(s), f"{s['gain_db']:+.2f}", f"{s['worst_gain_db']:+.2f}",
+             f"{s['mean_level_before']:.1f} -> {s['mean_level_after']:.1f}"]
+            for level, s in summary["by_level"].items()]
+    rows.append(["all", *_psnr_cells(summary), f"{summary['gain_db']:+.2f}", f"{summary['worst_gain_db']:+.2f}",
+                 f"{summary['mean_level_before']:.1f} -> {summary['mean_level_after']:.1f}"])
+    oracle = summary["refocused"]["psnr"] - summary["rl_true_distance"]["psnr"]
+    estimated = summary["refocused"]["psnr"] - summary["rl_estimated_distance"]["psnr"]
+    config = results.json(f"{SHIPPED_REFOCUS}/config.json")
+
+    def met(condition):
+        return "met" if condition else "missed"
+
+    images = ", ".join(_short(Path(p).name) for p in synthetic["images"])
+    return "\n".join([
+        f"Held-out images {images} (never trained on), each level through the camera as imaged and four camera "
+        f"variants with Poisson noise ({summary['count']} images). Mean PSNR in dB against the noise-free in-focus "
+        "image, after a least-squares intensity match:", "",
+        *_table(["", "unrestored", "refocused", "Richardson-Lucy, true distance (oracle)",
+                 "Richardson-Lucy, classifier's distance", "gain", "worst gain", "classifier level"], rows), "",
+        f"- Mean gain >= 4 dB: {met(summary['gain_db'] >= 4)} ({summary['gain_db']:+.2f} dB).",
+        f"- At least 1 dB better than Richardson-Lucy with the true distance: {met(oracle >= 1)} ({oracle:+.2f} dB).",
+        f"- Better than Richardson-Lucy with the classifier's distance: {met(estimated > 0)} ({estimated:+.2f} dB).",
+        f"- Levels the model restores (mean gain >= 1 dB, no image losing over 0.5 dB): "
+        f"{', '.join(map(str, config['restorable_levels']))}."])
+
+
+def refocus_stack(results) -> str:
+    """Each model on the held-out half of the development stack (docs/refocus-example/*.json)."""
+    rows = []
+    for path in sorted((results.root / REFOCUS_EXAMPLE).glob("stack_*.json")):
+        data = results.json(str(path.relative_to(results.root)))
+        s = data["stacks"][0]["summary"]
+        rows.append([data["label"], s["planes"], *_psnr_cells(s), f"{s['gain_db']:+.2f}", f"{s['worst_gain_db']:+.2f}",
+                     s["planes_losing_over_half_db"],
+                     f"{s['mean_level_before']:.2f} -> {s['mean_level_after']:.2f}", _percent(s["object_count_error"])])
+    return "\n".join(_table(["refocus model", "planes", "unrestored", "refocused", "RL, true distance",
+                              "RL, classifier's distance", "mean gain", "worst gain", "planes losing > 0.5 dB",
+                              "level before -> after", "object count error"], rows))
+
+
+def refocus_ablation(results) -> str:
+    """Pixel loss alone against pixel plus feature loss, same steps, on held-out simulated defocus."""
+    rows = []
+    for path in sorted((results.root / RESULTS / "refocus_ablation").glob("*.json")):
+        data = results.json(str(path.relative_to(results.root)))
+        s = data["synthetic"]["summary"]
+        rows.append([data["label"], f"{s['refocused']['psnr']:.2f}", f"{s['gain_db']:+.2f}",
+                     f"{s['worst_gain_db']:+.2f}", f"{s['mean_level_after']:.2f}"])
+    return "\n".join(_table(["loss", "refocused PSNR (dB)", "mean gain", "worst gain", "classifier level after"],
+                             rows))
+
+
+def refocus_speed(results) -> str:
+    data = results.benchmark("refocus")
+    rows = [[_size(name.replace(" ", "")), f"{v['network_s']:.2f} s", f"{v['refocus_image_s']:.2f} s",
+             f"{v['richardson_lucy_s']:.1f} s", f"{v['peak_mb']:.0f} MB"] for name, v in data["sizes"].items()]
+    return "\n".join([f"{data['machine']}:", "", *_table(
+        ["image", "network", "refocus_image (classifier before and after)", "Richardson-Lucy, 30 iterations",
+         "peak memory"], rows)])
+
+
 #: Marker name -> renderer.
 RENDERERS = {
     "speed": speed,
@@ -416,6 +493,10 @@ RENDERERS = {
     "shipped-model": shipped_model,
     "shipped-model-speed": shipped_model_speed,
     "zstack-example": zstack_example,
+    "refocus-synthetic": refocus_synthetic,
+    "refocus-stack": refocus_stack,
+    "refocus-ablation": refocus_ablation,
+    "refocus-speed": refocus_speed,
 }
 
 

@@ -33,6 +33,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--levels", type=positive_int, metavar="N",
                         help="--synthetic: levels 1 to N (default: the levels the model was trained on)")
     parser.add_argument("--json", metavar="OUT.json", help="write every figure as JSON")
+    parser.add_argument("--label", default="", metavar="TEXT", help="names this evaluation in the JSON (reports)")
     parser.add_argument("--plots", metavar="DIR", help="write PSNR plots (<stack>_refocus.png, synthetic_refocus.png)")
     parser.add_argument("--write-card", action="store_true",
                         help="store the evaluation in the model folder (evaluation.json), set the levels it restores "
@@ -58,7 +59,7 @@ def run(arguments) -> int:
     if arguments.write_card and not arguments.synthetic:
         raise InvalidParameterError("--write-card needs --synthetic: the restorable levels come from it")
     objective = objective_from_arguments(classifier, arguments)
-    evaluation = {"refocus_model": str(model.directory), "weights_sha256": model.config["weights"]["sha256"],
+    evaluation = {"label": arguments.label, "refocus_model": str(model.directory), "weights_sha256": model.config["weights"]["sha256"],
                   "stacks": []}
     if plots:
         plots.mkdir(parents=True, exist_ok=True)
