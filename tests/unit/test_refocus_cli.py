@@ -25,6 +25,7 @@ def refocus_inputs(tmp_path_factory, in_focus_image):
     tifffile.imwrite(folder / "blurred.tif", blurred, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
                      metadata={"unit": "micron"})
     (folder / "broken.tif").write_bytes(b"II*\x00 not a tiff")
+    tifffile.imwrite(folder / "stack.tif", np.stack([crop, blurred]), photometric="minisblack")
     return folder
 
 
@@ -45,6 +46,7 @@ def test_refocus_writes_images_of_the_input_type_and_calibration_and_one_row_eac
     assert rows["sharp.tif"]["refocused"] == "no" and "in focus" in rows["sharp.tif"]["reason"]
     assert rows["broken.tif"]["refocused"] == "no" and rows["broken.tif"]["output"] == ""
     assert rows["broken.tif"]["defocus_level_before"] == "nan"
+    assert rows["stack.tif"]["refocused"] == "no" and "multi-plane" in rows["stack.tif"]["reason"]
     refocused = read_image_file(out / "blurred_refocused.tif")
     assert refocused.pixels.dtype == np.uint16 and refocused.pixels.shape == (260, 350)
     assert refocused.pixel_size_um == pytest.approx(0.65)
@@ -59,6 +61,7 @@ def test_refocus_writes_images_of_the_input_type_and_calibration_and_one_row_eac
 def test_skip_leaves_images_that_are_not_refocused_out(tmp_path, refocus_inputs, refocus_model_dir):
     status, out, table = _run(tmp_path, refocus_inputs, refocus_model_dir, "--not-refocused", "skip")
     assert status == 0 and sorted(p.name for p in out.iterdir()) == ["blurred_refocused.tif"]
+    assert len(read_csv(table)) == 4  # every image has its row
 
 
 def test_outputs_never_replace_inputs_or_each_other(tmp_path, refocus_inputs):
