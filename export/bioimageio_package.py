@@ -113,6 +113,14 @@ def build_onnx_map(model: FocusModel):
     return proto
 
 
+def shared_description(spec) -> dict:
+    """What every focusnet package says alike: authors, citation, licence (bioimage.io spec 0.5 classes)."""
+    return {"authors": [spec.Author(name="focusnet developers")],
+            "cite": [spec.CiteEntry(text="Yang SJ et al. (2018) Assessing microscope image focus quality with deep "
+                                         "learning. BMC Bioinformatics 19:77", doi=spec.Doi(PAPER_DOI))],
+            "license": spec.LicenseId("Apache-2.0")}
+
+
 def test_tensors(model: FocusModel):
     """A real in-focus crop ``[1, y, x, 1]`` (raw counts) and its map, computed by focusnet."""
     from focusnet.images import read_image
@@ -178,10 +186,7 @@ def export_bioimageio(model=None, out=None, overwrite: bool = False) -> Path:
             description="Absolute focus quality of fluorescence microscope images: a probability for each of 11 "
                         "defocus levels for every 84 x 84 tile (after Yang et al. 2018).",
             covers=[spec.FileDescr(source=scratch / "cover.png")],
-            authors=[spec.Author(name="focusnet developers")],
-            cite=[spec.CiteEntry(text="Yang SJ et al. (2018) Assessing microscope image focus quality with deep "
-                                      "learning. BMC Bioinformatics 19:77", doi=spec.Doi(PAPER_DOI))],
-            license=spec.LicenseId("Apache-2.0"),
+            **shared_description(spec),
             documentation=spec.FileDescr(source=scratch / "README.md"),
             tags=["focus", "quality-control", "fluorescence-light-microscopy", "2d", "tensorflow", "onnx"],
             version="1.0.0",

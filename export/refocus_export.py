@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from focusnet.contract import PAPER_DOI
 from focusnet.errors import ExportError
 from focusnet.files import replacing
 from focusnet.refocus.model import REFOCUS_ONNX_FORMAT, RefocusModel, load_refocus_model, manifest_sha256
 from focusnet.refocus.pairs import PERCENTILES
 from focusnet.refocus.unet import ALLOWED_REFOCUS_OPS, ONNX_IMAGE_INPUT, ONNX_IMAGE_OUTPUT
+
+from .bioimageio_package import shared_description
 
 TEST_IMAGE = Path(__file__).resolve().parents[1] / "examples" / "images" / "BBBC006_z_aligned__a07__s1__w1_10.tif"
 #: The test tensor: a crop of the example image, defocused by the model's own simulator to this level.
@@ -149,10 +150,7 @@ def export_refocus_bioimageio(model=None, out=None, overwrite: bool = False) -> 
             description="Restores out-of-focus fluorescence images: a U-Net trained on focusnet's physical defocus "
                         "simulator.",
             covers=[spec.FileDescr(source=scratch / "cover.png")],
-            authors=[spec.Author(name="focusnet developers")],
-            cite=[spec.CiteEntry(text="Yang SJ et al. (2018) Assessing microscope image focus quality with deep "
-                                      "learning. BMC Bioinformatics 19:77", doi=spec.Doi(PAPER_DOI))],
-            license=spec.LicenseId("Apache-2.0"),
+            **shared_description(spec),
             documentation=spec.FileDescr(source=scratch / "README.md"),
             tags=["restoration", "refocus", "fluorescence-light-microscopy", "2d", "onnx"],
             version="1.0.0",

@@ -45,8 +45,14 @@ class SourceImage:
     counts_per_electron: float
 
 
-def prepare_source(image: np.ndarray, name: str, optics: Optics = Optics()) -> SourceImage:
-    """Blur one in-focus image to all levels (8-bit images are rescaled)."""
+def source_counts(image: np.ndarray, name: str, min_side: int) -> tuple:
+    """An in-focus training image as float64 counts, and the counts per photoelectron (8-bit: rescaled).
+
+    Raises
+    ------
+    ImageFormatError, InvalidParameterError
+        Not one channel, floating-point pixels, or smaller than ``min_side`` on a side.
+    """
     from .images import check_single_channel
 
     image = check_single_channel(image, name)
@@ -55,14 +61,17 @@ def prepare_source(image: np.ndarray, name: str, optics: Optics = Optics()) -> S
         # structure worth learning.
         raise ImageFormatError(f"{name}: floating-point pixels; training needs raw counts: save the image as "
                                "integers (e.g. 16-bit), multiplying by the count that 1.0 stands for")
-    if min(image.shape) < PATCH_SIZE:
-        raise InvalidParameterError(f"{name}: training images must be at least {PATCH_SIZE} px on each side, "
+    if min(image.shape) < min_side:
+        raise InvalidParameterError(f"{name}: training images must be at least {min_side} px on each side, "
                                     f"got {image.shape}")
-    counts_per_electron = 1.0
-    counts = image.astype(np.float64)
     if image.dtype == np.uint8:
-        counts *= EIGHT_BIT_SCALE
-        counts_per_electron = EIGHT_BIT_SCALE
+        return image.astype(np.float64) * EIGHT_BIT_SCALE, EIGHT_BIT_SCALE
+    return image.astype(np.float64), 1.0
+
+
+def prepare_source(image: np.ndarray, name: str, optics: Optics = Optics()) -> SourceImage:
+    """Blur one in-focus image to all levels (8-bit images are rescaled)."""
+    counts, counts_per_electron = source_counts(image, name, PATCH_SIZE)
     blurred = blur_levels(counts, range(NUM_LEVELS), optics).astype(np.float32)
     return SourceImage(name=name, blurred=blurred, dark=float(counts.min()), counts_per_electron=counts_per_electron)
 

@@ -115,8 +115,8 @@ class FocusModel(PatchClassifier):
         return lambda batch: predict(batch).numpy()
 
 
-def _load_folder(directory: Path) -> FocusModel:
-    config = read_config(directory)
+def read_weights(directory: Path, config: dict) -> dict:
+    """The weights a model folder's config names, after checking their SHA-256 against it (float32 arrays)."""
     weights_path = directory / config["weights"].get("file", WEIGHTS_FILE)
     if not weights_path.is_file():
         raise ModelError(f"{directory}: weights file {weights_path.name} is missing")
@@ -124,9 +124,14 @@ def _load_folder(directory: Path) -> FocusModel:
         raise ModelError(f"{weights_path}: damaged or modified (SHA-256 does not match {CONFIG_FILE})")
     try:
         with np.load(weights_path, allow_pickle=False) as archive:
-            weights = {name: archive[name].astype(np.float32) for name in archive.files}
+            return {name: archive[name].astype(np.float32) for name in archive.files}
     except Exception as error:  # numpy raises several types for bad archives
         raise ModelError(f"{weights_path}: unreadable weights ({error})") from None
+
+
+def _load_folder(directory: Path) -> FocusModel:
+    config = read_config(directory)
+    weights = read_weights(directory, config)
     _check_weights(weights, get_architecture(config["architecture"]), directory)
     return FocusModel(directory, config, weights)
 

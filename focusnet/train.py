@@ -297,20 +297,30 @@ class Trainer:
         return fold_inference_weights(self.model, self.architecture)
 
     def save_checkpoint(self, directory: Path, step: int) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        arrays = {f"model_{i}": w for i, w in enumerate(self.model.get_weights())}
-        arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)})
-        temporary = directory / "state.tmp.npz"
-        np.savez(temporary, step=np.array(step), **arrays)
-        os.replace(temporary, directory / CHECKPOINT_STATE_FILE)
+        save_training_state(self.model, self.optimizer, directory, step)
 
     def restore_checkpoint(self, directory: Path) -> int:
-        with np.load(directory / CHECKPOINT_STATE_FILE) as state:
-            self.model.set_weights([state[f"model_{i}"] for i in range(len(self.model.get_weights()))])
-            self.optimizer.build(self.model.trainable_variables)
-            for i, variable in enumerate(self.optimizer.variables):
-                variable.assign(state[f"optimizer_{i}"])
-            return int(state["step"])
+        return restore_training_state(self.model, self.optimizer, directory)
+
+
+def save_training_state(model, optimizer, directory: Path, step: int) -> None:
+    """A Keras model's weights, its optimizer's state and the step, in ``directory``, replaced atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays = {f"model_{i}": w for i, w in enumerate(model.get_weights())}
+    arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
+    temporary = directory / "state.tmp.npz"
+    np.savez(temporary, step=np.array(step), **arrays)
+    os.replace(temporary, directory / CHECKPOINT_STATE_FILE)
+
+
+def restore_training_state(model, optimizer, directory: Path) -> int:
+    """Load what :func:`save_training_state` wrote; returns the step."""
+    with np.load(directory / CHECKPOINT_STATE_FILE) as state:
+        model.set_weights([state[f"model_{i}"] for i in range(len(model.get_weights()))])
+        optimizer.build(model.trainable_variables)
+        for i, variable in enumerate(optimizer.variables):
+            variable.assign(state[f"optimizer_{i}"])
+        return int(state["step"])
 
 
 def _load_sources(paths, optics, role):

@@ -59,8 +59,8 @@ def run(arguments) -> int:
     if arguments.write_card and not arguments.synthetic:
         raise InvalidParameterError("--write-card needs --synthetic: the restorable levels come from it")
     objective = objective_from_arguments(classifier, arguments)
-    evaluation = {"label": arguments.label, "refocus_model": str(model.directory), "weights_sha256": model.config["weights"]["sha256"],
-                  "stacks": []}
+    evaluation = {"label": arguments.label, "refocus_model": str(model.directory),
+                  "weights_sha256": model.config["weights"]["sha256"], "stacks": []}
     if plots:
         plots.mkdir(parents=True, exist_ok=True)
     if arguments.synthetic:

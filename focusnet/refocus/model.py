@@ -199,17 +199,10 @@ def _tiles(height: int, width: int):
 
 
 def _load_folder(directory: Path) -> RefocusModel:
+    from ..model import read_weights
+
     config = read_refocus_config(directory)
-    weights_path = directory / config["weights"].get("file", WEIGHTS_FILE)
-    if not weights_path.is_file():
-        raise ModelError(f"{directory}: weights file {weights_path.name} is missing")
-    if sha256_file(weights_path) != config["weights"]["sha256"]:
-        raise ModelError(f"{weights_path}: damaged or modified (SHA-256 does not match {CONFIG_FILE})")
-    try:
-        with np.load(weights_path, allow_pickle=False) as archive:
-            weights = {name: archive[name].astype(np.float32) for name in archive.files}
-    except Exception as error:  # numpy raises several types for bad archives
-        raise ModelError(f"{weights_path}: unreadable weights ({error})") from None
+    weights = read_weights(directory, config)
     _check_weights(weights, UNetSpec(**config["network"]), directory)
     return RefocusModel(directory, config, weights)
 

@@ -21,8 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from ..data import EIGHT_BIT_SCALE
-from ..errors import ImageFormatError, InvalidParameterError
+from ..data import source_counts
 from ..optics import Optics
 from ..simulate import blur_levels, camera_counts, draw_cameras
 
@@ -64,20 +63,7 @@ class RefocusSource:
 def prepare_refocus_source(image: np.ndarray, name: str, max_level: int, optics: Optics = Optics(),
                            patch_size: int = 0, seed: int = 0) -> RefocusSource:
     """Blur one in-focus image to levels ``0..max_level`` (8-bit images are rescaled as for the classifier)."""
-    from ..images import check_single_channel
-
-    image = check_single_channel(image, name)
-    if image.dtype.kind == "f":
-        raise ImageFormatError(f"{name}: floating-point pixels; training needs raw counts: save the image as "
-                               "integers (e.g. 16-bit), multiplying by the count that 1.0 stands for")
-    if min(image.shape) < patch_size:
-        raise InvalidParameterError(f"{name}: training images must be at least {patch_size} px on each side, "
-                                    f"got {image.shape}")
-    counts = image.astype(np.float64)
-    counts_per_electron = 1.0
-    if image.dtype == np.uint8:
-        counts *= EIGHT_BIT_SCALE
-        counts_per_electron = EIGHT_BIT_SCALE
+    counts, counts_per_electron = source_counts(image, name, patch_size)
     blurred = blur_levels(counts, range(max_level + 1), optics)
     dark = float(counts.min())
     rng = np.random.default_rng([seed, 17])

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,10 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import CHECKPOINT_DIR, CHECKPOINT_STATE_FILE, TRAINING_LOG_FILE
+from ..contract import CHECKPOINT_DIR, TRAINING_LOG_FILE
 from ..errors import InvalidParameterError, TrainingError
 from ..images import find_images, read_image
 from ..optics import Optics
+from ..train import checkpoint_step, restore_training_state, save_training_state
 from .model import make_refocus_config, read_refocus_config, save_refocus_model
 from .pairs import fixed_pairs, prepare_refocus_source, sample_pairs
 from .unet import UNetSpec, build_trainable, set_trainable_weights, trainable_weights
@@ -177,32 +177,10 @@ class RefocusTrainer:
         return trainable_weights(self.model, self.settings.spec)
 
     def save_checkpoint(self, directory: Path, step: int) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        arrays = {f"model_{i}": w for i, w in enumerate(self.model.get_weights())}
-        arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)})
-        temporary = directory / "state.tmp.npz"
-        np.savez(temporary, step=np.array(step), **arrays)
-        os.replace(temporary, directory / CHECKPOINT_STATE_FILE)
+        save_training_state(self.model, self.optimizer, directory, step)
 
     def restore_checkpoint(self, directory: Path) -> int:
-        with np.load(directory / CHECKPOINT_STATE_FILE) as state:
-            self.model.set_weights([state[f"model_{i}"] for i in range(len(self.model.get_weights()))])
-            self.optimizer.build(self.model.trainable_variables)
-            for i, variable in enumerate(self.optimizer.variables):
-                variable.assign(state[f"optimizer_{i}"])
-            return int(state["step"])
-
-
-def _checkpoint_step(out: Path) -> int | None:
-    path = out / CHECKPOINT_DIR / CHECKPOINT_STATE_FILE
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path) as state:
-            return int(state["step"])
-    except Exception as error:  # numpy raises several types for damaged archives
-        raise TrainingError(f"{path}: damaged checkpoint ({type(error).__name__}: {error}); start a new run in "
-                            "another model folder", setting="out") from None
+        return restore_training_state(self.model, self.optimizer, directory)
 
 
 def _run_record(settings, optics, images, validation_images) -> dict:
@@ -212,7 +190,7 @@ def _run_record(settings, optics, images, validation_images) -> dict:
 
 def start_step(out: Path, record: dict, resume: bool) -> int:
     """The step to start from after checking ``out`` against the run (nothing built or loaded yet)."""
-    step = _checkpoint_step(out)
+    step = checkpoint_step(out)
     if not resume:
         if step is not None:
             raise TrainingError(f"{out} already holds a training run: resume it, or write to another model folder",
