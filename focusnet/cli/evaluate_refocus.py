@@ -34,6 +34,9 @@ def add_parser(commands) -> None:
                         help="--synthetic: levels 1 to N (default: the levels the model was trained on)")
     parser.add_argument("--json", metavar="OUT.json", help="write every figure as JSON")
     parser.add_argument("--label", default="", metavar="TEXT", help="names this evaluation in the JSON (reports)")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="EVALUATION.json",
+                        help="with --write-card: evaluations of other models (--json of this command, same images) "
+                             "to compare with in the card, e.g. another loss")
     parser.add_argument("--plots", metavar="DIR", help="write PSNR plots (<stack>_refocus.png, synthetic_refocus.png)")
     parser.add_argument("--write-card", action="store_true",
                         help="store the evaluation in the model folder (evaluation.json), set the levels it restores "
@@ -92,6 +95,6 @@ def run(arguments) -> int:
     if arguments.json:
         write_text(arguments.json, text)
     if arguments.write_card:
-        card.store_evaluation(model.directory, evaluation)
+        card.store_evaluation(model.directory, evaluation, [card.read_comparison(path) for path in arguments.compare])
         print(f"evaluation, restorable levels and card written to {model.directory}")
     return 0

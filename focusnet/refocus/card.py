@@ -73,6 +73,28 @@ def _psnr_table(rows: dict) -> list:
     return lines
 
 
+def _cell(summary, key, form) -> str:
+    return form.format(summary[key]) if summary and summary.get(key) is not None else "-"
+
+
+def _comparison_table(compared) -> list:
+    """The card's table of this model beside others evaluated alike (nothing when there are none)."""
+    if len(compared) < 2:
+        return []
+    lines = ["## Compared", "",
+             "The same evaluation of other models (e.g. another loss): mean PSNR gain over the unrestored images "
+             "(simulated defocus; real stack planes) and the classifier's mean level after.", "",
+             "| model | simulated: gain | level after | real stack: gain | worst | level after |",
+             "|---|---|---|---|---|---|"]
+    for other in compared:
+        synthetic, stack = other["synthetic"], (other["stacks"] or [{}])[0].get("summary")
+        lines.append(" | ".join([
+            f"| {other['label'] or other['weights_sha256'][:12]}", _cell(synthetic, "gain_db", "{:+.2f} dB"),
+            _cell(synthetic, "mean_level_after", "{:.2f}"), _cell(stack, "gain_db", "{:+.2f} dB"),
+            _cell(stack, "worst_gain_db", "{:+.2f} dB"), _cell(stack, "mean_level_after", "{:.2f}")]) + " |")
+    return lines + [""]
+
+
 def render_refocus_card(directory) -> str:
     """The model card (Markdown) of a refocus model folder, from its config and evaluation."""
     from .model import read_refocus_config
@@ -110,6 +132,7 @@ def render_refocus_card(directory) -> str:
             rows = {f"level {level}": s for level, s in synthetic["summary"]["by_level"].items()}
             rows["all"] = synthetic["summary"]
             lines += _psnr_table(rows) + [""]
+        lines += _comparison_table(evaluation.get("compared") or [])
         for stack in evaluation.get("stacks", []):
             summary = stack["summary"]
             if not summary:
@@ -128,11 +151,29 @@ def write_refocus_card(directory) -> Path:
     return write_text(Path(directory) / CARD_FILE, render_refocus_card(directory) + "\n")
 
 
-def store_evaluation(directory, evaluation: dict) -> None:
-    """Write ``evaluation.json``, set the config's restorable levels from it, and render the card."""
+def comparison(evaluation: dict) -> dict:
+    """An evaluation's summaries (what a comparison table needs), without its rows."""
+    return {"label": evaluation.get("label", ""), "weights_sha256": evaluation.get("weights_sha256"),
+            "synthetic": evaluation["synthetic"]["summary"] if evaluation.get("synthetic") else None,
+            "stacks": [{"stack": stack["stack"], "summary": stack["summary"]} for stack in evaluation["stacks"]]}
+
+
+def read_comparison(path) -> dict:
+    """The summaries of an evaluation written by ``focusnet evaluate-refocus --json``."""
+    from ..errors import InvalidParameterError
+
+    try:
+        return comparison(json.loads(Path(path).read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InvalidParameterError(f"{path}: not an evaluation written by evaluate-refocus ({error})") from None
+
+
+def store_evaluation(directory, evaluation: dict, compared=()) -> None:
+    """Write ``evaluation.json`` (with ``compared`` models' summaries), set the restorable levels, render the card."""
     from .model import read_refocus_config, write_refocus_config
 
     directory = Path(directory)
+    evaluation = dict(evaluation, compared=[comparison(evaluation), *compared])
     levels = restorable_levels(evaluation["synthetic"])
     write_text(directory / EVALUATION_FILE, json.dumps(evaluation, indent=1, default=float) + "\n")
     config = read_refocus_config(directory)
