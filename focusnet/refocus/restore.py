@@ -30,6 +30,12 @@ from .model import load_refocus_model
 from .pairs import normalisation
 
 
+#: Images whose pixels are more than this factor finer or coarser than the refocus model's are not refocused:
+#: measured on a real 100x stack (0.13 um pixels), the shipped 0.65 um model's correction, resampled, cost
+#: PSNR on every plane (mean -1.45 dB), where a model fine-tuned to those pixels gained.
+MAX_PIXEL_SIZE_FACTOR = 1.5
+
+
 @dataclasses.dataclass(frozen=True)
 class RefocusResult:
     """The outcome of refocusing one image.
@@ -171,6 +177,11 @@ def refocus_image(image, model=None, classifier=None, scale=None, name: str = "i
         raise InvalidParameterError(f"{name}: pixel size must be a positive number of micrometres",
                                     setting="pixel_size_um")
     zoom = pixel_size / refocus_model.optics.pixel_size_um
+    if not force and not 1 / MAX_PIXEL_SIZE_FACTOR <= zoom <= MAX_PIXEL_SIZE_FACTOR:
+        return not_refocused(f"pixels of {pixel_size:g} um are {max(zoom, 1 / zoom):.1f}x "
+                             f"{'coarser' if zoom > 1 else 'finer'} than the refocus model's "
+                             f"{refocus_model.optics.pixel_size_um:g} um, outside what it was validated for: "
+                             "fine-tune a refocus model for your pixel size and optics", before)
     weights = content_weights(before, counts.shape)
     refocused = _as_input_type(restore_counts(counts, refocus_model, zoom, weights), source, scale)
     try:

@@ -148,3 +148,10 @@ def test_refocusing_never_gives_content_to_patches_that_had_none(refocus_model_d
         after = predict_image(result.image, model)
         assert result.before.has_content[:, -2:].sum() == 0  # the empty half is empty ...
         assert not (after.has_content & ~result.before.has_content).any()  # ... and stays so
+
+
+def test_pixels_far_from_the_models_are_not_refocused(refocus_model_dir, model, in_focus_image):
+    defocused = degrade(in_focus_image, 3, seed=2, optics=Optics(defocus_phase="paraxial"))
+    result = refocus_image(defocused, refocus_model_dir, model, pixel_size_um=1.3)
+    assert not result.refocused and "2.0x coarser than the refocus model's" in result.reason, result.reason
+    assert result.before is not None  # measured, and the answer says why not
