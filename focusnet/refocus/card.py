@@ -73,6 +73,13 @@ def _psnr_table(rows: dict) -> list:
     return lines
 
 
+def _minutes(training: dict) -> str:
+    last = training.get("last_validation") or {}
+    if "elapsed_seconds" not in last:
+        return "not recorded"
+    return f"{last['elapsed_seconds'] / 60:.0f} min for the last run's steps ({last['steps_per_second']:.1f} steps/s at the end)"
+
+
 def _cell(summary, key, form) -> str:
     return form.format(summary[key]) if summary and summary.get(key) is not None else "-"
 
@@ -116,7 +123,7 @@ def render_refocus_card(directory) -> str:
              f"- Steps: {training.get('completed_steps', 0)} of {settings['steps']} (batch {settings['batch_size']}, "
              f"{settings['patch_size']} px crops); images: {', '.join(Path(p).name for p in training['images'])}; "
              f"held out: {', '.join(Path(p).name for p in training['validation_images'])}.",
-             f"- Weights SHA-256: `{config['weights']['sha256']}`.",
+             f"- Training time: {_minutes(training)}; weights SHA-256: `{config['weights']['sha256']}`.",
              f"- Command: `{training.get('command', '')}`", "",
              f"Restores levels: {', '.join(map(str, config['restorable_levels']))} (others are not refocused).", ""]
     path = directory / EVALUATION_FILE

@@ -49,13 +49,14 @@ def test_the_wheel_holds_only_the_focusnet_package(distributions):
     top_level = {name.split("/")[0] for name in names}
     # The shipped model travels inside the package; its training checkpoint does not.
     for required in ("config.json", "weights.npz", "README.md"):
-        assert f"focusnet/models/default/{required}" in names
+        assert f"focusnet/models/default/{required}" in names and f"focusnet/models/refocus/{required}" in names
+    assert "focusnet/models/refocus/evaluation.json" in names and "focusnet/refocus/restore.py" in names
     assert not [name for name in names if "checkpoint" in name]
     # export/ is installed as focusnet.export, never as a top-level "export", with only what
     # `focusnet export` needs: the TF1 load check is a test helper, the Fiji script an extra.
     assert sorted(name for name in names if name.startswith("focusnet/export/")) == [
         "focusnet/export/__init__.py", "focusnet/export/bioimageio_package.py", "focusnet/export/onnxexport.py",
-        "focusnet/export/savedmodel.py", "focusnet/export/targets.py"]
+        "focusnet/export/refocus_export.py", "focusnet/export/savedmodel.py", "focusnet/export/targets.py"]
     assert not [name for name in names if "tf1_check" in name or name.endswith(".groovy")]
     assert any(name.endswith(".dist-info/licenses/LICENSE") or name.endswith(".dist-info/LICENSE") for name in names)
     assert "focusnet/models/default/evaluation.json" in names and "focusnet/models/default-bundle.zip" in names
