@@ -77,7 +77,8 @@ def _minutes(training: dict) -> str:
     last = training.get("last_validation") or {}
     if "elapsed_seconds" not in last:
         return "not recorded"
-    return f"{last['elapsed_seconds'] / 60:.0f} min for the last run's steps ({last['steps_per_second']:.1f} steps/s at the end)"
+    return (f"{last['elapsed_seconds'] / 60:.0f} min for the last run's steps ({last['steps_per_second']:.1f} steps/s "
+            "at the end)")
 
 
 def _cell(summary, key, form) -> str:
