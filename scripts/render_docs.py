@@ -399,10 +399,9 @@ def zstack_example(results) -> str:
         f"level 10 from {reach(below_ten)} below and {reach(above_ten)} above."])
 
 
-# --- refocusing (the shipped refocus model's evaluation, benchmarks/refocus.py, docs/refocus-example) ---------
+# --- refocusing (the shipped refocus model's evaluation.json, benchmarks/refocus.py) ------------------------
 
 SHIPPED_REFOCUS = "focusnet/models/refocus"
-REFOCUS_EXAMPLE = "docs/refocus-example"
 REFOCUS_METHODS = ("unrestored", "refocused", "rl_true_distance", "rl_estimated_distance")
 
 
@@ -413,6 +412,7 @@ def _psnr_cells(summary) -> list:
 def refocus_synthetic(results) -> str:
     """The shipped refocus model on simulated defocus of held-out images, per level, against its targets."""
     evaluation = results.json(f"{SHIPPED_REFOCUS}/evaluation.json")
+    config = results.json(f"{SHIPPED_REFOCUS}/config.json")
     synthetic = evaluation["synthetic"]
     summary = synthetic["summary"]
     rows = [[f"level {level}", *_psnr_cells(s), f"{s['gain_db']:+.2f}", f"{s['worst_gain_db']:+.2f}",
@@ -422,14 +422,16 @@ def refocus_synthetic(results) -> str:
                  f"{summary['mean_level_before']:.1f} -> {summary['mean_level_after']:.1f}"])
     oracle = summary["refocused"]["psnr"] - summary["rl_true_distance"]["psnr"]
     estimated = summary["refocused"]["psnr"] - summary["rl_estimated_distance"]["psnr"]
-    config = results.json(f"{SHIPPED_REFOCUS}/config.json")
 
     def met(condition):
         return "met" if condition else "missed"
 
-    images = ", ".join(_short(Path(p).name) for p in synthetic["images"])
+    trained = {Path(p).name for p in config["training"]["images"]}
+    watched = {Path(p).name for p in config["training"]["validation_images"]}
+    images = ", ".join(_short(Path(p).name) + (" (watched during training)" if Path(p).name in watched else "")
+                       for p in synthetic["images"] if Path(p).name not in trained)
     return "\n".join([
-        f"Held-out images {images} (never trained on), each level through the camera as imaged and four camera "
+        f"Images never trained on: {images}; each level through the camera as imaged and four camera "
         f"variants with Poisson noise ({summary['count']} images). Mean PSNR in dB against the noise-free in-focus "
         "image, after a least-squares intensity match:", "",
         *_table(["", "unrestored", "refocused", "Richardson-Lucy, true distance (oracle)",
@@ -441,29 +443,32 @@ def refocus_synthetic(results) -> str:
         f"{', '.join(map(str, config['restorable_levels']))}."])
 
 
+def _compared(results) -> list:
+    return results.json(f"{SHIPPED_REFOCUS}/evaluation.json").get("compared") or []
+
+
 def refocus_stack(results) -> str:
-    """Each model on the held-out half of the development stack (docs/refocus-example/*.json)."""
+    """Each compared model on the real stack it was evaluated on (the shipped model's evaluation.json)."""
     rows = []
-    for path in sorted((results.root / REFOCUS_EXAMPLE).glob("stack_*.json")):
-        data = results.json(str(path.relative_to(results.root)))
-        s = data["stacks"][0]["summary"]
-        rows.append([data["label"], s["planes"], *_psnr_cells(s), f"{s['gain_db']:+.2f}", f"{s['worst_gain_db']:+.2f}",
-                     s["planes_losing_over_half_db"],
-                     f"{s['mean_level_before']:.2f} -> {s['mean_level_after']:.2f}", _percent(s["object_count_error"])])
+    for other in _compared(results):
+        for stack in other["stacks"]:
+            s = stack["summary"]
+            if not s:
+                continue
+            rows.append([other["label"], s["planes"], *_psnr_cells(s), f"{s['gain_db']:+.2f}",
+                         f"{s['worst_gain_db']:+.2f}", s["planes_losing_over_half_db"],
+                         f"{s['mean_level_before']:.2f} -> {s['mean_level_after']:.2f}",
+                         _percent(s["object_count_error"])])
     return "\n".join(_table(["refocus model", "planes", "unrestored", "refocused", "RL, true distance",
                               "RL, classifier's distance", "mean gain", "worst gain", "planes losing > 0.5 dB",
                               "level before -> after", "object count error"], rows))
 
 
 def refocus_ablation(results) -> str:
-    """Pixel loss alone against pixel plus feature loss, same steps, on held-out simulated defocus."""
-    rows = []
-    for path in sorted((results.root / RESULTS / "refocus_ablation").glob("*.json")):
-        data = results.json(str(path.relative_to(results.root)))
-        s = data["synthetic"]["summary"]
-        rows.append([data["label"], f"{s['refocused']['psnr']:.2f}", f"{s['gain_db']:+.2f}",
-                     f"{s['worst_gain_db']:+.2f}", f"{s['mean_level_after']:.2f}"])
-    return "\n".join(_table(["loss", "refocused PSNR (dB)", "mean gain", "worst gain", "classifier level after"],
+    """The compared models on the held-out simulated defocus (the shipped model's evaluation.json)."""
+    rows = [[other["label"], f"{s['refocused']['psnr']:.2f}", f"{s['gain_db']:+.2f}", f"{s['worst_gain_db']:+.2f}",
+             f"{s['mean_level_after']:.2f}"] for other in _compared(results) if (s := other["synthetic"])]
+    return "\n".join(_table(["model", "refocused PSNR (dB)", "mean gain", "worst gain", "classifier level after"],
                              rows))
 
 

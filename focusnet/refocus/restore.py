@@ -29,7 +29,6 @@ from ..loader import load_model
 from .model import load_refocus_model
 from .pairs import normalisation
 
-
 #: Images whose pixels are more than this factor finer or coarser than the refocus model's are not refocused:
 #: measured on a real 100x stack (0.13 um pixels), the shipped 0.65 um model's correction, resampled, cost
 #: PSNR on every plane (mean -1.45 dB), where a model fine-tuned to those pixels gained.
