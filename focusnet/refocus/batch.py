@@ -103,9 +103,10 @@ def plan_refocus(paths, out_dir, csv, montage_dir=None) -> RefocusPlan:
             if output in seen:
                 raise InvalidParameterError(f"{seen[output]} and {f} would share the output {output_of(f)}; refocus "
                                             "them in separate runs or rename one", setting=setting)
+            if output in (csv.resolve(), plan.journal.resolve()):
+                raise InvalidParameterError(f"{csv} would be replaced by the output of {f}; choose another path",
+                                            setting="csv")
             seen[output] = f
-        if output_of(files[0]).resolve() == csv.resolve():
-            raise InvalidParameterError(f"{csv} is also an image output; choose another path", setting="csv")
     return plan
 
 

@@ -78,6 +78,8 @@ def test_outputs_never_replace_inputs_or_each_other(tmp_path, refocus_inputs):
         plan_refocus([own], own, tmp_path / "t.csv")
     with pytest.raises(InvalidParameterError, match="is an input image"):
         plan_refocus([own], tmp_path / "out", own / "x.tif")
+    with pytest.raises(InvalidParameterError, match="would be replaced by the output"):
+        plan_refocus([refocus_inputs], tmp_path, tmp_path / "sharp_refocused.tif")
     (tmp_path / "afile").write_text("x")
     with pytest.raises(InvalidParameterError, match="is a file, not a folder"):
         plan_refocus([own], tmp_path / "afile", tmp_path / "t.csv")
