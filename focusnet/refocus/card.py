@@ -140,6 +140,10 @@ def render_refocus_card(directory) -> str:
             rows = {f"level {level}": s for level, s in synthetic["summary"]["by_level"].items()}
             rows["all"] = synthetic["summary"]
             lines += _psnr_table(rows) + [""]
+            if "object_count_error_refocused" in synthetic["summary"]:
+                lines += [f"Object count error against the in-focus image (Otsu segmentation): refocused "
+                          f"{synthetic['summary']['object_count_error_refocused']:.1%}, unrestored "
+                          f"{synthetic['summary']['object_count_error_unrestored']:.1%}.", ""]
         lines += _comparison_table(evaluation.get("compared") or [])
         for stack in evaluation.get("stacks", []):
             summary = stack["summary"]

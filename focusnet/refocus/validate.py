@@ -107,6 +107,11 @@ def summarise(rows) -> dict:
     summary["gain_db"] = float(np.mean([r["gain_db"] for r in rows]))
     summary["worst_gain_db"] = float(np.min([r["gain_db"] for r in rows]))
     after = [r["level_after"] for r in rows if r.get("level_after") is not None]
+    if all("objects" in r for r in rows):
+        for method in ("unrestored", "refocused"):
+            summary[f"object_count_error_{method}"] = float(np.mean([
+                abs(r["objects"][method] - r["objects"]["best_plane"]) / max(r["objects"]["best_plane"], 1)
+                for r in rows]))
     summary.update(count=len(rows), mean_level_before=float(np.mean([r["level_before"] for r in rows])),
                    mean_level_after=float(np.mean(after)) if after else None,
                    lower_level_after=sum(r.get("level_after") is not None and r["level_after"] < r["level_before"]
@@ -147,6 +152,7 @@ def evaluate_synthetic(paths, model=None, classifier=None, levels=None, seed: in
         dark = float(counts.min())
         blurred = blur_levels(counts, [0, *levels], optics)
         reference = np.maximum(blurred[0] - dark, 0) * camera.gain + dark + camera.added_offset
+        reference_objects = count_objects(reference, optics.pixel_size_um)
         for level, clean in zip(levels, blurred[1:]):
             defocused = camera.apply(clean, dark, rng)
             result = refocus_image(defocused, model, classifier, pixel_size_um=optics.pixel_size_um,
@@ -158,6 +164,9 @@ def evaluate_synthetic(paths, model=None, classifier=None, levels=None, seed: in
             rows.append({"image": str(path), "camera": camera.name, "level": level,
                          "level_before": result.before.defocus_level,
                          "level_after": result.after.defocus_level if result.after is not None else None,
+                         "objects": {"best_plane": reference_objects,
+                                     "unrestored": count_objects(defocused, optics.pixel_size_um),
+                                     "refocused": count_objects(result.image, optics.pixel_size_um)},
                          **qualities})
     summary = summarise(rows)
     summary["by_level"] = {str(level): summarise([r for r in rows if r["level"] == level]) for level in levels}
@@ -248,8 +257,7 @@ def evaluate_stack(path, model=None, classifier=None, channel=None, z_step_um=No
         summary.update(
             planes=len(measured),
             planes_losing_over_half_db=sum(r["gain_db"] < -0.5 for r in measured),
-            object_count_error=float(np.mean([abs(r["objects"]["refocused"] - r["objects"]["best_plane"])
-                                              / max(r["objects"]["best_plane"], 1) for r in measured])))
+            object_count_error=summary["object_count_error_refocused"])
     return {"stack": str(path), "planes_in_stack": len(planes), "best_plane": reference_index,
             "z_step_um": float(z_step_um), "pixel_size_um": float(pixel_size_um), "optics": optics.to_dict(),
             "max_distance_um": max_distance_um, "refocus_model": str(model.directory),
