@@ -45,9 +45,10 @@ def add_parser(commands) -> None:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=positive_int, metavar="N",
                             default=getattr(defaults, name), help=f"{help_text} (default %(default)s)")
     parser.add_argument("--feature-network", choices=FEATURE_NETWORKS, default=defaults.feature_network,
-                        help="the fixed network of the feature loss (default %(default)s)")
+                        help="the fixed network of a feature loss: the shipped classifier's first convolutions, "
+                             "random ones, or none (default %(default)s: the pixel loss alone, which measured best)")
     parser.add_argument("--feature-weight", type=float, default=defaults.feature_weight, metavar="W",
-                        help="weight of the feature loss; 0 trains on the pixel loss alone (default %(default)s)")
+                        help="weight of the feature loss, with --feature-network (default %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, metavar="N",
                         help="random seed (default %(default)s)")
     parser.add_argument("--resume", action="store_true",

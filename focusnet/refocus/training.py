@@ -48,14 +48,15 @@ FINE_TUNING_LEARNING_RATE = 2e-4
 class RefocusSettings:
     """The numbers that define a refocus training run (recorded in ``config.json``)."""
 
-    steps: int = 6000
-    batch_size: int = 8
+    # The shipped model's run (its card): 16000 steps of 16 crops, pixel loss alone, measured best.
+    steps: int = 16000
+    batch_size: int = 16
     patch_size: int = 128
     learning_rate: float = 1e-3
     final_learning_rate_fraction: float = 0.05
     max_level: int = 6
-    feature_network: str = "classifier"
-    feature_weight: float = 0.1
+    feature_network: str = "none"
+    feature_weight: float = 0.02
     base_filters: int = 16
     depth: int = 3
     seed: int = 0
