@@ -53,3 +53,27 @@ def test_the_backend_benchmark_runs(tmp_path):
     assert backends["tensorflow"]["tensorflow_imported"] and not backends["onnxruntime"]["tensorflow_imported"]
     assert all(row["seconds_per_image"] > 0 and row["peak_mb"] > 0 for row in backends.values())
     assert report["max_probability_difference"] < 1e-3
+
+
+@pytest.mark.skipif(not ONNX_PYTHON.exists(),
+                    reason="the focusnet[onnx] environment (.venv-onnx) is built by make test")
+def test_refocusing_needs_no_tensorflow(tmp_path, in_focus_image):
+    """focusnet refocus where TensorFlow is not installed: the ONNX classifier decides, as TensorFlow's does."""
+    from focusnet.images import write_tiff
+    from focusnet.refocus.model import load_refocus_model
+    from focusnet.refocus.restore import refocus_image
+    from focusnet.simulate import degrade
+
+    images = tmp_path / "images"
+    images.mkdir()
+    defocused = degrade(in_focus_image, 3, optics=load_refocus_model().optics, seed=4)
+    write_tiff(images / "blurred.tif", defocused)
+    result = subprocess.run([str(ONNX_PYTHON), "-m", "focusnet", "refocus", str(images), "--out", str(tmp_path / "out"),
+                             "--csv", str(tmp_path / "refocus.csv")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "refocus.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    expected = refocus_image(defocused)
+    assert row["refocused"] == "yes" and int(row["defocus_level_after"]) == expected.after.defocus_level
+    refocused = read_image(tmp_path / "out" / "blurred_refocused.tif")
+    assert np.abs(refocused.astype(int) - expected.image.astype(int)).max() <= 1
