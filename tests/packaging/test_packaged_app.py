@@ -100,6 +100,26 @@ def test_the_packaged_app_measures_as_tensorflow_does(app_plugins, image_folder,
     check_measure_focus_rows(rows, result, image_folder, focusnet_predict, tmp_path / "out")
 
 
+
+def test_the_packaged_app_refocuses_with_onnxruntime(app_plugins, in_focus_image, tmp_path):
+    # RefocusImage beside MeasureImageFocus, in the app's Python 3.8 without TensorFlow: the refocus model and the
+    # classifier both run with onnxruntime from the installed wheel.
+    from focusnet.images import write_tiff
+    from focusnet.refocus.model import load_refocus_model
+    from focusnet.simulate import degrade
+
+    plugins = shutil.copytree(app_plugins, tmp_path / "plugins")
+    shutil.copy(REPO / "plugins" / "refocusimage.py", plugins)
+    images = tmp_path / "images"
+    images.mkdir()
+    write_tiff(images / "blurred.tif", degrade(in_focus_image, 3, optics=load_refocus_model().optics, seed=8))
+    rows, result = run_pipeline("refocus_nuclei.cppipe", images, tmp_path / "out", cellprofiler=APP_CELLPROFILER,
+                                plugins=plugins)
+    (row,) = rows
+    assert row["Refocus_Refocused_DNA"] == "1.0", result.stdout[-2000:] + result.stderr[-2000:]
+    assert float(row["Refocus_DefocusLevelAfter_DNA"]) < float(row["Refocus_DefocusLevelBefore_DNA"])
+    assert float(row["Count_Nuclei"]) > 20 and (tmp_path / "out" / "blurred_refocused.tiff").is_file()
+
 def check_stops_before_the_first_image(folder, image_folder, tmp_path, *expected):
     """A headless run stops before measuring with ``expected`` in its output, and the GUI's check says the same."""
     out = tmp_path / "out"
