@@ -29,7 +29,7 @@ def main(out=REPO / "docs" / "images" / "refocus_example.png"):
     from focusnet.refocus.model import load_refocus_model
     from focusnet.refocus.restore import refocus_image
     from focusnet.refocus.validate import quality, richardson_lucy
-    from focusnet.simulate import blur_levels, degrade
+    from focusnet.simulate import UINT16_MAX, blur_levels, degrade
 
     model, classifier = load_refocus_model(), load_model()
     image = read_image(IMAGE)
@@ -41,7 +41,7 @@ def main(out=REPO / "docs" / "images" / "refocus_example.png"):
         deconvolved = richardson_lucy(defocused, level * model.optics.z_step_um, model.optics, float(image.min()))
         for name, picture in (("input", defocused), ("refocused", result.image),
                               ("Richardson-Lucy, true distance", deconvolved), ("in focus", reference)):
-            level_read = predict_image(picture.clip(0, 65535).astype("uint16"), classifier).defocus_level
+            level_read = predict_image(picture.clip(0, UINT16_MAX).astype("uint16"), classifier).defocus_level
             psnr = "" if name == "in focus" else f", {quality(picture, reference)['psnr']:.1f} dB"
             panels.append(picture[CROP])
             titles.append(f"level {level} {name}: reads {level_read}{psnr}" if name == "input" else
