@@ -1,0 +1,39 @@
+"""The confocal PSF of a thin layer: sharper than widefield with a small pinhole, and optical sectioning."""
+
+import numpy as np
+import pytest
+
+from focusnet.confocal import airy_unit_um, confocal_profile, sectioning
+from focusnet.errors import InvalidParameterError
+from focusnet.optics import Optics, psf_profile
+
+WATER_60X = Optics(wavelength_um=0.52, numerical_aperture=1.2, refractive_index=1.33, pixel_size_um=0.1)
+RADIUS = np.linspace(0, 1, 401)
+
+
+def _fwhm(profile):
+    return 2 * RADIUS[np.argmax(profile < profile[0] / 2)]
+
+
+def test_a_point_pinhole_narrows_the_psf_by_about_root_two_and_a_wide_one_does_not():
+    widefield = _fwhm(psf_profile(RADIUS, [0.0], WATER_60X)[:, 0])
+    point = _fwhm(confocal_profile(RADIUS, [0.0], WATER_60X, 0.05, excitation_wavelength_um=0.52)[:, 0])
+    wide = _fwhm(confocal_profile(RADIUS, [0.0], WATER_60X, 10.0, excitation_wavelength_um=0.52)[:, 0])
+    assert point / widefield == pytest.approx(1 / np.sqrt(2), abs=0.04)
+    assert wide == pytest.approx(widefield, rel=0.05)
+
+
+def test_the_pinhole_rejects_out_of_focus_light_of_a_thin_layer():
+    distances = [0.0, 0.5, 1.0, 2.0, 4.0]
+    one_au, ten_au = sectioning(distances, WATER_60X, 1.0), sectioning(distances, WATER_60X, 10.0)
+    assert one_au[0] == pytest.approx(1.0, abs=0.02) and ten_au[0] == pytest.approx(1.0, abs=0.02)
+    assert np.all(np.diff(one_au) < 0) and one_au[2] < 0.1  # 1 um from focus: under a tenth of the light
+    assert np.all(ten_au >= one_au) and ten_au[2] > 0.8  # a wide pinhole barely sections
+
+
+def test_airy_units_and_refusals():
+    assert airy_unit_um(WATER_60X) == pytest.approx(1.22 * 0.52 / 1.2)
+    with pytest.raises(InvalidParameterError, match="pinhole"):
+        confocal_profile(RADIUS, [0.0], WATER_60X, 0)
+    with pytest.raises(InvalidParameterError, match="excitation wavelength"):
+        confocal_profile(RADIUS, [0.0], WATER_60X, 1.0, excitation_wavelength_um=0.7)
