@@ -53,6 +53,10 @@ from .errors import InvalidParameterError
 _RADIAL_STEP_FRACTION_OF_WAVELENGTH = 1.0 / 25.0
 #: Forms of the defocus path difference (see the module's description).
 DEFOCUS_PHASES = ("exact", "paraxial")
+#: How the microscope forms its image: a camera (widefield) or a point scanner with a pinhole (confocal).
+MODALITIES = ("widefield", "confocal")
+#: The fields only a confocal has (left out of a widefield's :meth:`Optics.to_dict`, as before they existed).
+_CONFOCAL_FIELDS = ("modality", "pinhole_au", "excitation_wavelength_um")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +86,14 @@ class Optics:
     defocus_phase : {"exact", "paraxial"}
         Form of the defocus path difference (see the module's description;
         default "exact").
+    modality : {"widefield", "confocal"}
+        A camera image (default), or a point-scanning confocal's
+        (:func:`confocal_profile`): the excitation spot times the detection PSF
+        seen through the pinhole, which also dims a thin layer out of focus.
+    pinhole_au : float
+        Confocal only: the pinhole's diameter in Airy units (default 1).
+    excitation_wavelength_um : float or None
+        Confocal only: the excitation wavelength (default: 90 % of the emission wavelength).
     """
 
     wavelength_um: float = 0.5
@@ -92,6 +104,9 @@ class Optics:
     energy_fraction: float = 0.999
     supersampling: int = 5
     defocus_phase: str = "exact"
+    modality: str = "widefield"
+    pinhole_au: float = 1.0
+    excitation_wavelength_um: float | None = None
 
     def __post_init__(self):
         for name in ("wavelength_um", "numerical_aperture", "refractive_index", "pixel_size_um", "z_step_um"):
@@ -111,6 +126,16 @@ class Optics:
         if self.defocus_phase not in DEFOCUS_PHASES:
             raise InvalidParameterError(f"Optics.defocus_phase must be one of {DEFOCUS_PHASES}, "
                                         f"got {self.defocus_phase!r}")
+        if self.modality not in MODALITIES:
+            raise InvalidParameterError(f"Optics.modality must be one of {MODALITIES}, got {self.modality!r}")
+        if not (isinstance(self.pinhole_au, (int, float)) and math.isfinite(self.pinhole_au) and self.pinhole_au > 0):
+            raise InvalidParameterError(f"Optics.pinhole_au must be a positive number of Airy units, "
+                                        f"got {self.pinhole_au!r}")
+        excitation = self.excitation_wavelength_um
+        if excitation is not None and not (isinstance(excitation, (int, float)) and math.isfinite(excitation)
+                                           and 0 < excitation <= self.wavelength_um):
+            raise InvalidParameterError(f"Optics.excitation_wavelength_um must be positive and not above the "
+                                        f"emission wavelength ({self.wavelength_um} um), got {excitation!r}")
 
     @property
     def wavenumber(self) -> float:
@@ -140,8 +165,12 @@ class Optics:
         return np.asarray(level, dtype=float) * self.z_step_um
 
     def to_dict(self) -> dict:
-        """Parameters as a JSON-serialisable dictionary."""
-        return dataclasses.asdict(self)
+        """Parameters as a JSON-serialisable dictionary (a widefield's without the confocal fields)."""
+        values = dataclasses.asdict(self)
+        if self.modality == "widefield":
+            for name in _CONFOCAL_FIELDS:
+                del values[name]
+        return values
 
 
 def _gauss_legendre_on_unit_interval(num_nodes: int):
@@ -192,7 +221,8 @@ class PSFKernels:
     levels : tuple of int
         Defocus levels, one kernel each.
     kernels : ndarray, shape (len(levels), 2*radius_px+1, 2*radius_px+1)
-        Kernels normalised to sum to 1 (read-only).
+        Kernels normalised to sum to 1, or for a confocal to the light the pinhole passes relative to focus
+        (read-only).
     captured_energy : ndarray, shape (len(levels),)
         Fraction of each PSF's total energy inside its kernel before
         normalisation.
@@ -256,6 +286,14 @@ def _cached_kernels(optics: Optics, levels: tuple) -> PSFKernels:
     pixel = optics.pixel_size_um
     radial_grid, profile, support_um = _profile_covering_energy(optics, defocus)
     radius_px = int(math.ceil(support_um / pixel))
+    if optics.modality == "confocal":
+        # The product of two PSFs has no widefield tail: the geometric blur, the pinhole and a few Airy units hold
+        # it. Relative to focus, so the kernels keep the light the pinhole loses out of focus.
+        geometric = float(np.abs(defocus).max()) * math.tan(math.asin(optics.marginal_sine))
+        support_um = min(support_um, geometric + (0.5 * optics.pinhole_au + 4) * airy_unit_um(optics))
+        radial_grid = radial_grid[radial_grid <= support_um + 2 * pixel]
+        radius_px = int(math.ceil(support_um / pixel))
+        profile = confocal_profile(radial_grid, defocus, optics, optics.pinhole_au, optics.excitation_wavelength_um)
 
     # Sub-pixel sample positions of one quadrant (the PSF is radially symmetric).
     s = optics.supersampling
@@ -291,7 +329,8 @@ def _cached_kernels(optics: Optics, levels: tuple) -> PSFKernels:
     full = np.concatenate([full[:, :, :0:-1], full], axis=2)
 
     captured = full.sum(axis=(1, 2))
-    kernels = full / captured[:, None, None]
+    # Widefield: every kernel holds the layer's whole light. Confocal: what the pinhole passes, relative to focus.
+    kernels = full / (captured[:, None, None] if optics.modality == "widefield" else 1.0)
     kernels.setflags(write=False)
     captured.setflags(write=False)
     return PSFKernels(levels=levels, kernels=kernels, captured_energy=captured, radius_px=radius_px, optics=optics)
@@ -338,3 +377,101 @@ def blur_diameter_px(kernel: np.ndarray, energy_fraction: float = 0.84) -> float
     cumulative = np.cumsum(kernel.ravel()[order]) / kernel.sum()
     # Interpolate the radius where the cumulative energy crosses the fraction.
     return 2.0 * float(np.interp(energy_fraction, cumulative, radius[order]))
+
+
+# --- confocal ------------------------------------------------------------------------------------
+# A point-scanning confocal records, from a point of a thin fluorescent layer a distance z from focus at
+# radius r, h(r, z) = h_exc(r, z) * [h_det(., z) convolved with the pinhole P](r) (Wilson & Sheppard 1984):
+# the widefield intensity PSFs at the excitation and emission wavelengths, and the pinhole's disc
+# back-projected into the sample (pinhole_au Airy units of 1.22 emission / NA). A widefield PSF integrates to
+# 1 at every z (a thin layer is as bright out of focus, only blurred); the confocal's integral falls with z
+# (optical sectioning), which confocal_profile keeps by normalising to its in-focus integral.
+
+#: Samples per emission Airy radius of the 2-D grid the pinhole convolution is computed on.
+_SAMPLES_PER_AIRY_RADIUS = 8
+
+
+def airy_unit_um(optics: Optics) -> float:
+    """One Airy unit in the sample plane: the diameter of the emission Airy disc, ``1.22 wavelength / NA``."""
+    return 1.22 * optics.wavelength_um / optics.numerical_aperture
+
+
+def _pinhole_filtered_detection(radius_um, defocus_um, optics: Optics, pinhole_au: float) -> np.ndarray:
+    """The detection PSF convolved with the pinhole's disc, at ``radius_um`` (shape (R, Z))."""
+    from scipy.signal import fftconvolve
+
+    step = 0.61 * optics.wavelength_um / optics.numerical_aperture / _SAMPLES_PER_AIRY_RADIUS
+    pinhole_radius = 0.5 * pinhole_au * airy_unit_um(optics)
+    extent = float(np.max(radius_um)) + pinhole_radius + 2 * step
+    half = int(math.ceil(extent / step))
+    axis = np.arange(-half, half + 1) * step
+    grid_radius = np.hypot(axis[:, None], axis[None, :])
+    fine = np.arange(0.0, grid_radius.max() + 2 * step, step / 4)
+    detection = psf_profile(fine, defocus_um, optics)  # (fine, Z)
+    disc = (grid_radius <= pinhole_radius).astype(float)
+    if not disc.any():  # a pinhole smaller than the grid: a point detector
+        disc[half, half] = 1.0
+    disc /= disc.sum()
+    result = np.empty((len(radius_um), len(defocus_um)))
+    for index in range(len(defocus_um)):
+        plane = np.interp(grid_radius, fine, detection[:, index])
+        filtered = fftconvolve(plane, disc, mode="same")[half, half:]  # along +x from the centre
+        result[:, index] = np.interp(radius_um, axis[half:], filtered)
+    return result
+
+
+def confocal_profile(radius_um, defocus_um, optics: Optics = Optics(), pinhole_au: float = 1.0,
+                     excitation_wavelength_um: float | None = None) -> np.ndarray:
+    """Confocal PSF intensity of a thin layer (per square micrometre), with its optical sectioning.
+
+    Parameters
+    ----------
+    radius_um : array_like, shape (R,)
+        Distances from the axis in micrometres.
+    defocus_um : array_like, shape (Z,)
+        Distances of the layer from the focal plane in micrometres.
+    optics : Optics
+        The objective and the emission wavelength (``optics.wavelength_um``).
+    pinhole_au : float
+        Pinhole diameter in Airy units (1 is usual; large values approach widefield detection).
+    excitation_wavelength_um : float, optional
+        Default: 90 % of the emission wavelength (a typical Stokes shift).
+
+    Returns
+    -------
+    ndarray, shape (R, Z)
+        Normalised so that the in-focus PSF integrates to 1 over the plane; out of focus the integral is
+        smaller (the fraction of a thin layer's light the pinhole passes, relative to focus).
+    """
+    from scipy.integrate import trapezoid
+
+    if not (math.isfinite(pinhole_au) and pinhole_au > 0):
+        raise InvalidParameterError(f"pinhole size must be a positive number of Airy units, got {pinhole_au!r}")
+    excitation = excitation_wavelength_um if excitation_wavelength_um is not None else 0.9 * optics.wavelength_um
+    if not (math.isfinite(excitation) and 0 < excitation <= optics.wavelength_um):
+        raise InvalidParameterError(f"the excitation wavelength must be positive and not above the emission "
+                                    f"wavelength ({optics.wavelength_um} um), got {excitation!r}")
+    radius = np.atleast_1d(np.asarray(radius_um, dtype=float))
+    defocus = np.atleast_1d(np.asarray(defocus_um, dtype=float))
+    with_focus = np.concatenate([[0.0], defocus])
+    exc = psf_profile(radius, with_focus, dataclasses.replace(optics, wavelength_um=excitation))
+    det = _pinhole_filtered_detection(radius, with_focus, optics, pinhole_au)
+    profile = exc * det
+    # Normalise by the in-focus integral (2 pi r dr), computed on a grid fine enough for it.
+    fine = np.linspace(0.0, 4 * airy_unit_um(optics) + 0.5 * pinhole_au * airy_unit_um(optics), 801)
+    focus = psf_profile(fine, [0.0], dataclasses.replace(optics, wavelength_um=excitation))[:, 0] * \
+        _pinhole_filtered_detection(fine, [0.0], optics, pinhole_au)[:, 0]
+    total = float(trapezoid(focus * 2 * math.pi * fine, fine))
+    return profile[:, 1:] / total
+
+
+def sectioning(defocus_um, optics: Optics = Optics(), pinhole_au: float = 1.0,
+               excitation_wavelength_um: float | None = None) -> np.ndarray:
+    """The fraction of a thin layer's in-focus signal a confocal records at each defocus (1 at focus)."""
+    from scipy.integrate import trapezoid
+
+    defocus = np.atleast_1d(np.asarray(defocus_um, dtype=float))
+    reach = float(np.abs(defocus).max()) * math.tan(math.asin(optics.numerical_aperture / optics.refractive_index))
+    radius = np.linspace(0.0, reach + 4 * airy_unit_um(optics), 1601)
+    profile = confocal_profile(radius, defocus, optics, pinhole_au, excitation_wavelength_um)
+    return trapezoid(profile * (2 * math.pi * radius)[:, None], radius, axis=0)

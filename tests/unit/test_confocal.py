@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from focusnet.confocal import airy_unit_um, confocal_profile, sectioning
 from focusnet.errors import InvalidParameterError
-from focusnet.optics import Optics, psf_profile
+from focusnet.optics import Optics, airy_unit_um, confocal_profile, psf_profile, sectioning
 
 WATER_60X = Optics(wavelength_um=0.52, numerical_aperture=1.2, refractive_index=1.33, pixel_size_um=0.1)
 RADIUS = np.linspace(0, 1, 401)
@@ -37,3 +36,32 @@ def test_airy_units_and_refusals():
         confocal_profile(RADIUS, [0.0], WATER_60X, 0)
     with pytest.raises(InvalidParameterError, match="excitation wavelength"):
         confocal_profile(RADIUS, [0.0], WATER_60X, 1.0, excitation_wavelength_um=0.7)
+
+
+def test_a_simulated_confocal_dims_a_thin_layer_out_of_focus_where_widefield_keeps_its_light(in_focus_image):
+    import dataclasses
+
+    from focusnet.simulate import blur_levels
+
+    crop = in_focus_image[:128, :128].astype(float)
+    widefield = Optics(wavelength_um=0.46, numerical_aperture=0.75, pixel_size_um=0.32, z_step_um=1.0)
+    confocal = dataclasses.replace(widefield, modality="confocal")
+    signal = crop - crop.min()
+    for optics, expected in ((widefield, [1.0, 1.0, 1.0]), (confocal, None)):
+        blurred = blur_levels(signal, [0, 2, 6], optics)
+        totals = blurred.sum(axis=(1, 2)) / signal.sum()
+        if expected is not None:
+            np.testing.assert_allclose(totals, expected, rtol=0.02)
+        else:
+            assert totals[0] == pytest.approx(1.0, rel=0.05) and totals[1] < 0.5 and totals[2] < totals[1]
+
+
+def test_only_a_confocal_records_its_confocal_fields():
+    assert "modality" not in Optics().to_dict()  # model configs from before confocal stay as they were
+    confocal = Optics(modality="confocal", pinhole_au=0.8, excitation_wavelength_um=0.45).to_dict()
+    assert confocal["modality"] == "confocal" and confocal["pinhole_au"] == 0.8
+    assert Optics(**confocal) == Optics(modality="confocal", pinhole_au=0.8, excitation_wavelength_um=0.45)
+    with pytest.raises(InvalidParameterError, match="modality"):
+        Optics(modality="lightsheet")
+    with pytest.raises(InvalidParameterError, match="pinhole_au"):
+        Optics(modality="confocal", pinhole_au=0)
