@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..optics import DEFOCUS_PHASES, Optics
+from ..optics import DEFOCUS_PHASES, MODALITIES, Optics
 
 #: The optics fields the command line sets, with their flags.
 OPTICS_FLAGS = {"wavelength_um": "--wavelength", "numerical_aperture": "--na",
@@ -104,9 +104,24 @@ def add_defocus_phase(group, default: str | None) -> None:
                                "model when its optics are kept)"))
 
 
+def add_modality(group) -> None:
+    """How the simulated microscope forms its image: widefield, or a confocal with its pinhole."""
+    defaults = Optics(modality="confocal")
+    group.add_argument("--modality", dest="modality", choices=MODALITIES, default="widefield",
+                       help="widefield (a camera) or confocal (a point scanner: excitation spot times detection "
+                            "through the pinhole, which dims a thin layer out of focus) (default %(default)s)")
+    group.add_argument("--pinhole", dest="pinhole_au", type=positive_float, default=defaults.pinhole_au,
+                       metavar="AU", help="confocal: the pinhole's diameter in Airy units (default %(default)s)")
+    group.add_argument("--excitation-wavelength", dest="excitation_wavelength_um", type=positive_float,
+                       metavar="UM", help="confocal: the excitation wavelength in um (default: 90 %% of the "
+                                          "emission wavelength)")
+
+
 def optics_from_arguments(arguments) -> Optics:
-    """The simulator's optics from the optics group's values."""
-    return Optics(**{field: getattr(arguments, field) for field in OPTICS_FLAGS},
+    """The simulator's optics from the optics group's values (and the modality's, where the command has them)."""
+    modality = {field: getattr(arguments, field) for field in ("modality", "pinhole_au", "excitation_wavelength_um")
+                if getattr(arguments, field, None) is not None}
+    return Optics(**{field: getattr(arguments, field) for field in OPTICS_FLAGS}, **modality,
                   **({"defocus_phase": arguments.defocus_phase} if getattr(arguments, "defocus_phase", None) else {}))
 
 

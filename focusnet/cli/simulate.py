@@ -7,7 +7,7 @@ from pathlib import Path
 from .. import contract
 from ..optics import Optics
 from ..simulate import Sensor
-from .arguments import add_simulator_optics, optics_from_arguments, parse_levels, positive_float
+from .arguments import add_modality, add_simulator_optics, optics_from_arguments, parse_levels, positive_float
 
 
 def add_parser(commands) -> None:
@@ -35,7 +35,7 @@ def add_parser(commands) -> None:
     camera.add_argument("--counts-per-electron", type=positive_float, default=sensor.counts_per_electron,
                         metavar="X", help="counts per photoelectron of the input camera; sets the Poisson noise "
                                           "level (default %(default)s)")
-    add_simulator_optics(parser, Optics(), "; defaults match BBBC006 (20x, NA 0.5, 2x binning)")
+    add_modality(add_simulator_optics(parser, Optics(), "; defaults match BBBC006 (20x, NA 0.5, 2x binning)"))
     parser.set_defaults(run=run)
 
 

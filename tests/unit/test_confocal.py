@@ -65,3 +65,14 @@ def test_only_a_confocal_records_its_confocal_fields():
         Optics(modality="lightsheet")
     with pytest.raises(InvalidParameterError, match="pinhole_au"):
         Optics(modality="confocal", pinhole_au=0)
+
+
+def test_simulate_takes_the_modality_from_the_command_line(tmp_path, in_focus_paths):
+    from focusnet.cli import main
+    from focusnet.images import read_image
+
+    assert main(["simulate", str(in_focus_paths[0]), "--out", str(tmp_path), "--levels", "0,2", "--modality",
+                 "confocal", "--pinhole", "1", "--na", "0.75", "--pixel-size", "0.32", "--z-step", "1",
+                 "--wavelength", "0.46", "--seed", "0"]) == 0
+    in_focus, defocused = (read_image(path).astype(float) for path in sorted(tmp_path.glob("*.tif")))
+    assert defocused.mean() - defocused.min() < 0.5 * (in_focus.mean() - in_focus.min())
