@@ -131,7 +131,11 @@ def structure_to_noise(regions: np.ndarray, noise_reduction: float = 1.0):
     return ratio, significant
 
 
+def content_from(ratio: np.ndarray, significant: np.ndarray) -> np.ndarray:
+    """The content rule on :func:`structure_to_noise`'s answer: significant and at least the noise."""
+    return significant & (ratio >= MIN_STRUCTURE_TO_NOISE)
+
+
 def has_content(regions: np.ndarray, noise_reduction: float = 1.0) -> np.ndarray:
     """Whether each patch holds structure above its noise (see the module's description)."""
-    ratio, significant = structure_to_noise(regions, noise_reduction)
-    return significant & (ratio >= MIN_STRUCTURE_TO_NOISE)
+    return content_from(*structure_to_noise(regions, noise_reduction))

@@ -90,7 +90,7 @@ PIXEL_SIZE_SOURCES = ("given", "file", "assumed")
 IMAGE_COLUMNS = ["image", "defocus_level", "mean_certainty", "aggregate_certainty"] + PROBABILITY_COLUMNS + [
     "patches", "content_fraction", "defocus_um", "defocus_um_lower_bound", "pixel_size_um", "pixel_size_source"]
 PATCH_COLUMNS = ["image", "row", "col", "y", "x", "defocus_level", "certainty"] + PROBABILITY_COLUMNS + [
-    "content", "defocus_um", "size", "defocus_um_lower_bound"]
+    "content", "defocus_um", "size", "defocus_um_lower_bound", "structure_to_noise"]
 
 # --- results: `focusnet stack`'s CSV files --------------------------------------------------------
 

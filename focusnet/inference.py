@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from .classifier import PATCHES_PER_BATCH
-from .content import has_content
+from .content import content_from, structure_to_noise
 from .contract import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
 from .defocus import DefocusScale, defocus_scale
 from .errors import ImageFormatError, InvalidParameterError, NoContentError, UnmeasurableImageError
@@ -90,6 +90,9 @@ class FocusPrediction:
         Mean certainty of the patches with content.
     has_content : ndarray of bool, shape (rows, cols)
         Whether each patch holds structure above its noise.
+    structure_to_noise : ndarray, shape (rows, cols), or None
+        Each patch's structure over the pixel noise the model sees (the content
+        test's measure, :func:`focusnet.content.structure_to_noise`): its signal-to-noise.
     patch_size : int
         Side of a patch in the original image's pixels (84 at the model's pixel size).
     pixel_size_um : float or None
@@ -122,6 +125,7 @@ class FocusPrediction:
     defocus_um_lower_bound: bool = False
     patch_defocus_um: np.ndarray = None
     notes: tuple = ()
+    structure_to_noise: np.ndarray = None
 
     @property
     def patch_levels(self) -> np.ndarray:
@@ -153,7 +157,9 @@ class FocusPrediction:
                        "certainty": float(self.patch_certainty[row, col]) if content else float("nan"),
                        "defocus_um": float(self.patch_defocus_um[row, col]),
                        "defocus_um_lower_bound": content and int(levels[row, col]) == self.probabilities.shape[-1] - 1,
-                       "probabilities": self.probabilities[row, col] if content else nan_probabilities}
+                       "probabilities": self.probabilities[row, col] if content else nan_probabilities,
+                       "structure_to_noise": float("nan") if self.structure_to_noise is None
+                       else float(self.structure_to_noise[row, col])}
 
 
 #: Float images are converted to counts this many rows at a time (no full-size float64 copy).
@@ -387,16 +393,18 @@ def predict_image(image, model=None, scale=None, name: str = "image", pixel_size
     original_y = np.clip(np.round(ys / zoom).astype(int), 0, counts.shape[0] - patch_size) if resampled else ys
     original_x = np.clip(np.round(xs / zoom).astype(int), 0, counts.shape[1] - patch_size) if resampled else xs
     original_positions = [(y, x) for y in original_y for x in original_x]
-    probabilities, content = [], []
+    probabilities, content, ratios = [], [], []
     for start in range(0, len(positions), PATCHES_PER_BATCH):
         batch = slice(start, start + PATCHES_PER_BATCH)
         patches = extract_patches(work, positions[batch])
         probabilities.append(model.predict_patches(patches))
         if resampled:
             regions = np.stack([counts[y:y + patch_size, x:x + patch_size] for y, x in original_positions[batch]])
-            content.append(has_content(regions, noise_reduction=1.0 / zoom))
+            ratio, significant = structure_to_noise(regions, noise_reduction=1.0 / zoom)
         else:
-            content.append(has_content(patches * np.float32(INPUT_SCALE)))
+            ratio, significant = structure_to_noise(patches * np.float32(INPUT_SCALE))
+        content.append(content_from(ratio, significant))
+        ratios.append(ratio)
     grid = (len(ys), len(xs))
     prediction = aggregate(np.concatenate(probabilities).reshape(*grid, NUM_LEVELS), original_y, original_x,
                            has_content=np.concatenate(content).reshape(grid),
@@ -406,7 +414,8 @@ def predict_image(image, model=None, scale=None, name: str = "image", pixel_size
                              "above its noise (an empty or dark field); it is neither in focus nor out of focus",
                              num_patches=prediction.num_patches)
     return dataclasses.replace(prediction, patch_size=patch_size, pixel_size_um=float(pixel_size_um),
-                               pixel_size_source=pixel_size_source or "given", notes=tuple(notes))
+                               pixel_size_source=pixel_size_source or "given", notes=tuple(notes),
+                               structure_to_noise=np.concatenate(ratios).reshape(grid))
 
 
 def aggregate(probabilities, ys, xs, has_content=None, defocus: DefocusScale | None = None) -> FocusPrediction:

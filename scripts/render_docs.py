@@ -485,6 +485,16 @@ def refocus_speed(results) -> str:
          "peak memory"], rows)])
 
 
+def accuracy_vs_snr(results) -> str:
+    """Within-one accuracy of patches by structure-to-noise bin (benchmarks/accuracy_vs_snr.py), inline."""
+    bins = results.benchmark("accuracy_vs_snr")["bins"]
+
+    def label(row):
+        return f"{row['snr_low']:g}+" if row["snr_high"] is None else f"{row['snr_low']:g}-{row['snr_high']:g}"
+
+    return ", ".join(f"{label(row)}: {_percent(row['within_one'])}" for row in bins)
+
+
 #: Marker name -> renderer.
 RENDERERS = {
     "speed": speed,
@@ -506,6 +516,7 @@ RENDERERS = {
     "refocus-stack": refocus_stack,
     "refocus-ablation": refocus_ablation,
     "refocus-speed": refocus_speed,
+    "accuracy-vs-snr": accuracy_vs_snr,
 }
 
 

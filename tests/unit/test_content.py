@@ -81,3 +81,17 @@ def test_a_small_sharp_object_is_content():
     rows, cols = np.mgrid[:PATCH_SIZE, :PATCH_SIZE]
     patch += 3000 * ((rows - 40) ** 2 + (cols - 40) ** 2 < 7.5 ** 2)
     assert has_content(patch)[0]
+
+
+def test_each_patch_reports_its_structure_to_noise_and_content_follows_it(model, in_focus_image):
+    from focusnet.contract import PATCH_COLUMNS
+    from focusnet.inference import predict_image
+    from focusnet.records import patch_records
+
+    prediction = predict_image(in_focus_image, model)
+    ratio = prediction.structure_to_noise
+    assert ratio.shape == prediction.has_content.shape
+    assert np.all(ratio[prediction.has_content] >= 1.0)  # content needs structure at least the noise
+    records = list(patch_records("a07", prediction))
+    assert "structure_to_noise" in PATCH_COLUMNS
+    np.testing.assert_allclose([r["structure_to_noise"] for r in records], ratio.ravel())
