@@ -485,6 +485,20 @@ def refocus_speed(results) -> str:
          "peak memory"], rows)])
 
 
+def refocus_short_runs(results) -> str:
+    """The last validation PSNR of each short loss run (benchmarks/results/refocus_short_runs/*.csv), inline."""
+    import csv
+
+    names = {"none": "pixel loss", "classifier": "with the classifier's features", "random": "with random features"}
+    parts = []
+    for key, name in names.items():
+        path = results.root / RESULTS / "refocus_short_runs" / f"{key}_training_log.csv"
+        with open(path, newline="", encoding="utf-8") as handle:
+            last = list(csv.DictReader(handle))[-1]
+        parts.append(f"{name} {float(last['val_psnr_output']):.2f} dB")
+    return ", ".join(parts)
+
+
 def accuracy_vs_snr(results) -> str:
     """Within-one accuracy of patches by structure-to-noise bin (benchmarks/accuracy_vs_snr.py), inline."""
     bins = results.benchmark("accuracy_vs_snr")["bins"]
@@ -517,6 +531,7 @@ RENDERERS = {
     "refocus-ablation": refocus_ablation,
     "refocus-speed": refocus_speed,
     "accuracy-vs-snr": accuracy_vs_snr,
+    "refocus-short-runs": refocus_short_runs,
 }
 
 
