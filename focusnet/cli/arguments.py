@@ -108,10 +108,14 @@ def add_modality(group) -> None:
     """How the simulated microscope forms its image: widefield, or a confocal with its pinhole."""
     defaults = Optics(modality="confocal")
     group.add_argument("--modality", dest="modality", choices=MODALITIES, default="widefield",
-                       help="widefield (a camera) or confocal (a point scanner: excitation spot times detection "
-                            "through the pinhole, which dims a thin layer out of focus) (default %(default)s)")
+                       help="widefield (a camera), confocal (a point scanner: excitation spot times detection "
+                            "through the pinhole, which dims a thin layer out of focus) or spinning-disk (a confocal "
+                            "whose other pinholes let some out-of-focus light through) (default %(default)s)")
     group.add_argument("--pinhole", dest="pinhole_au", type=positive_float, default=defaults.pinhole_au,
                        metavar="AU", help="confocal: the pinhole's diameter in Airy units (default %(default)s)")
+    group.add_argument("--pinhole-spacing", dest="pinhole_spacing", type=positive_float,
+                       default=defaults.pinhole_spacing, metavar="X",
+                       help="spinning disk: the distance between pinholes over their diameter (default %(default)s)")
     group.add_argument("--excitation-wavelength", dest="excitation_wavelength_um", type=positive_float,
                        metavar="UM", help="confocal: the excitation wavelength in um (default: 90 %% of the "
                                           "emission wavelength)")
@@ -119,7 +123,8 @@ def add_modality(group) -> None:
 
 def optics_from_arguments(arguments) -> Optics:
     """The simulator's optics from the optics group's values (and the modality's, where the command has them)."""
-    modality = {field: getattr(arguments, field) for field in ("modality", "pinhole_au", "excitation_wavelength_um")
+    modality = {field: getattr(arguments, field) for field in ("modality", "pinhole_au", "excitation_wavelength_um",
+                                                               "pinhole_spacing")
                 if getattr(arguments, field, None) is not None}
     return Optics(**{field: getattr(arguments, field) for field in OPTICS_FLAGS}, **modality,
                   **({"defocus_phase": arguments.defocus_phase} if getattr(arguments, "defocus_phase", None) else {}))

@@ -76,3 +76,23 @@ def test_simulate_takes_the_modality_from_the_command_line(tmp_path, in_focus_pa
                  "--wavelength", "0.46", "--seed", "0"]) == 0
     in_focus, defocused = (read_image(path).astype(float) for path in sorted(tmp_path.glob("*.tif")))
     assert defocused.mean() - defocused.min() < 0.5 * (in_focus.mean() - in_focus.min())
+
+
+def test_a_spinning_disk_sections_less_than_a_point_scanner_down_to_its_crosstalk(in_focus_image):
+    import dataclasses
+
+    from focusnet.optics import crosstalk_fraction
+    from focusnet.simulate import blur_levels
+
+    crop = in_focus_image[:128, :128].astype(float)
+    signal = crop - crop.min()
+    widefield = Optics(wavelength_um=0.46, numerical_aperture=0.75, pixel_size_um=0.32, z_step_um=1.0)
+    totals = {}
+    for modality in ("confocal", "spinning-disk"):
+        blurred = blur_levels(signal, [0, 6], dataclasses.replace(widefield, modality=modality))
+        totals[modality] = blurred.sum(axis=(1, 2)) / signal.sum()
+    floor = crosstalk_fraction(5.0) / (1 + crosstalk_fraction(5.0))
+    assert totals["spinning-disk"][0] == pytest.approx(1.0, rel=0.05)
+    assert totals["spinning-disk"][1] > totals["confocal"][1] and totals["spinning-disk"][1] >= 0.9 * floor
+    with pytest.raises(InvalidParameterError, match="pinhole_spacing"):
+        Optics(modality="spinning-disk", pinhole_spacing=0.5)
