@@ -47,6 +47,7 @@ def main():
     arguments = parser.parse_args()
 
     import tifffile
+    from scipy.stats import spearmanr
 
     from focusnet.images import read_stack
     from focusnet.inference import objective_optics
@@ -80,8 +81,6 @@ def main():
             measured = [row for row in rows if "error" not in row]
             misses = [row["plane"] for row in measured if distance[row["plane"]] > FAR_UM
                       and row["defocus_level"] <= 1 and row["aggregate_certainty"] >= 0.5]
-            from scipy.stats import spearmanr
-
             rho = spearmanr([row["defocus_level"] for row in measured],
                             [distance[row["plane"]] for row in measured]).correlation if len(measured) > 2 else None
             peak = float(np.percentile((thinned.astype(float) - offset) / gain, 99.9))

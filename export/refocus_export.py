@@ -95,16 +95,8 @@ def test_tensors(model: RefocusModel):
     low, high = np.percentile(defocused, PERCENTILES)
     # As a bioimage.io runtime computes it: scale_range (its epsilon), then the graph on the bare crop.
     normalised = ((defocused - low) / (high - low + 1e-6)).astype(np.float32)
-    refocused = _session_output(model, normalised)
+    refocused = model.run_graph(normalised)
     return defocused[None, None], refocused[None, None].astype(np.float32)
-
-
-def _session_output(model: RefocusModel, normalised: np.ndarray) -> np.ndarray:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(model.onnx_proto().SerializeToString(),
-                                           providers=["CPUExecutionProvider"])
-    return session.run(None, {ONNX_IMAGE_INPUT: normalised[None, None]})[0][0, 0]
 
 
 def export_refocus_bioimageio(model=None, out=None, overwrite: bool = False) -> Path:

@@ -248,14 +248,25 @@ def raw_counts(image, label, float_scale):
     if image.scale is None:
         raise ImageFormatError("%s has no intensity scale (was it rescaled by another module?); measure the "
                                "image as loaded, so its raw camera counts can be recovered" % label)
+    # Block by block into float32 counts: no full-size float64 copy of a large image.
+    return to_counts(image.pixel_data, scale=count_scale(image, label, float_scale), name=label)
+
+
+def count_scale(image, label, float_scale):
+    """The count that 1.0 stands for in the image's pixel data: its intensity scale, or the setting for floats.
+
+    Raises
+    ------
+    ImageFormatError
+        A floating-point image (scale 1.0) without the setting.
+    """
     scale = float(image.scale)
     if scale == 1.0:  # CellProfiler's scale for floating-point data: the counts are unknown
         if not float_scale.value > 0:
             raise ImageFormatError("%s holds floating-point intensities, whose raw counts CellProfiler cannot "
                                    "know; set '%s'" % (label, float_scale.text))
         scale = float(float_scale.value)
-    # Block by block into float32 counts: no full-size float64 copy of a large image.
-    return to_counts(image.pixel_data, scale=scale, name=label)
+    return scale
 
 
 class MeasureImageFocus(Module):

@@ -68,6 +68,7 @@ if PLUGIN_FOLDER not in sys.path:
 from measureimagefocus import (  # noqa: E402
     FOCUSNET_IMPORT_ERROR,
     MeasureImageFocus,
+    count_scale,
     end_promptly_on_signals,
     missing_requirements,
     raw_counts,
@@ -208,8 +209,7 @@ class RefocusImage(Module):
             if result.refocused:
                 values["Improved"] = float(result.improved)
                 # Back to CellProfiler's 0-1 intensities with the input's own scale.
-                scale = float(image.scale) if float(image.scale) != 1.0 else float(self.float_scale.value)
-                output = (result.image / scale).astype(numpy.float32)
+                output = (result.image / count_scale(image, label, self.float_scale)).astype(numpy.float32)
                 if result.reason:
                     LOGGER.warning("RefocusImage: %s: %s", label, result.reason)
             else:

@@ -120,11 +120,23 @@ def save_refocus_model(directory, config: dict, weights: dict) -> Path:
     return directory
 
 
+#: What a refocus model needs to run, said once.
+_MISSING_RUNTIME = "refocusing runs with onnxruntime: pip install 'focusnet[onnx]'"
+
+
+def _import_onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise ModelError(_MISSING_RUNTIME) from None
+    return onnx
+
+
 def _session(proto):
     try:
         import onnxruntime
     except ImportError:
-        raise ModelError("refocusing runs with onnxruntime: pip install 'focusnet[onnx]'") from None
+        raise ModelError(_MISSING_RUNTIME) from None
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     return onnxruntime.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -150,12 +162,11 @@ class RefocusModel:
 
     def onnx_proto(self):
         """The model as an ONNX ModelProto (what the session runs and what ``export`` writes)."""
-        from onnx import helper
-
         from ..contract import ONNX_OPSET
 
         if self._proto is not None:
             return self._proto
+        helper = _import_onnx().helper
         proto = helper.make_model(build_onnx_graph(self.spec, self.weights),
                                   opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
                                   producer_name="focusnet", producer_version=__version__)
@@ -164,13 +175,6 @@ class RefocusModel:
 
     def run(self, normalised: np.ndarray) -> np.ndarray:
         """Refocus one normalised image ``(H, W)`` (any size): tiles with overlap, reflective padding."""
-        with self._lock:
-            if self._session is None:
-                try:
-                    import onnx  # noqa: F401
-                except ImportError:
-                    raise ModelError("refocusing runs with onnxruntime: pip install 'focusnet[onnx]'") from None
-                self._session = _session(self.onnx_proto())
         normalised = np.asarray(normalised, np.float32)
         height, width = normalised.shape
         output = np.empty_like(normalised)
@@ -181,6 +185,13 @@ class RefocusModel:
             output[y0:y1, x0:x1] = refocused[y0 - top:y1 - top, x0 - left:x1 - left]
         return output
 
+    def run_graph(self, normalised: np.ndarray) -> np.ndarray:
+        """The graph on one normalised image as it is (sides multiples of ``spec.multiple()``; no padding)."""
+        with self._lock:
+            if self._session is None:
+                self._session = _session(self.onnx_proto())
+        return self._session.run(None, {"image": np.asarray(normalised, np.float32)[None, None]})[0][0, 0]
+
     def _run_padded(self, window: np.ndarray) -> np.ndarray:
         multiple = self.spec.multiple()
         height, width = window.shape
@@ -188,7 +199,7 @@ class RefocusModel:
         pad_y = TILE_MARGIN // 2 + (-(height + TILE_MARGIN) % multiple)
         pad_x = TILE_MARGIN // 2 + (-(width + TILE_MARGIN) % multiple)
         padded = np.pad(window, ((TILE_MARGIN // 2, pad_y), (TILE_MARGIN // 2, pad_x)), mode="symmetric")
-        result = self._session.run(None, {"image": padded[None, None]})[0][0, 0]
+        result = self.run_graph(padded)
         return result[TILE_MARGIN // 2:TILE_MARGIN // 2 + height, TILE_MARGIN // 2:TILE_MARGIN // 2 + width]
 
 
@@ -220,10 +231,7 @@ def _load_onnx(path: Path) -> RefocusModel:
     """A refocus model exported as ONNX, checked before onnxruntime sees it (format, ops, hash)."""
     from .unet import ALLOWED_REFOCUS_OPS
 
-    try:
-        import onnx
-    except ImportError:
-        raise ModelError("refocusing runs with onnxruntime: pip install 'focusnet[onnx]'") from None
+    onnx = _import_onnx()
     try:
         proto = onnx.load_model_from_string(path.read_bytes())
         manifest = json.loads({p.key: p.value for p in proto.metadata_props}["focusnet"])

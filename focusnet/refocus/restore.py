@@ -18,12 +18,11 @@ improved.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 
 import numpy as np
 
-from ..errors import FocusnetError, InvalidParameterError, UnmeasurableImageError
+from ..errors import FocusnetError, UnmeasurableImageError
 from ..inference import PIXEL_SIZE_TOLERANCE, FocusPrediction, predict_image, resample_to_model_pixels, to_counts
 from ..loader import load_model
 from .model import load_refocus_model
@@ -112,6 +111,26 @@ def _as_input_type(counts: np.ndarray, like: np.ndarray, scale) -> np.ndarray:
     return np.clip(np.rint(counts), max(info.min, 0), info.max).astype(like.dtype)
 
 
+def refusal(before: FocusPrediction, model) -> str:
+    """Why an image the classifier measured as ``before`` is not refocused by ``model``, or "" when it is.
+
+    In focus (level 0), a level outside the model's ``restorable_levels``, or
+    pixels more than :data:`MAX_PIXEL_SIZE_FACTOR` finer or coarser than the model's.
+    """
+    level, restorable = before.defocus_level, model.restorable_levels
+    if level == 0:
+        return "in focus (level 0): nothing to restore"
+    if level not in restorable:
+        return (f"level {level} is beyond what the refocus model restores (levels {min(restorable)}-"
+                f"{max(restorable)}): the defocused image no longer holds the detail to restore")
+    zoom = before.pixel_size_um / model.optics.pixel_size_um
+    if not 1 / MAX_PIXEL_SIZE_FACTOR <= zoom <= MAX_PIXEL_SIZE_FACTOR:
+        return (f"pixels of {before.pixel_size_um:g} um are {max(zoom, 1 / zoom):.1f}x "
+                f"{'coarser' if zoom > 1 else 'finer'} than the refocus model's {model.optics.pixel_size_um:g} um, "
+                "outside what it was validated for: fine-tune a refocus model for your pixel size and optics")
+    return ""
+
+
 def refocus_image(image, model=None, classifier=None, scale=None, name: str = "image", pixel_size_um=None,
                   pixel_size_source: str | None = None, objective=None, force: bool = False) -> RefocusResult:
     """Refocus one image if it can be restored, and measure its focus before and after.
@@ -163,24 +182,12 @@ def refocus_image(image, model=None, classifier=None, scale=None, name: str = "i
         before = predict_image(source, **measure)
     except UnmeasurableImageError as error:  # no content, too small, constant
         return not_refocused(str(error).replace(f"{name}: ", "", 1))
-    level, restorable = before.defocus_level, refocus_model.restorable_levels
-    if not force:
-        if level == 0:
-            return not_refocused("in focus (level 0): nothing to restore", before)
-        if level not in restorable:
-            return not_refocused(f"level {level} is beyond what the refocus model restores (levels "
-                                 f"{min(restorable)}-{max(restorable)}): the defocused image no longer holds the "
-                                 "detail to restore", before)
-    pixel_size = before.pixel_size_um
-    if not (isinstance(pixel_size, (int, float)) and math.isfinite(pixel_size) and pixel_size > 0):
-        raise InvalidParameterError(f"{name}: pixel size must be a positive number of micrometres",
-                                    setting="pixel_size_um")
-    zoom = pixel_size / refocus_model.optics.pixel_size_um
-    if not force and not 1 / MAX_PIXEL_SIZE_FACTOR <= zoom <= MAX_PIXEL_SIZE_FACTOR:
-        return not_refocused(f"pixels of {pixel_size:g} um are {max(zoom, 1 / zoom):.1f}x "
-                             f"{'coarser' if zoom > 1 else 'finer'} than the refocus model's "
-                             f"{refocus_model.optics.pixel_size_um:g} um, outside what it was validated for: "
-                             "fine-tune a refocus model for your pixel size and optics", before)
+    # predict_image has checked the pixel size.
+    zoom = before.pixel_size_um / refocus_model.optics.pixel_size_um
+    reason = refusal(before, refocus_model)
+    if reason and not force:
+        return not_refocused(reason, before)
+    level = before.defocus_level
     weights = content_weights(before, counts.shape)
     refocused = _as_input_type(restore_counts(counts, refocus_model, zoom, weights), source, scale)
     try:

@@ -93,7 +93,6 @@ class RefocusSettings:
 def _feature_extractor(tf, network: str, seed: int):
     """Activations of the classifier's convolutions on counts ``(N, H, W, 1)`` (fully convolutional)."""
     from ..loader import load_model
-    from ..network import ConvSpec
 
     classifier = load_model()
     weights = {name: np.asarray(value) for name, value in classifier.weights.items()}
@@ -102,7 +101,7 @@ def _feature_extractor(tf, network: str, seed: int):
         weights = {name: (rng.normal(0, np.sqrt(2.0 / np.prod(value.shape[:-1])), value.shape)
                           if name.endswith("kernel") else np.zeros(value.shape)).astype(np.float32)
                    for name, value in weights.items()}
-    convs = [c for c in classifier.architecture.convs if isinstance(c, ConvSpec)][:3]
+    convs = classifier.architecture.convs[:3]
     constants = [(tf.constant(weights[f"conv{i}/kernel"]), tf.constant(weights[f"conv{i}/bias"]), c.stride)
                  for i, c in enumerate(convs)]
 

@@ -22,7 +22,7 @@ import inspect
 import numpy as np
 
 from ..optics import Optics, psf_kernels
-from .restore import refocus_image
+from .restore import refocus_image, refusal
 
 RL_ITERATIONS = 30
 MIN_OBJECT_AREA_UM2 = 4.0
@@ -79,21 +79,20 @@ def count_objects(counts: np.ndarray, pixel_size_um: float) -> int:
 
 def compare_methods(defocused: np.ndarray, reference: np.ndarray, refocused: np.ndarray, optics: Optics,
                     true_um: float, estimated_um: float, dark: float) -> dict:
-    """Quality of each method (:data:`METHODS`) on one defocused image against its in-focus reference."""
+    """Quality (:func:`quality`) of each method (:data:`METHODS`) on one defocused image against its reference."""
     results = {
         "unrestored": defocused.astype(np.float64),
         "refocused": refocused.astype(np.float64),
         "rl_true_distance": richardson_lucy(defocused, true_um, optics, dark),
         "rl_estimated_distance": richardson_lucy(defocused, estimated_um, optics, dark),
     }
-    return {method: quality(image, reference) for method, image in results.items()}, results
+    return {method: quality(image, reference) for method, image in results.items()}
 
 
-def _mean_by(rows, key, field):
-    groups = {}
-    for row in rows:
-        groups.setdefault(row[key], []).append(row[field])
-    return {group: float(np.mean(values)) for group, values in sorted(groups.items())}
+def object_counts(reference_count: int, defocused, refocused, pixel_size_um: float) -> dict:
+    """A row's object counts: its reference's (counted once by the caller), the input's and the result's."""
+    return {"best_plane": reference_count, "unrestored": count_objects(defocused, pixel_size_um),
+            "refocused": count_objects(refocused, pixel_size_um)}
 
 
 def summarise(rows) -> dict:
@@ -146,28 +145,33 @@ def evaluate_synthetic(paths, model=None, classifier=None, levels=None, seed: in
     levels = list(levels or range(1, model.config["max_level"] + 1))
     rng = np.random.default_rng(seed)
     rows = []
-    work = [(path, camera) for path in paths for camera in (AS_IMAGED, *CAMERA_VARIANTS)]
-    for path, camera in tqdm(work, disable=not progress, unit="image"):
+    cameras = (AS_IMAGED, *CAMERA_VARIANTS)
+    bar = tqdm(total=len(paths) * len(cameras), disable=not progress, unit="image")
+    for path in paths:
+        # Blurred once per image; each camera then records the same blur with its own noise.
         counts = read_image(path).astype(np.float64)
         dark = float(counts.min())
         blurred = blur_levels(counts, [0, *levels], optics)
-        reference = np.maximum(blurred[0] - dark, 0) * camera.gain + dark + camera.added_offset
-        reference_objects = count_objects(reference, optics.pixel_size_um)
-        for level, clean in zip(levels, blurred[1:]):
-            defocused = camera.apply(clean, dark, rng)
-            result = refocus_image(defocused, model, classifier, pixel_size_um=optics.pixel_size_um,
-                                   pixel_size_source="given", force=True)
-            if result.before is None:  # no content: nothing a user would get refocused
-                continue
-            qualities, _ = compare_methods(defocused, reference, result.image, optics, float(optics.defocus_um(level)),
-                                           float(result.before.defocus_um), dark + camera.added_offset)
-            rows.append({"image": str(path), "camera": camera.name, "level": level,
-                         "level_before": result.before.defocus_level,
-                         "level_after": result.after.defocus_level if result.after is not None else None,
-                         "objects": {"best_plane": reference_objects,
-                                     "unrestored": count_objects(defocused, optics.pixel_size_um),
-                                     "refocused": count_objects(result.image, optics.pixel_size_um)},
-                         **qualities})
+        for camera in cameras:
+            reference = np.maximum(blurred[0] - dark, 0) * camera.gain + dark + camera.added_offset
+            reference_objects = count_objects(reference, optics.pixel_size_um)
+            for level, clean in zip(levels, blurred[1:]):
+                defocused = camera.apply(clean, dark, rng)
+                result = refocus_image(defocused, model, classifier, pixel_size_um=optics.pixel_size_um,
+                                       pixel_size_source="given", force=True)
+                if result.before is None:  # no content: nothing a user would get refocused
+                    continue
+                qualities = compare_methods(defocused, reference, result.image, optics,
+                                            float(optics.defocus_um(level)), float(result.before.defocus_um),
+                                            dark + camera.added_offset)
+                rows.append({"image": str(path), "camera": camera.name, "level": level,
+                             "level_before": result.before.defocus_level,
+                             "level_after": result.after.defocus_level if result.after is not None else None,
+                             "objects": object_counts(reference_objects, defocused, result.image,
+                                                      optics.pixel_size_um),
+                             **qualities})
+            bar.update(1)
+    bar.close()
     summary = summarise(rows)
     summary["by_level"] = {str(level): summarise([r for r in rows if r["level"] == level]) for level in levels}
     return {"images": [str(p) for p in paths], "optics": optics.to_dict(), "levels": levels,
@@ -229,6 +233,7 @@ def evaluate_stack(path, model=None, classifier=None, channel=None, z_step_um=No
         raise InvalidParameterError(f"best plane {reference_index} is not in the stack (0-{len(planes) - 1})",
                                     setting="best_plane")
     reference = planes[reference_index].astype(np.float64)
+    reference_objects = count_objects(reference, pixel_size_um)
     records = []
     for index, plane in enumerate(planes):
         distance = abs(index - reference_index) * float(z_step_um)
@@ -239,17 +244,15 @@ def evaluate_stack(path, model=None, classifier=None, channel=None, z_step_um=No
         if result.before is None:
             records.append({"plane": index, "distance_um": distance, "skipped": result.reason})
             continue
-        qualities, _ = compare_methods(plane, reference, result.image, optics, distance,
-                                       float(result.before.defocus_um), float(plane.min()))
+        qualities = compare_methods(plane, reference, result.image, optics, distance,
+                                    float(result.before.defocus_um), float(plane.min()))
         level = result.before.defocus_level
         records.append({
             "plane": index, "distance_um": distance, **qualities,
             "level_before": level, "level_after": result.after.defocus_level if result.after else None,
             "defocus_um_estimated": float(result.before.defocus_um),
-            "user_gets_refocused": bool(level in model.restorable_levels),
-            "objects": {"best_plane": count_objects(reference, pixel_size_um),
-                        "unrestored": count_objects(plane, pixel_size_um),
-                        "refocused": count_objects(result.image, pixel_size_um)},
+            "user_gets_refocused": not refusal(result.before, model),
+            "objects": object_counts(reference_objects, plane, result.image, pixel_size_um),
         })
     measured = [r for r in records if "skipped" not in r]
     summary = summarise(measured) if measured else {}
