@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from .contract import NUM_LEVELS
-from .optics import Optics, _encircled_energy, psf_profile
+from .optics import Optics, _encircled_energy, modality_profile
 
 #: Energy fraction whose circle's diameter measures blur (the Airy disc's at focus).
 BLUR_ENERGY_FRACTION = 0.84
@@ -56,7 +56,11 @@ def blur_diameter_um(defocus_um, optics: Optics, energy_fraction: float = BLUR_E
     outer = 2.0 * (geometric + 3.0 * optics.wavelength_um / optics.numerical_aperture) + step
     while True:
         radius = np.arange(0.0, outer + step, step)
-        energy = _encircled_energy(radius, psf_profile(radius, defocus, optics))
+        energy = _encircled_energy(radius, modality_profile(radius, defocus, optics))
+        if optics.modality != "widefield":
+            # A confocal's PSF holds less light out of focus (the pinhole's sectioning) and has no widefield
+            # tail within the geometric blur plus a few Airy units: the fraction is of the light it holds.
+            energy = energy / np.maximum(energy[-1], np.finfo(float).tiny)
         if np.all(energy[-1] >= energy_fraction):
             break
         outer *= 1.5
@@ -65,9 +69,13 @@ def blur_diameter_um(defocus_um, optics: Optics, energy_fraction: float = BLUR_E
 
 
 def _same_lens(a: Optics, b: Optics) -> bool:
-    # The same lens simulated with another defocus phase blurs differently per micrometre.
-    return (a.wavelength_um, a.numerical_aperture, a.refractive_index, a.defocus_phase) == (
-        b.wavelength_um, b.numerical_aperture, b.refractive_index, b.defocus_phase)
+    # The same lens simulated with another defocus phase, or seen by another modality, blurs differently
+    # per micrometre.
+    def lens(optics):
+        return (optics.wavelength_um, optics.numerical_aperture, optics.refractive_index, optics.defocus_phase,
+                optics.modality, optics.pinhole_au, optics.excitation_wavelength_um, optics.pinhole_spacing)
+
+    return lens(a) == lens(b)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +129,8 @@ def defocus_scale(model_optics: Optics, objective: Optics) -> DefocusScale:
     # radius grows at least as fast as z NA / n, the paraxial geometric radius).
     reach = target[-1] / (2.0 * objective.numerical_aperture / objective.refractive_index) + objective.wavelength_um
     while True:
-        z = np.linspace(0.0, reach, 301)
+        # A confocal's profile costs a 2-D pinhole convolution per distance: a coarser grid, interpolated.
+        z = np.linspace(0.0, reach, 301 if objective.modality == "widefield" else 41)
         diameter = blur_diameter_um(z, objective)
         blur = np.maximum.accumulate(np.sqrt(np.maximum(diameter**2 - diameter[0] ** 2, 0.0)))
         if blur[-1] >= target[-1]:

@@ -378,6 +378,14 @@ def psf_kernels(levels=DEFAULT_LEVELS, optics: Optics = Optics()) -> PSFKernels:
     return _cached_kernels(optics, levels)
 
 
+def psf_kernels_at(defocus_um, optics: Optics = Optics()) -> PSFKernels:
+    """:func:`psf_kernels` at given distances from focus (micrometres, >= 0) instead of levels (cached)."""
+    distances = tuple(float(distance) for distance in defocus_um)
+    if not distances or min(distances) < 0:
+        raise InvalidParameterError(f"distances from focus must be given and >= 0, got {distances}")
+    return _cached_kernels(dataclasses.replace(optics, z_step_um=1.0), distances)
+
+
 def blur_diameter_px(kernel: np.ndarray, energy_fraction: float = 0.84) -> float:
     """Diameter in pixels of the centred circle holding a fraction of the kernel's energy.
 
@@ -412,27 +420,35 @@ def airy_unit_um(optics: Optics) -> float:
     return 1.22 * optics.wavelength_um / optics.numerical_aperture
 
 
-def _pinhole_filtered_detection(radius_um, defocus_um, optics: Optics, pinhole_au: float) -> np.ndarray:
-    """The detection PSF convolved with the pinhole's disc, at ``radius_um`` (shape (R, Z))."""
-    from scipy.signal import fftconvolve
+#: Quadrature of the pinhole's disc: Gauss-Legendre rings (in r^2, equal area) per Airy unit of its diameter
+#: (at least this many), each with three times as many equally spaced angles.
+_PINHOLE_RINGS_PER_AU = 8
 
-    step = 0.61 * optics.wavelength_um / optics.numerical_aperture / _SAMPLES_PER_AIRY_RADIUS
+
+def _pinhole_filtered_detection(radius_um, defocus_um, optics: Optics, pinhole_au: float) -> np.ndarray:
+    """The detection PSF averaged over the pinhole's disc centred at ``radius_um`` (shape (R, Z)).
+
+    The disc is sampled by a polar quadrature (points a fraction of an Airy
+    radius apart, :data:`_PINHOLE_RINGS_PER_AU`) on a finely tabulated radial
+    profile: no 2-D grid, so high NA and large defocus cost no more than focus.
+    """
+    radius = np.atleast_1d(np.asarray(radius_um, dtype=float))
     pinhole_radius = 0.5 * pinhole_au * airy_unit_um(optics)
-    extent = float(np.max(radius_um)) + pinhole_radius + 2 * step
-    half = int(math.ceil(extent / step))
-    axis = np.arange(-half, half + 1) * step
-    grid_radius = np.hypot(axis[:, None], axis[None, :])
-    fine = np.arange(0.0, grid_radius.max() + 2 * step, step / 4)
+    rings = max(_PINHOLE_RINGS_PER_AU, int(math.ceil(_PINHOLE_RINGS_PER_AU * pinhole_au)))
+    angles = 3 * rings
+    nodes, weights = _gauss_legendre_on_unit_interval(rings)
+    ring = pinhole_radius * np.sqrt(nodes)  # Gauss-Legendre in (r / R)^2: weights are areas
+    angle = 2 * math.pi * (np.arange(angles) + 0.5) / angles
+    dx = (ring[:, None] * np.cos(angle)[None, :]).ravel()
+    dy = (ring[:, None] * np.sin(angle)[None, :]).ravel()
+    weight = np.repeat(weights, angles) / angles
+    step = 0.61 * optics.wavelength_um / optics.numerical_aperture / (4 * _SAMPLES_PER_AIRY_RADIUS)
+    fine = np.arange(0.0, float(radius.max(initial=0.0)) + pinhole_radius + 2 * step, step)
     detection = psf_profile(fine, defocus_um, optics)  # (fine, Z)
-    disc = (grid_radius <= pinhole_radius).astype(float)
-    if not disc.any():  # a pinhole smaller than the grid: a point detector
-        disc[half, half] = 1.0
-    disc /= disc.sum()
-    result = np.empty((len(radius_um), len(defocus_um)))
-    for index in range(len(defocus_um)):
-        plane = np.interp(grid_radius, fine, detection[:, index])
-        filtered = fftconvolve(plane, disc, mode="same")[half, half:]  # along +x from the centre
-        result[:, index] = np.interp(radius_um, axis[half:], filtered)
+    distance = np.hypot(radius[:, None] + dx[None, :], dy[None, :])  # (R, points)
+    result = np.empty((radius.size, detection.shape[1]))
+    for index in range(detection.shape[1]):
+        result[:, index] = np.interp(distance, fine, detection[:, index]) @ weight
     return result
 
 
@@ -497,6 +513,21 @@ def spinning_disk_profile(confocal, widefield, pinhole_spacing: float = 5.0) -> 
     """
     fraction = crosstalk_fraction(pinhole_spacing)
     return (np.asarray(confocal) + fraction * np.asarray(widefield)) / (1.0 + fraction)
+
+
+def modality_profile(radius_um, defocus_um, optics: Optics = Optics()) -> np.ndarray:
+    """The PSF of ``optics.modality`` at given radii and defocus, shape (R, Z).
+
+    Widefield: :func:`psf_profile` (integral 1). Confocal: :func:`confocal_profile` with the optics'
+    pinhole and excitation; spinning disk: :func:`spinning_disk_profile`. Both relative to focus (their
+    integral out of focus is the light the pinhole passes).
+    """
+    if optics.modality == "widefield":
+        return psf_profile(radius_um, defocus_um, optics)
+    confocal = confocal_profile(radius_um, defocus_um, optics, optics.pinhole_au, optics.excitation_wavelength_um)
+    if optics.modality == "confocal":
+        return confocal
+    return spinning_disk_profile(confocal, psf_profile(radius_um, defocus_um, optics), optics.pinhole_spacing)
 
 
 def sectioning(defocus_um, optics: Optics = Optics(), pinhole_au: float = 1.0,

@@ -191,3 +191,80 @@ def photon_transfer(image, block: int = 8) -> tuple:
         raise InvalidParameterError("photon_transfer: the noise does not grow with the signal in this image "
                                     "(not raw counts, or too little range to fit)")
     return float(slope), float(-intercept / slope)
+
+
+#: Photons per pixel at the brightest objects (in focus) that photon-limited training patches get (log-uniform).
+PEAK_PHOTONS_RANGE = (2.0, 1e4)
+#: Background light (out-of-focus haze, autofluorescence) as a fraction of the peak (log-uniform).
+BACKGROUND_FRACTION_RANGE = (0.002, 0.3)
+#: The detectors training draws, each parameter log-uniform in its range: sCMOS/CCD cameras, EMCCDs and a
+#: point scanner's PMT or HyD. Gains in counts per photoelectron (per photon pulse for a PMT).
+DETECTOR_RANGES = {
+    "camera": {"gain": (0.3, 5.0), "offset": (1.0, 1000.0), "read_noise": (0.5, 3.0)},
+    "emccd": {"gain": (0.5, 20.0), "offset": (100.0, 1000.0), "read_noise": (10.0, 60.0), "em_gain": (30.0, 300.0)},
+    "pmt": {"gain": (1.0, 50.0), "offset": (1.0, 100.0), "pulse_shape": (1.5, 20.0), "dark_counts": (0.005, 0.5)},
+}
+#: Counts a detector's brightest pixel may reach (16 bits, with headroom for noise).
+_HEADROOM_COUNTS = 50000.0
+
+
+def _log_uniform(rng: np.random.Generator, bounds) -> float:
+    return float(np.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1]))))
+
+
+def draw_detector(rng: np.random.Generator, kind: str, brightest_photons: float) -> Detector:
+    """A random detector of ``kind`` from :data:`DETECTOR_RANGES`, its gain capped so the brightest pixel fits.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    kind : {"camera", "emccd", "pmt"}
+    brightest_photons : float
+        Expected photons at the brightest pixel it will record (peak plus background).
+    """
+    values = {name: _log_uniform(rng, bounds) for name, bounds in DETECTOR_RANGES[kind].items()}
+    values["gain"] = min(values["gain"], (_HEADROOM_COUNTS - values["offset"]) / max(brightest_photons, 1.0))
+    return Detector(kind=kind, **values)
+
+
+def record_photon_limited(signal, peak_signal: float, rng: np.random.Generator, kind: str) -> np.ndarray:
+    """A noise-free signal recorded in dim light by a random detector (the training augmentation).
+
+    The signal (counts above the dark level) is scaled so that ``peak_signal``
+    becomes a peak drawn from :data:`PEAK_PHOTONS_RANGE`, a background from
+    :data:`BACKGROUND_FRACTION_RANGE` is added, and :func:`draw_detector`'s
+    detector records it.
+
+    Parameters
+    ----------
+    signal : ndarray
+        Noise-free counts above the dark level (e.g. a crop of a blurred level).
+    peak_signal : float
+        The in-focus image's peak (its 99.9th percentile above dark): the same sample blurred keeps its light,
+        so blurred crops are dimmer.
+    rng : numpy.random.Generator
+    kind : {"camera", "emccd", "pmt"}
+
+    Returns
+    -------
+    ndarray of float64
+        Raw counts.
+    """
+    peak_photons = _log_uniform(rng, PEAK_PHOTONS_RANGE)
+    background = peak_photons * _log_uniform(rng, BACKGROUND_FRACTION_RANGE)
+    photons = np.maximum(signal, 0.0) * (peak_photons / peak_signal) + background
+    return draw_detector(rng, kind, float(photons.max())).record(photons, rng)
+
+
+def photon_limited_augmentation(fraction: float, confocal_fraction: float) -> dict:
+    """How a run's photon-limited augmentation is recorded in the model's ``config.json``."""
+    return {"fraction": fraction, "confocal_fraction": confocal_fraction,
+            "peak_photons_range": list(PEAK_PHOTONS_RANGE),
+            "background_fraction_range": list(BACKGROUND_FRACTION_RANGE),
+            "detectors": {kind: {name: list(bounds) for name, bounds in ranges.items()}
+                          for kind, ranges in DETECTOR_RANGES.items()},
+            "widefield_detectors": list(WIDEFIELD_DETECTORS), "confocal_detector": "pmt"}
+
+
+#: Detectors of photon-limited widefield patches (a confocal's are PMTs).
+WIDEFIELD_DETECTORS = ("camera", "emccd")

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from .errors import InvalidParameterError
-from .optics import DEFAULT_LEVELS, Optics, psf_kernels
+from .optics import DEFAULT_LEVELS, Optics, psf_kernels, psf_kernels_at
 
 UINT16_MAX = 65535
 
@@ -171,10 +171,17 @@ def blur_levels(image, levels=DEFAULT_LEVELS, optics: Optics = Optics()) -> np.n
     ndarray, shape (len(levels), H, W), float64
         Blurred images; borders are handled by reflecting the image.
     """
+    return _convolve(_as_counts(image), psf_kernels(levels, optics))
+
+
+def blur_distances(image, defocus_um, optics: Optics = Optics()) -> np.ndarray:
+    """:func:`blur_levels` at given distances from focus in micrometres (e.g. a confocal's equal-blur distances)."""
+    return _convolve(_as_counts(image), psf_kernels_at(defocus_um, optics))
+
+
+def _convolve(counts: np.ndarray, psf) -> np.ndarray:
     from scipy.signal import fftconvolve
 
-    counts = _as_counts(image)
-    psf = psf_kernels(levels, optics)
     r = psf.radius_px
     padded = np.pad(counts, r, mode="reflect")
     blurred = fftconvolve(padded[None], psf.kernels, mode="valid", axes=(1, 2))

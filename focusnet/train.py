@@ -47,6 +47,7 @@ from .network import (
     ranked_probability_score,
 )
 from .optics import DEFOCUS_PHASES, Optics
+from .photons import photon_limited_augmentation
 from .simulate import GAIN_RANGE, OFFSET_RANGE
 from .tf import import_tensorflow
 
@@ -70,6 +71,10 @@ class TrainingSettings:
     #: A model folder to fine-tune from (its architecture; batch normalisation frozen), ``shipped``
     #: for the model shipped with focusnet, or None.
     init_model: str | None = None
+    #: Share of patches recorded in dim light by a random camera or EMCCD (:mod:`focusnet.data`).
+    photon_limited_fraction: float = 0.35
+    #: Share of patches seen by a point-scanning confocal and recorded in dim light by a PMT.
+    confocal_fraction: float = 0.15
 
     def __post_init__(self):
         get_architecture(self.architecture)
@@ -78,6 +83,10 @@ class TrainingSettings:
                 raise InvalidParameterError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise InvalidParameterError(f"learning_rate must be > 0, got {self.learning_rate}")
+        dim = (self.photon_limited_fraction, self.confocal_fraction)
+        if not (min(dim) >= 0 and sum(dim) <= 1):
+            raise InvalidParameterError(f"photon_limited_fraction and confocal_fraction must be >= 0 and add up to "
+                                        f"at most 1, got {dim}")
 
 
 @dataclasses.dataclass
@@ -168,13 +177,18 @@ def recorded_run(out) -> dict:
     except ModelError as error:
         raise TrainingError(f"cannot resume {out}: {error}") from None
     training = config.get("training", {})
-    # Settings added since a run was recorded take their defaults.
-    settings = {**dataclasses.asdict(TrainingSettings()), **(training.get("settings") or {})}
+    # Settings added since a run was recorded take their defaults; runs from before photon-limited
+    # training had none.
+    settings = {**dataclasses.asdict(TrainingSettings()), **_BEFORE_PHOTON_LIMITED, **(training.get("settings") or {})}
     record = {"settings": settings, "images": training.get("images"),
               "validation_images": training.get("validation_images"), "optics": config["simulator"].get("optics")}
     if "split_from" in training:
         record["split_from"] = training["split_from"]
     return record
+
+
+#: What runs recorded before photon-limited training did.
+_BEFORE_PHOTON_LIMITED = {"photon_limited_fraction": 0.0, "confocal_fraction": 0.0}
 
 
 def checkpoint_step(out) -> int | None:
@@ -323,8 +337,8 @@ def restore_training_state(model, optimizer, directory: Path) -> int:
         return int(state["step"])
 
 
-def _load_sources(paths, optics, role):
-    sources = [prepare_source(read_image(path), str(path), optics) for path in paths]
+def _load_sources(paths, optics, role, confocal=False):
+    sources = [prepare_source(read_image(path), str(path), optics, confocal) for path in paths]
     if not sources:
         raise TrainingError(f"no {role} images")
     return sources
@@ -407,19 +421,26 @@ def train(images, out, settings: TrainingSettings, validation_images=(), optics:
     initial = _initial_model(settings)
     if resume and checkpoint_step(out) is not None:
         # A run goes on with the defocus phase it began with (paraxial before model format 3).
-        phase = (recorded_run(out).get("optics") or {}).get("defocus_phase")
+        recorded = recorded_run(out)
+        phase = (recorded.get("optics") or {}).get("defocus_phase")
         if phase in DEFOCUS_PHASES:
             optics = dataclasses.replace(optics, defocus_phase=phase)
+        # ... and with its photon-limited shares (none before they existed).
+        settings = dataclasses.replace(settings, **{name: recorded["settings"][name]
+                                                    for name in _BEFORE_PHOTON_LIMITED})
     run = plan_run(images, settings, validation_images, optics, out)
     start_step = check_run_state(out, run, resume)
     end_step = settings.steps if stop_after is None else min(settings.steps, start_step + stop_after)
     if run.source is not None and not resume:
         split_single_image(run)
 
-    train_sources = _load_sources(run.images, optics, "training")
-    validation_sources = _load_sources(run.validation_images, optics, "validation")
+    confocal = settings.confocal_fraction > 0
+    train_sources = _load_sources(run.images, optics, "training", confocal)
+    validation_sources = _load_sources(run.validation_images, optics, "validation", confocal)
+    dim = {"photon_limited_fraction": settings.photon_limited_fraction,
+           "confocal_fraction": settings.confocal_fraction}
     val_patches, val_levels = fixed_validation_set(validation_sources, settings.validation_patches_per_level,
-                                                   seed=settings.seed + 1_000_003)
+                                                   seed=settings.seed + 1_000_003, **dim)
     trainer = Trainer(settings, initial.weights if initial else None)
     log = TrainingLog(out)
     checkpoint_dir = out / CHECKPOINT_DIR
@@ -433,14 +454,17 @@ def train(images, out, settings: TrainingSettings, validation_images=(), optics:
         settings.architecture,
         optics=record.pop("optics"),
         augmentation={"gain_range": list(GAIN_RANGE), "offset_range": list(OFFSET_RANGE),
-                      "poisson_noise": True, "flips_and_rotations": True, "levels": "uniform"},
+                      "poisson_noise": True, "flips_and_rotations": True, "levels": "uniform",
+                      **({"photon_limited": photon_limited_augmentation(settings.photon_limited_fraction,
+                                                                        settings.confocal_fraction)}
+                         if sum(dim.values()) > 0 else {})},
         training=dict(record, command=command),
     )
     if initial is not None:
         config["training"]["init_weights_sha256"] = initial.config["weights"]["sha256"]
 
     def batch_for(step):
-        return sample_batch(train_sources, settings.batch_size, np.random.default_rng([settings.seed, step]))
+        return sample_batch(train_sources, settings.batch_size, np.random.default_rng([settings.seed, step]), **dim)
 
     running, run_start, last_row = RunningMean(), time.perf_counter(), None
     bar = tqdm(total=settings.steps, initial=start_step, disable=not progress, unit="step", dynamic_ncols=True,

@@ -6,7 +6,7 @@ import shlex
 
 from .. import contract
 from ..train import FINE_TUNING_LEARNING_RATE, FINE_TUNING_STEPS, SHIPPED, TrainingSettings
-from .arguments import OPTICS_FLAGS, add_defocus_phase, add_simulator_optics, positive_float, positive_int
+from .arguments import OPTICS_FLAGS, add_defocus_phase, add_simulator_optics, fraction, positive_float, positive_int
 
 #: Flags that only steer this invocation, not the run: left out of the command a model records.
 RUN_CONTROL = {"--resume": 0, "--stop-after": 1}
@@ -52,6 +52,14 @@ def add_parser(commands) -> None:
                         help="steps between validations (default %(default)s)")
     parser.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every, metavar="N",
                         help="steps between checkpoints (default %(default)s)")
+    parser.add_argument("--photon-limited", dest="photon_limited_fraction", type=fraction,
+                        default=defaults.photon_limited_fraction, metavar="F",
+                        help="share of patches recorded in dim light (2 to 10^4 photons at the brightest in-focus "
+                             "pixel) by a random sCMOS/CCD camera or EMCCD (default %(default)s)")
+    parser.add_argument("--confocal", dest="confocal_fraction", type=fraction, default=defaults.confocal_fraction,
+                        metavar="F", help="share of patches seen by a point-scanning confocal (1 Airy unit) at the "
+                                          "distance where it blurs as much as the level, recorded in dim light "
+                                          "by a PMT (default %(default)s)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in MODEL_DIR from its last checkpoint (same arguments)")
     parser.add_argument("--stop-after", type=positive_int, metavar="N",
@@ -84,7 +92,9 @@ def run(arguments) -> int:
     settings = run_settings(init_model=arguments.init_model, architecture=arguments.architecture,
                             steps=arguments.steps, learning_rate=arguments.learning_rate,
                             batch_size=arguments.batch_size, seed=arguments.seed,
-                            validate_every=arguments.validate_every, checkpoint_every=arguments.checkpoint_every)
+                            validate_every=arguments.validate_every, checkpoint_every=arguments.checkpoint_every,
+                            photon_limited_fraction=arguments.photon_limited_fraction,
+                            confocal_fraction=arguments.confocal_fraction)
     optics = training_optics(arguments.init_model, arguments.images, defocus_phase=arguments.defocus_phase,
                              **{field: getattr(arguments, field) for field in OPTICS_FLAGS})
     out = train(arguments.images, arguments.out, settings, validation_images=arguments.validation_images or (),

@@ -89,3 +89,18 @@ def test_immersion_objectives_blur_faster_than_the_paraxial_phase_says(objective
     paraxial = dataclasses.replace(objective, defocus_phase="paraxial")
     exact_um, paraxial_um = defocus_scale(MODEL, objective)(10), defocus_scale(MODEL, paraxial)(10)
     assert exact_um < 0.75 * paraxial_um
+
+
+def test_a_confocal_has_its_own_axial_scale_and_a_thin_pinhole_blurs_less_near_focus():
+    import dataclasses
+
+    from focusnet.optics import Optics
+
+    model = Optics(defocus_phase="paraxial")
+    widefield = defocus_scale(model, dataclasses.replace(model, defocus_phase="exact"))
+    confocal = defocus_scale(model, dataclasses.replace(model, defocus_phase="exact", modality="confocal"))
+    levels = np.arange(11)
+    assert np.all(np.diff(confocal(levels)) > 0)
+    # The product of two PSFs is narrower near focus: a confocal reaches level 1's blur further out.
+    assert confocal(1) > 1.3 * widefield(1)
+    assert confocal(levels)[-1] == pytest.approx(widefield(levels)[-1], rel=0.25)

@@ -58,3 +58,20 @@ def test_photon_transfer_finds_a_cameras_gain_and_offset(in_focus_image):
 def test_photon_image_puts_the_peak_where_asked(in_focus_image):
     photons = photon_image(in_focus_image, float(in_focus_image.min()), 30, background_photons=2)
     assert np.percentile(photons - 2, 99.9) == pytest.approx(30) and photons.min() == pytest.approx(2)
+
+
+def test_photon_limited_training_patches_have_their_drawn_light_and_fit_sixteen_bits(in_focus_image):
+    from focusnet.photons import PEAK_PHOTONS_RANGE, draw_detector, record_photon_limited
+
+    signal = in_focus_image.astype(float) - in_focus_image.min()
+    peak = float(np.percentile(signal, 99.9))
+    rng = np.random.default_rng(1)
+    for kind in ("camera", "emccd", "pmt"):
+        for _ in range(20):
+            counts = record_photon_limited(signal, peak, rng, kind)
+            assert counts.min() >= 0 and counts.max() <= 65535
+    # The gain is capped so that the brightest pixel stays below saturation, whatever was drawn.
+    assert draw_detector(np.random.default_rng(0), "camera", 1e6).gain * 1e6 < 65535
+    # A camera without read noise at unit gain counts photons: its brightest objects hold the drawn peak.
+    dim = Detector("camera", gain=1.0, offset=0.0).record(signal * (PEAK_PHOTONS_RANGE[0] / peak), rng)
+    assert np.percentile(dim, 99.9) <= 5 * PEAK_PHOTONS_RANGE[0]
