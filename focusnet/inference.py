@@ -279,11 +279,15 @@ def choose_pixel_size(model, given=None, stated=None) -> tuple:
     return model_optics(model).pixel_size_um, "assumed"
 
 
-def objective_optics(model, wavelength_um=None, numerical_aperture=None, refractive_index=None) -> Optics:
+def objective_optics(model, wavelength_um=None, numerical_aperture=None, refractive_index=None,
+                     **modality) -> Optics:
     """The user's objective, each parameter not given taken from the model's training optics.
 
     A real lens blurs as the exact defocus phase says, whatever phase the
-    model was simulated with (:mod:`focusnet.optics`).
+    model was simulated with (:mod:`focusnet.optics`). ``modality`` takes
+    :class:`~focusnet.optics.Optics`' ``modality``, ``pinhole_au``,
+    ``excitation_wavelength_um`` and ``pinhole_spacing`` (None: widefield's
+    defaults): a confocal's ``defocus_um`` has its own axial scale.
 
     Raises
     ------
@@ -296,7 +300,7 @@ def objective_optics(model, wavelength_um=None, numerical_aperture=None, refract
         wavelength_um=trained.wavelength_um if wavelength_um is None else wavelength_um,
         numerical_aperture=trained.numerical_aperture if numerical_aperture is None else numerical_aperture,
         refractive_index=trained.refractive_index if refractive_index is None else refractive_index,
-        defocus_phase="exact")
+        defocus_phase="exact", **{field: value for field, value in modality.items() if value is not None})
 
 
 def resample_to_model_pixels(counts: np.ndarray, zoom: float) -> np.ndarray:

@@ -119,9 +119,10 @@ def add_modality(group) -> None:
     """How the simulated microscope forms its image: widefield, or a confocal with its pinhole."""
     defaults = Optics(modality="confocal")
     group.add_argument("--modality", dest="modality", choices=MODALITIES, default="widefield",
-                       help="widefield (a camera), confocal (a point scanner: excitation spot times detection "
-                            "through the pinhole, which dims a thin layer out of focus) or spinning-disk (a confocal "
-                            "whose other pinholes let some out-of-focus light through) (default %(default)s)")
+                       help="the microscope: widefield (a camera), confocal (a point scanner: excitation spot "
+                            "times detection through the pinhole, which dims a thin layer out of focus) or "
+                            "spinning-disk (a confocal whose other pinholes let some out-of-focus light through) "
+                            "(default %(default)s)")
     group.add_argument("--pinhole", dest="pinhole_au", type=positive_float, default=defaults.pinhole_au,
                        metavar="AU", help="confocal: the pinhole's diameter in Airy units (default %(default)s)")
     group.add_argument("--pinhole-spacing", dest="pinhole_spacing", type=positive_float,
@@ -134,8 +135,7 @@ def add_modality(group) -> None:
 
 def optics_from_arguments(arguments) -> Optics:
     """The simulator's optics from the optics group's values (and the modality's, where the command has them)."""
-    modality = {field: getattr(arguments, field) for field in ("modality", "pinhole_au", "excitation_wavelength_um",
-                                                               "pinhole_spacing")
+    modality = {field: getattr(arguments, field) for field in MODALITY_FLAGS
                 if getattr(arguments, field, None) is not None}
     return Optics(**{field: getattr(arguments, field) for field in OPTICS_FLAGS}, **modality,
                   **({"defocus_phase": arguments.defocus_phase} if getattr(arguments, "defocus_phase", None) else {}))
@@ -155,6 +155,7 @@ def add_objective(parser) -> None:
                        help=_OPTICS_HELP["refractive_index"][1].replace("the immersion medium", "its immersion medium"))
     group.add_argument("--wavelength", dest="wavelength_um", type=positive_float, metavar="UM",
                        help="emission wavelength in um")
+    add_modality(group)
 
 
 def add_model(parser, what: str = "measure with") -> None:
@@ -183,7 +184,12 @@ def objective_from_arguments(model, arguments):
     """The user's objective: each value given, else the model's training optics."""
     from ..inference import objective_optics
 
-    return objective_optics(model, arguments.wavelength_um, arguments.numerical_aperture, arguments.refractive_index)
+    return objective_optics(model, arguments.wavelength_um, arguments.numerical_aperture, arguments.refractive_index,
+                            **{field: getattr(arguments, field) for field in MODALITY_FLAGS})
+
+
+#: The modality's flags' destinations (:func:`add_modality`): fields of :class:`~focusnet.optics.Optics`.
+MODALITY_FLAGS = ("modality", "pinhole_au", "excitation_wavelength_um", "pinhole_spacing")
 
 
 def flag_for(parser: argparse.ArgumentParser, setting: str | None) -> str | None:

@@ -78,7 +78,8 @@ def run(arguments) -> int:
         print(f"pixel size: {assumed} image(s) state none, so the model's {model_optics(model).pixel_size_um:g} um "
               "was assumed (give --pixel-size if yours differ); defocus_um is for "
               f"NA {objective.numerical_aperture:g}, n {objective.refractive_index:g}, "
-              f"{objective.wavelength_um * 1000:g} nm")
+              f"{objective.wavelength_um * 1000:g} nm"
+              + ("" if objective.modality == "widefield" else f", {objective.modality} ({objective.pinhole_au:g} AU)"))
     if failed:
         print(f"{failed} image(s) could not be measured (NaN rows, see warnings above)", file=sys.stderr)
     return 0

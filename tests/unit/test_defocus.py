@@ -104,3 +104,22 @@ def test_a_confocal_has_its_own_axial_scale_and_a_thin_pinhole_blurs_less_near_f
     # The product of two PSFs is narrower near focus: a confocal reaches level 1's blur further out.
     assert confocal(1) > 1.3 * widefield(1)
     assert confocal(levels)[-1] == pytest.approx(widefield(levels)[-1], rel=0.25)
+
+
+def test_predict_converts_with_the_modality_its_told(tmp_path, out_of_focus_paths):
+    import csv
+
+    from focusnet.cli import main
+
+    rows = {}
+    for modality in ("widefield", "confocal"):
+        out = tmp_path / f"{modality}.csv"
+        assert main(["predict", str(out_of_focus_paths[0]), "--csv", str(out), "--na", "1.2", "--refractive-index",
+                     "1.33", "--modality", modality, "--pinhole", "1"]) == 0
+        (rows[modality],) = csv.DictReader(open(out, newline=""))
+    # The same blur: the same level; a confocal needs more defocus to blur as much (its own axial scale).
+    assert rows["confocal"]["defocus_level"] == rows["widefield"]["defocus_level"]
+    assert float(rows["confocal"]["defocus_um"]) > float(rows["widefield"]["defocus_um"])
+    model = load_model()
+    assert objective_optics(model, modality="confocal", pinhole_au=0.5).pinhole_au == 0.5
+    assert objective_optics(model, modality=None).modality == "widefield"
