@@ -3,17 +3,19 @@
 The held-out example image (examples/images/BBBC006_z_aligned__a07__s1__w1_10.tif, never trained on)
 is blurred with the simulator's confocal PSF (:mod:`focusnet.optics`, ``modality``
 confocal or spinning-disk) at every plane from -8 to 8 um (0.5 um steps) of the model's own
-objective, scaled to ``--peak`` photons at the in-focus plane's brightest nuclei and recorded
+objective or the one given (``--na --refractive-index --wavelength``, at the model's pixel
+size), the sample a thin layer, scaled to ``--peak`` photons at the in-focus plane's brightest nuclei and recorded
 by a point scanner's detector (PMT: gain 20 counts per photon, pulse-height shape 2, dark
 counts 0.05) or, for a spinning disk, a camera (sCMOS, read noise 1.5 e-). Then
 :func:`focusnet.stacks.check.check_stack` measures every plane. Reported: Spearman(level, |dz|),
-planes more than 2 um out read level <= 1 with aggregate certainty >= 0.5 (confident misses), and
-planes not measured (no content).
+planes more than 2 um out read level <= 1 with aggregate certainty >= 0.5 (confident misses),
+planes not measured (no content), and the geometric mean of ``defocus_um / |dz|`` (converted
+with the modality's own axial scale) over planes 1 um or more from focus.
 
 Usage::
 
     python benchmarks/confocal_stack.py [--modality confocal|spinning-disk] [--peak N] [--model MODEL]
-        [--json OUT.json]
+        [--na NA --refractive-index N --wavelength UM] [--json OUT.json]
 """
 
 import argparse
@@ -39,21 +41,25 @@ def main():
     parser.add_argument("--modality", choices=("confocal", "spinning-disk"), default="confocal")
     parser.add_argument("--peak", type=float, default=200.0, help="photons at the in-focus plane's peak")
     parser.add_argument("--model")
+    parser.add_argument("--na", type=float, help="the objective's NA (default: the model's lens)")
+    parser.add_argument("--refractive-index", type=float)
+    parser.add_argument("--wavelength", type=float)
     parser.add_argument("--json")
     arguments = parser.parse_args()
 
     import tifffile
 
     from focusnet.images import read_image
-    from focusnet.inference import model_optics
+    from focusnet.inference import objective_optics
     from focusnet.loader import load_model
     from focusnet.photons import Detector
     from focusnet.simulate import blur_levels
     from focusnet.stacks.check import check_stack
 
     model = load_model(arguments.model)
-    optics = dataclasses.replace(model_optics(model), modality=arguments.modality, defocus_phase="exact",
-                                 z_step_um=STEP_UM)
+    # The microscope: the given objective (else the model's lens) at the model's pixel size, a real lens.
+    optics = dataclasses.replace(objective_optics(model, arguments.wavelength, arguments.na, arguments.refractive_index,
+                                                  modality=arguments.modality), z_step_um=STEP_UM)
     image = read_image(IMAGE).astype(np.float64)
     signal = image - image.min()
     steps = int(HALF_RANGE_UM / STEP_UM)
@@ -69,7 +75,7 @@ def main():
         tifffile.imwrite(path, planes.astype(np.uint16), imagej=True,
                          resolution=(1 / optics.pixel_size_um,) * 2,
                          metadata={"axes": "ZYX", "spacing": STEP_UM, "unit": "micron"})
-        check = check_stack(path, model, progress=False)
+        check = check_stack(path, model, objective=optics, progress=False)
     rows = check.plane_dicts()
     measured = [row for row in rows if "error" not in row]
     misses = [float(distances[row["plane"]]) for row in measured if abs(distances[row["plane"]]) > 2
@@ -78,13 +84,21 @@ def main():
 
     rho = spearmanr([row["defocus_level"] for row in measured],
                     [abs(distances[row["plane"]]) for row in measured]).correlation if len(measured) > 2 else None
+    # defocus_um against the true distance, where both are at least 1 um and the distance is not a lower bound.
+    ratios = [row["defocus_um"] / abs(distances[row["plane"]]) for row in measured
+              if abs(distances[row["plane"]]) >= 1 and row["defocus_um"] >= 1 and not row["defocus_um_lower_bound"]]
+    ratio = float(np.exp(np.mean(np.log(ratios)))) if ratios else None
     data = {"machine": machine(), "modality": arguments.modality, "peak_photons": arguments.peak,
+            "objective": {"numerical_aperture": optics.numerical_aperture,
+                          "refractive_index": optics.refractive_index, "wavelength_um": optics.wavelength_um},
+            "defocus_ratio_geometric_mean": ratio, "defocus_ratio_planes": len(ratios),
             "model": str(arguments.model or "shipped"), "spearman_level": rho, "confident_misses_um": misses,
             "measured": len(measured), "planes": len(rows),
             "levels": {f"{distances[row['plane']]:+.1f}": row.get("defocus_level") for row in rows}}
     print(f"{arguments.modality}, {arguments.peak:g} photons at the peak in focus ({data['model']} model): "
           f"{len(measured)} of {len(rows)} planes measured; Spearman(level, |dz|) "
-          f"{'n/a' if rho is None else f'{rho:.2f}'}; confident misses beyond 2 um: {len(misses)} {misses}")
+          f"{'n/a' if rho is None else f'{rho:.2f}'}; confident misses beyond 2 um: {len(misses)} {misses}; "
+          f"defocus_um / |dz| {'n/a' if ratio is None else f'{ratio:.2f}'} (geometric mean of {len(ratios)} planes)")
     print("levels by z (um):", " ".join(f"{z}:{level if level is not None else '-'}"
                                          for z, level in data["levels"].items()))
     if arguments.json:
