@@ -131,6 +131,12 @@ if FOCUSNET_IMPORT_ERROR is None:
 
 MODEL_SHIPPED = "Shipped with focusnet"
 MODEL_CUSTOM = "Custom bundle"
+MICROSCOPE_WIDEFIELD = "Widefield"
+MICROSCOPE_CONFOCAL = "Confocal (point scanning)"
+MICROSCOPE_SPINNING_DISK = "Spinning disk"
+#: The microscope setting's choices and focusnet's modality for each.
+MODALITY_OF_CHOICE = {MICROSCOPE_WIDEFIELD: "widefield", MICROSCOPE_CONFOCAL: "confocal",
+                      MICROSCOPE_SPINNING_DISK: "spinning-disk"}
 #: What measuring with the shipped model needs besides CellProfiler's own packages (the packaged
 #: apps ship numpy, scipy, scikit-image and matplotlib): focusnet, and onnxruntime with the onnx
 #: package (which checks the model) and its protobuf.
@@ -277,7 +283,7 @@ class MeasureImageFocus(Module):
     # 5: the old module's measurement names, kept for pipelines upgraded from it (hidden).
     # 6: the float-scale setting's text had a colon, which pipeline files use between a setting's text
     # and its value: its value is repaired.
-    variable_revision_number = 6
+    variable_revision_number = 7
     # CellProfiler 5 shows this in its citation list; the module help's References say the same.
     doi = {} if FOCUSNET_IMPORT_ERROR else {
         "Please cite the following when using MeasureImageFocus:": "https://doi.org/" + PAPER_DOI}
@@ -360,6 +366,16 @@ shipped model: NA 0.5, air, 500 nm emission; level 10 is 17.9 um from focus)."""
             doc="1.0 for air, 1.33 for water, 1.515 for oil; it must exceed the numerical aperture.")
         self.wavelength = Float("Emission wavelength (um)", shipped_optics("wavelength_um"), minval=0.2, maxval=2.0,
                                 doc="The emission wavelength of the stain in micrometres (e.g. 0.461 for DAPI).")
+        self.modality = Choice(
+            "Microscope", list(MODALITY_OF_CHOICE), MICROSCOPE_WIDEFIELD,
+            doc="""How your images were formed: a camera behind the objective (*%(MICROSCOPE_WIDEFIELD)s*), a
+point-scanning confocal (*%(MICROSCOPE_CONFOCAL)s*) or a spinning disk
+(*%(MICROSCOPE_SPINNING_DISK)s*). A confocal's PSF is the excitation spot times the detection
+PSF seen through the pinhole: it blurs less near focus, so *DefocusUm* converts levels with
+that microscope's own axial scale. The level itself does not change.""" % globals())
+        self.pinhole = Float(
+            "Pinhole diameter (Airy units)", 1.0, minval=0.05, maxval=20.0,
+            doc="*(Confocal and spinning disk)* The pinhole's diameter in Airy units (1 is usual).")
         self.float_scale = Float(
             "Count that 1.0 stands for in floating-point images (0 to not measure them)", 0.0, minval=0.0,
             doc="""CellProfiler knows the raw camera counts of integer images (8-, 12-, 16- or 32-bit) from their
@@ -424,7 +440,7 @@ with **SaveImages**.""",
 
     def optics_settings(self):
         return [self.wants_pixel_size, self.pixel_size, self.wants_objective, self.numerical_aperture,
-                self.refractive_index, self.wavelength]
+                self.refractive_index, self.wavelength, self.modality, self.pinhole]
 
     def settings(self):
         result = [self.image_count, self.model_choice, self.model_directory, self.model_file]
@@ -442,7 +458,9 @@ with **SaveImages**.""",
             result.append(self.pixel_size)
         result.append(self.wants_objective)
         if self.wants_objective.value:
-            result += [self.numerical_aperture, self.refractive_index, self.wavelength]
+            result += [self.numerical_aperture, self.refractive_index, self.wavelength, self.modality]
+            if self.modality.value != MICROSCOPE_WIDEFIELD:
+                result.append(self.pinhole)
         result.append(self.float_scale)
         for group in self.image_groups:
             if hasattr(group, "divider"):
@@ -498,6 +516,11 @@ with **SaveImages**.""",
             setting_values = list(setting_values)
             setting_values[position] = setting_values[position].rsplit(":", 1)[-1]
             variable_revision_number = 6
+        if variable_revision_number == 6:
+            # The microscope and its pinhole, after the 6 optics settings: widefield, as before.
+            position = 1 + 3 + 6
+            setting_values = setting_values[:position] + [MICROSCOPE_WIDEFIELD, "1.0"] + setting_values[position:]
+            variable_revision_number = 7
         return setting_values, variable_revision_number
 
     def volumetric(self):
@@ -563,7 +586,9 @@ with **SaveImages**.""",
             options["pixel_size_um"] = float(self.pixel_size.value)
         if self.wants_objective.value:
             options["objective"] = objective_optics(model, self.wavelength.value, self.numerical_aperture.value,
-                                                    self.refractive_index.value)
+                                                    self.refractive_index.value,
+                                                    modality=MODALITY_OF_CHOICE[self.modality.value],
+                                                    pinhole_au=float(self.pinhole.value))
         return options
 
     def prepare_run(self, workspace):

@@ -285,8 +285,26 @@ def test_saved_pipeline_round_trips():
     assert [g.wants_overlay.value for g in loaded.image_groups] == [True, False]
     assert loaded.image_groups[0].overlay_name.value == "OverlayDNA"
     assert loaded.float_scale.value == 4095.0  # a setting's text holds no colon: its value reads back
-    assert loaded.variable_revision_number == 6
+    assert loaded.variable_revision_number == 7
     assert loaded.legacy_measurements.value is False  # new pipelines do not write the old names
+
+
+def test_a_confocal_converts_defocus_with_its_own_axial_scale_and_old_pipelines_are_widefield(raw_images):
+    # The shipped pipelines are saved at revision 6, before the microscope setting: they load as widefield.
+    (old,) = [m for m in load_pipeline((REPO / "pipelines" / "measure_focus.cppipe").read_text()).modules()
+              if m.module_name == "MeasureImageFocus"]
+    assert old.modality.value == plugin.MICROSCOPE_WIDEFIELD and old.variable_revision_number == 7
+    microns = {}
+    for microscope in (plugin.MICROSCOPE_WIDEFIELD, plugin.MICROSCOPE_CONFOCAL):
+        workspace, module = make_workspace({"Blurry": Image(raw_images["Blurry"] / 65535.0, scale=65535)})
+        configure(module, ["Blurry"])
+        module.wants_objective.value = True
+        module.numerical_aperture.value, module.refractive_index.value = 1.2, 1.33
+        module.modality.value = microscope
+        assert (module.pinhole in module.visible_settings()) == (microscope != plugin.MICROSCOPE_WIDEFIELD)
+        module.run(workspace)
+        microns[microscope] = workspace.measurements.get_current_image_measurement("ImageFocus_DefocusUm_Blurry")
+    assert microns[plugin.MICROSCOPE_CONFOCAL] > microns[plugin.MICROSCOPE_WIDEFIELD] > 0
 
 
 def test_a_pipeline_saved_at_revision_5_gets_its_float_scale_back():
