@@ -1,15 +1,20 @@
-"""How the classifier's patch answers hold as light fades: accuracy against each patch's signal-to-noise.
+"""How the classifier's patch answers hold as light fades, and the "too noisy" threshold that follows.
 
 Held-out in-focus images (never trained on) are defocused by the model's own simulator to every
-level, scaled to a peak of 3 to 10^4 photons per pixel (:func:`focusnet.photons.photon_image`,
-background 1/20 of the peak) and recorded by an sCMOS-like camera (gain 1, offset 100, read noise
-1.5 e-). Every patch with content is then binned by its structure-to-noise ratio (the content
-test's :func:`focusnet.content.structure_to_noise`, the quantity a "too noisy" rule would use), and per
-bin the script reports:
+level, scaled to a peak of 2 to 10^4 photons per pixel over a background of 0.2-30 % of the peak
+(:func:`focusnet.photons.photon_image`), and recorded by a random detector of each kind users have
+(sCMOS/CCD camera, EMCCD, PMT: :func:`focusnet.photons.draw_detector`). Every patch with content is
+measured without the too-noisy rule and binned by its structure-to-noise ratio (the content
+test's :func:`focusnet.content.structure_to_noise`). Reported:
 
-* within one: the fraction of patches whose level is within one of the truth;
-* confident misses: patches at true level >= 3 read level <= 1 with certainty >= 0.5 (the
-  worst answer: a blurred patch called sharp).
+* per bin, all answers: the fraction within one level of the truth, and confident misses (true
+  level >= 3 read <= 1 with certainty >= 0.5: a blurred patch called sharp);
+* per bin and answer (the patch's most probable level L): the fraction of answers L within one
+  level of the truth;
+* the threshold: the lowest bin edge from which every bin keeps at least ``REQUIRED`` of the
+  accuracy on bright patches (structure-to-noise >= ``BRIGHT``), all answers together. This is
+  :data:`focusnet.content.TOO_NOISY_BELOW` for the model measured. (One number for every answer:
+  per-answer thresholds would leave out some answers and bias an image's answer to the others.)
 
 Usage::
 
@@ -27,8 +32,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import in_focus_sources, machine  # noqa: E402
 
-PEAKS = (3, 10, 30, 100, 300, 1000, 3000, 10000)
-SNR_BINS = (0, 1, 2, 4, 8, 16, 32, 64, np.inf)
+PEAKS = (2, 3, 5, 10, 20, 30, 100, 300, 1000, 3000, 10000)
+SNR_BINS = (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 32, np.inf)
+#: Every bin from the threshold up keeps at least this share of the accuracy on bright patches.
+REQUIRED = 0.9
+#: Patches at least this far above their noise are "bright": their accuracy is the reference.
+BRIGHT = 16
+
+
+def threshold(true, predicted, snr):
+    """The lowest SNR bin edge from which every bin keeps ``REQUIRED`` of the bright patches' accuracy."""
+    hits = np.abs(true - predicted) <= 1
+    reference = float(np.mean(hits[snr >= BRIGHT]))
+    edge = SNR_BINS[0]
+    for low, high in zip(SNR_BINS[:-1], SNR_BINS[1:]):
+        inside = (snr >= low) & (snr < high)
+        if inside.any() and np.mean(hits[inside]) < REQUIRED * reference:
+            edge = high  # a failing bin: the threshold is at least its upper edge
+    return float(edge), reference
 
 
 def main():
@@ -38,73 +59,95 @@ def main():
     parser.add_argument("--plot")
     arguments = parser.parse_args()
 
-    from focusnet.content import structure_to_noise
-    from focusnet.contract import LEVELS, PATCH_SIZE
+    from focusnet.contract import LEVELS
     from focusnet.errors import UnmeasurableImageError
     from focusnet.images import read_image
     from focusnet.inference import model_optics, predict_image
     from focusnet.loader import load_model
-    from focusnet.photons import Detector, photon_image
+    from focusnet.photons import BACKGROUND_FRACTION_RANGE, DETECTOR_KINDS, draw_detector, photon_image
     from focusnet.simulate import blur_levels
 
     model = load_model(arguments.model)
     optics = model_optics(model)
-    camera = Detector("camera", gain=1.0, offset=100.0, read_noise=1.5)
     rng = np.random.default_rng(0)
     records = []  # (true level, peak photons, snr, predicted level, certainty)
-    sources = [p for p in in_focus_sources() if p.suffix.lower() in (".png", ".tif") and "BBBC006" in p.name]
+    sources = in_focus_sources()
     for path in sources:
         image = read_image(path).astype(np.float64)
         blurred = blur_levels(image, LEVELS, optics)
         for level, clean in zip(LEVELS, blurred):
             for peak in PEAKS:
-                counts = camera.record(photon_image(clean, image.min(), peak, background_photons=peak / 20), rng)
-                try:
-                    prediction = predict_image(counts.astype(np.uint16), model)
-                except UnmeasurableImageError:
-                    continue
-                regions = np.stack([counts[y:y + PATCH_SIZE, x:x + PATCH_SIZE] for y in prediction.y
-                                    for x in prediction.x])
-                snr, _ = structure_to_noise(regions)
-                levels = prediction.probabilities.argmax(axis=-1).ravel()
-                certainty = prediction.patch_certainty.ravel()
-                for keep, ratio, predicted, sure in zip(prediction.has_content.ravel(), snr, levels, certainty):
-                    if keep:
-                        records.append((level, peak, float(ratio), int(predicted), float(sure)))
-    data = np.array(records)
+                for kind in DETECTOR_KINDS:
+                    background = peak * np.exp(rng.uniform(*np.log(BACKGROUND_FRACTION_RANGE)))
+                    photons = photon_image(clean, image.min(), peak, background_photons=background)
+                    detector = draw_detector(rng, kind, float(photons.max()))
+                    counts = detector.record(photons, rng).astype(np.uint16)
+                    try:
+                        prediction = predict_image(counts, model, judge_noise=False)
+                    except UnmeasurableImageError:
+                        continue
+                    keep = prediction.has_content.ravel()
+                    snr = prediction.structure_to_noise.ravel()[keep]
+                    predicted = prediction.probabilities.argmax(axis=-1).ravel()[keep]
+                    certainty = prediction.patch_certainty.ravel()[keep]
+                    records.extend(zip([level] * len(snr), [peak] * len(snr), snr, predicted, certainty))
+    data = np.array(records, dtype=np.float64)
+    true, snr, predicted, certainty = data[:, 0], data[:, 2], data[:, 3].astype(int), data[:, 4]
     rows, table = [], []
     for low, high in zip(SNR_BINS[:-1], SNR_BINS[1:]):
-        inside = (data[:, 2] >= low) & (data[:, 2] < high)
+        inside = (snr >= low) & (snr < high)
         if not inside.any():
             continue
-        within = float(np.mean(np.abs(data[inside, 3] - data[inside, 0]) <= 1))
-        blurred = inside & (data[:, 0] >= 3)
-        misses = float(np.mean((data[blurred, 3] <= 1) & (data[blurred, 4] >= 0.5))) if blurred.any() else 0.0
+        within = float(np.mean(np.abs(predicted[inside] - true[inside]) <= 1))
+        blurred = inside & (true >= 3)
+        misses = float(np.mean((predicted[blurred] <= 1) & (certainty[blurred] >= 0.5))) if blurred.any() else 0.0
+        by_answer = {}
+        for level in LEVELS:
+            answered = inside & (predicted == level)
+            by_answer[str(level)] = {"patches": int(answered.sum()), "within_one": float(
+                np.mean(np.abs(true[answered] - level) <= 1)) if answered.any() else None}
         rows.append({"snr_low": low, "snr_high": None if np.isinf(high) else high, "patches": int(inside.sum()),
-                     "within_one": within, "confident_misses": misses})
+                     "within_one": within, "confident_misses": misses, "by_answer": by_answer})
+        answers = " | ".join("" if by_answer[str(level)]["patches"] < 30
+                             else f"{by_answer[str(level)]['within_one']:.0%}" for level in LEVELS)
         table.append(f"| {low:g}-{'' if np.isinf(high) else f'{high:g}'} | {int(inside.sum())} | {within:.1%} | "
-                     f"{misses:.1%} |")
+                     f"{misses:.1%} | {answers} |")
+    needed, reference = threshold(true, predicted, snr)
     print(f"Patch answers against structure-to-noise ({machine()}; {len(sources)} held-out images, levels 0-10, "
-          f"peaks {PEAKS[0]}-{PEAKS[-1]} photons):\n")
-    print("| structure / noise | patches | within one level | confident misses (true >= 3 read <= 1) |")
-    print("|---|---|---|---|")
+          f"peaks {PEAKS[0]}-{PEAKS[-1]} photons, detectors {', '.join(DETECTOR_KINDS)}):\n")
+    print("| structure / noise | patches | within one level | confident misses (true >= 3 read <= 1) | "
+          + " | ".join(f"answer {level}" for level in LEVELS) + " |")
+    print("|---|---|---|---|" + "---|" * len(LEVELS))
     print("\n".join(table))
+    print(f"\nbright patches (structure-to-noise >= {BRIGHT}): {reference:.1%} within one level; too noisy below "
+          f"{needed:g} (every bin from there up keeps >= {REQUIRED:.0%} of that)")
     if arguments.json:
-        Path(arguments.json).write_text(json.dumps({"machine": machine(), "model": str(arguments.model or "shipped"),
-                                                    "peaks": PEAKS, "bins": rows}, indent=2) + "\n")
+        Path(arguments.json).write_text(json.dumps({
+            "machine": machine(), "model": str(arguments.model or "shipped"), "peaks": PEAKS,
+            "detectors": list(DETECTOR_KINDS), "images": [p.name for p in sources], "required": REQUIRED,
+            "bright": BRIGHT, "bright_within_one": reference, "bins": rows,
+            "too_noisy_below": needed}, indent=2) + "\n")
     if arguments.plot:
         from focusnet.figures import pyplot, save_figure
 
         plt = pyplot()
-        figure, axis = plt.subplots(figsize=(6, 4))
-        centres = [row["snr_low"] for row in rows]
-        axis.plot(centres, [row["within_one"] for row in rows], marker="o", label="within one level")
-        axis.plot(centres, [row["confident_misses"] for row in rows], marker="o",
+        figure, axis = plt.subplots(figsize=(7, 4.5))
+        lows = [row["snr_low"] for row in rows]
+        axis.plot(lows, [row["within_one"] for row in rows], marker="o", color="black", label="all answers")
+        for level, colour in ((0, "tab:green"), (2, "tab:olive"), (5, "tab:orange"), (10, "tab:purple")):
+            points = [(row["snr_low"], row["by_answer"][str(level)]["within_one"]) for row in rows
+                      if row["by_answer"][str(level)]["patches"] >= 30]
+            if points:
+                axis.plot(*zip(*points), marker=".", color=colour, linewidth=0.8, label=f"answers of level {level}")
+        axis.axvline(needed, color="black", linestyle=":", label=f"too noisy below {needed:g}")
+        axis.plot(lows, [row["confident_misses"] for row in rows], marker="x", color="tab:red",
                   label="confident misses (true >= 3 read <= 1)")
-        axis.set_xscale("symlog", linthresh=1)
+        axis.axhline(REQUIRED * reference, color="grey", linestyle="--", linewidth=1,
+                     label=f"{REQUIRED:.0%} of the bright patches' accuracy")
+        axis.set_xscale("log")
         axis.set_xlabel("structure-to-noise ratio of the patch (bin's lower edge)")
-        axis.set_ylabel("fraction of patches")
-        axis.legend()
+        axis.set_ylabel("fraction of patches within one level")
+        axis.legend(fontsize=8)
         figure.tight_layout()
         save_figure(figure, arguments.plot, dpi=100)
 

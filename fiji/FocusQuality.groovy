@@ -14,12 +14,12 @@
  * - Pixels are read raw (no calibration table). 16-bit images are raw counts; any other type is refused
  *   unless "Count that 1.0 stands for" is given (8-bit: value / 255 x count; 32-bit: value x count).
  * - Each image is cut into 84 x 84 patches placed as focusnet and Fiji's plugin place them; patches without
- *   structure above their noise (empty background) are not judged, as in `focusnet predict`; the others are
- *   stitched, classified in one call, and combined by certainty into the whole-image answer.
+ *   structure above their noise (empty background) or too noisy to judge are not judged, as in `focusnet
+ *   predict`; the patches are stitched, classified in one call, and the judged ones combined by certainty.
  * - Results go to an ImageJ Results table "focusnet" (per image: file, defocus level, aggregate and mean
- *   certainty, patch count, content fraction), saved as focusnet_results.csv beside the images (and
+ *   certainty, patch count, content fraction, judged fraction), saved as focusnet_results.csv beside the images (and
  *   focusnet_patches.csv with "Also list every patch"); the open image gets the patches as an overlay
- *   (colour: level from green, in focus, to magenta; pale: uncertain; blue dotted: no content).
+ *   (colour: level from green, in focus, to magenta; pale: uncertain; blue: not judged).
  * - The model is loaded once and closed at the end.
  * Not done here (see docs/fiji.md): resampling to the model's pixel size, defocus in micrometres.
  *
@@ -50,6 +50,8 @@ class FocusArithmetic {
     static final int ROW_STEP = 8;
     static final double HOT_PIXEL_SIGMAS = 6.0;
     static final double MIN_STRUCTURE_TO_NOISE = 1.0;
+    /** Patches with content but less structure-to-noise than this are too noisy to judge (focusnet.content). */
+    static final double TOO_NOISY_BELOW = 4.0;
     /** chi2.isf(1e-6, BLOCKS * BLOCKS - 3) / (BLOCKS * BLOCKS - 3): the block means' significance threshold. */
     static final double CHI2_THRESHOLD = 2.3193529885737236;
 
@@ -84,6 +86,16 @@ class FocusArithmetic {
 
     /** Whether a patch (raw counts, row-major, size x size) holds structure above its noise (focusnet.content). */
     static boolean hasContent(double[] patch, int size) {
+        return structureToNoise(patch, size) >= MIN_STRUCTURE_TO_NOISE;
+    }
+
+    /** Whether a patch takes part in the answer: with content and not too noisy to judge (focusnet.content). */
+    static boolean isJudged(double[] patch, int size) {
+        return structureToNoise(patch, size) >= TOO_NOISY_BELOW;
+    }
+
+    /** A patch's structure over its pixel noise, 0 when its block means do not vary significantly. */
+    static double structureToNoise(double[] patch, int size) {
         // Pixel noise from neighbouring-pixel differences, every ROW_STEP-th row (robust: median absolute value).
         int rows = (size + ROW_STEP - 1) / ROW_STEP;
         double[] differences = new double[rows * (size - 1)];
@@ -97,7 +109,7 @@ class FocusArithmetic {
             for (int i = 0; i < n; i++) sum += differences[i] * differences[i];
             sigma = Math.sqrt(sum / n);
         }
-        if (sigma == 0) return false;
+        if (sigma == 0) return 0.0;
         // Hot pixels (brighter than all four neighbours by HOT_PIXEL_SIGMAS sigma) capped; the border kept.
         double[] capped = patch.clone();
         for (int y = 1; y < size - 1; y++)
@@ -134,7 +146,7 @@ class FocusArithmetic {
         double blockNoise = sigma * sigma / (block * block);
         boolean significant = variance / blockNoise > CHI2_THRESHOLD;
         double ratio = Math.sqrt(Math.max(variance - blockNoise, 0.0)) / sigma;
-        return significant && ratio >= MIN_STRUCTURE_TO_NOISE;
+        return significant ? ratio : 0.0;
     }
 
     /** The whole-image distribution: certainty-weighted mean over the patches with content (NaN: none). */
@@ -210,8 +222,8 @@ def measure = { ImagePlus imp, boolean showOverlay ->
     table.addValue("file", imp.title)
     if (imp.getNChannels() * imp.getNSlices() * imp.getNFrames() != 1 || imp.getType() == ImagePlus.COLOR_RGB) {
         log.warn("${imp.title}: not a single-channel 2-D image; not measured (NaN)")
-        ["defocus_level", "aggregate_certainty", "mean_certainty", "patches", "content_fraction"].each {
-            table.addValue(it, Double.NaN) }
+        ["defocus_level", "aggregate_certainty", "mean_certainty", "patches", "content_fraction",
+         "judged_fraction"].each { table.addValue(it, Double.NaN) }
         return
     }
     def counts = rawCounts(imp, countScale)
@@ -222,11 +234,12 @@ def measure = { ImagePlus imp, boolean showOverlay ->
     if (counts == null || n == 0) {
         log.warn(counts == null ? "${imp.title}: ${imp.getBitDepth()}-bit pixels are not raw 16-bit counts; give " +
                  "'Count that 1.0 stands for' to measure them (NaN)" : "${imp.title}: smaller than one patch (NaN)")
-        ["defocus_level", "aggregate_certainty", "mean_certainty", "content_fraction"].each {
+        ["defocus_level", "aggregate_certainty", "mean_certainty", "content_fraction", "judged_fraction"].each {
             table.addValue(it, Double.NaN) }
         return
     }
     boolean[] content = new boolean[n]
+    boolean[] judgedPatches = new boolean[n]  // with content and not too noisy: these take part in the answer
     float[] mosaic = new float[n * F.PATCH * F.PATCH]  // one row of tiles, as Fiji's plugin feeds them
     for (int i = 0; i < n; i++) {
         int y0 = ys[i.intdiv(xs.length)], x0 = xs[i % xs.length]
@@ -236,7 +249,9 @@ def measure = { ImagePlus imp, boolean showOverlay ->
                 patch[dy * F.PATCH + dx] = counts[(y0 + dy) * ip.width + x0 + dx]
                 mosaic[dy * n * F.PATCH + i * F.PATCH + dx] = (float) (patch[dy * F.PATCH + dx] / F.INPUT_SCALE)
             }
-        content[i] = F.hasContent(patch, F.PATCH)
+        double ratio = F.structureToNoise(patch, F.PATCH)
+        content[i] = ratio >= F.MIN_STRUCTURE_TO_NOISE
+        judgedPatches[i] = ratio >= F.TOO_NOISY_BELOW
     }
     def input = Tensor.create([F.PATCH, n * F.PATCH] as long[], FloatBuffer.wrap(mosaic))
     def output = model.session().runner().feed(inputOp, input).fetch(outputOp).run().get(0)
@@ -245,15 +260,18 @@ def measure = { ImagePlus imp, boolean showOverlay ->
     input.close()
     output.close()
     double[][] probabilities = raw.collect { row -> row.collect { it as double } as double[] } as double[][]
-    double[] distribution = F.aggregate(probabilities, content)
-    int judged = content.count { it }
-    double meanCertainty = judged ? (0..<n).findAll { content[it] }.sum { F.certainty(probabilities[it]) } / judged
-                                  : Double.NaN
+    double[] distribution = F.aggregate(probabilities, judgedPatches)
+    int withContent = content.count { it }
+    int judged = judgedPatches.count { it }
+    double meanCertainty = judged ? (0..<n).findAll { judgedPatches[it] }.sum { F.certainty(probabilities[it]) } /
+                                    judged : Double.NaN
     table.addValue("defocus_level", judged ? F.argmax(distribution) : Double.NaN)
     table.addValue("aggregate_certainty", judged ? F.certainty(distribution) : Double.NaN)
     table.addValue("mean_certainty", meanCertainty)
-    table.addValue("content_fraction", judged / (double) n)
-    if (!judged) log.warn("${imp.title}: no content: no patch holds structure above its noise (NaN)")
+    table.addValue("content_fraction", withContent / (double) n)
+    table.addValue("judged_fraction", judged / (double) n)
+    if (!withContent) log.warn("${imp.title}: no content: no patch holds structure above its noise (NaN)")
+    else if (!judged) log.warn("${imp.title}: too noisy to judge: no patch stands far enough above its noise (NaN)")
     def overlay = new Overlay()
     for (int i = 0; i < n; i++) {
         int level = F.argmax(probabilities[i])
@@ -264,14 +282,15 @@ def measure = { ImagePlus imp, boolean showOverlay ->
             patchTable.addValue("y", ys[i.intdiv(xs.length)])
             patchTable.addValue("x", xs[i % xs.length])
             patchTable.addValue("content", content[i] ? 1 : 0)
-            patchTable.addValue("defocus_level", content[i] ? level : Double.NaN)
-            patchTable.addValue("certainty", content[i] ? c : Double.NaN)
+            patchTable.addValue("judged", judgedPatches[i] ? 1 : 0)
+            patchTable.addValue("defocus_level", judgedPatches[i] ? level : Double.NaN)
+            patchTable.addValue("certainty", judgedPatches[i] ? c : Double.NaN)
         }
         def roi = new Roi(xs[i % xs.length], ys[i.intdiv(xs.length)], F.PATCH, F.PATCH)
         // Hue from green (level 0) to magenta (level 10); pale when uncertain; blue when not judged.
         def colour = Color.getHSBColor((float) ((120 + 180 * level / (F.LEVELS - 1)) % 360 / 360.0), (float) c, 1f)
-        roi.setStrokeColor(content[i] ? colour : new Color(64, 115, 255))
-        roi.setStrokeWidth(content[i] ? 2 : 1)
+        roi.setStrokeColor(judgedPatches[i] ? colour : new Color(64, 115, 255))
+        roi.setStrokeWidth(judgedPatches[i] ? 2 : 1)
         overlay.add(roi)
     }
     if (showOverlay) imp.setOverlay(overlay)

@@ -22,6 +22,12 @@ its standard deviation at least the pixel noise of the image as the model
 sees it (after resampling to the model's pixel size, which averages noise
 down). Pure Poisson noise at any mean gives a structure-to-noise ratio below
 0.25 (tests/unit/test_content.py).
+
+A patch with content can still be too noisy to judge: shot noise is high-frequency energy that
+a blur classifier can read as sharpness, and at a low structure-to-noise its answers lose
+accuracy. Patches below :data:`TOO_NOISY_BELOW` take no part in the answer, and an image with none
+left is "too noisy". The threshold is one number for every answer: leaving out only some answers
+(say, dim patches that read sharp) would bias the image's answer towards the others.
 """
 
 from __future__ import annotations
@@ -34,6 +40,11 @@ import numpy as np
 BLOCKS = 7
 #: Structure must be at least this many times the pixel noise (as the model sees it).
 MIN_STRUCTURE_TO_NOISE = 1.0
+#: Patches with content but a structure-to-noise below this are too noisy to judge: measured for the shipped model
+#: by ``benchmarks/accuracy_vs_snr.py`` (simulated defocus of held-out real images at 2 to 10^4 photons, cameras,
+#: EMCCDs and PMTs) as the lowest bin edge from which every bin keeps at least 90 % of the accuracy (within one
+#: level) that the model has on bright patches (structure-to-noise 16 and more).
+TOO_NOISY_BELOW = 4.0
 #: Significance of the structure against pure noise.
 P_VALUE = 1e-6
 #: A pixel brighter than all four neighbours by this many noise sigmas is a hot pixel.
@@ -134,6 +145,11 @@ def structure_to_noise(regions: np.ndarray, noise_reduction: float = 1.0):
 def content_from(ratio: np.ndarray, significant: np.ndarray) -> np.ndarray:
     """The content rule on :func:`structure_to_noise`'s answer: significant and at least the noise."""
     return significant & (ratio >= MIN_STRUCTURE_TO_NOISE)
+
+
+def judged_from(content: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """The patches that take part in an answer: with content, and not too noisy (:data:`TOO_NOISY_BELOW`)."""
+    return np.asarray(content, bool) & (np.asarray(ratio) >= TOO_NOISY_BELOW)
 
 
 def has_content(regions: np.ndarray, noise_reduction: float = 1.0) -> np.ndarray:

@@ -87,17 +87,20 @@ SHIPPED_ONNX = _MODELS / "default.onnx"
 PROBABILITY_COLUMNS = [f"prob_{level}" for level in LEVELS]
 #: Where the pixel size came from: the caller, the file, or the model's own (assumed).
 PIXEL_SIZE_SOURCES = ("given", "file", "assumed")
+#: ``judged_fraction``: patches with content and not too noisy; ``reason``: why an image has no answer ('' when
+#: it has one; e.g. "no content", "too noisy").
 IMAGE_COLUMNS = ["image", "defocus_level", "mean_certainty", "aggregate_certainty"] + PROBABILITY_COLUMNS + [
-    "patches", "content_fraction", "defocus_um", "defocus_um_lower_bound", "pixel_size_um", "pixel_size_source"]
+    "patches", "content_fraction", "defocus_um", "defocus_um_lower_bound", "pixel_size_um", "pixel_size_source",
+    "judged_fraction", "reason"]
 PATCH_COLUMNS = ["image", "row", "col", "y", "x", "defocus_level", "certainty"] + PROBABILITY_COLUMNS + [
-    "content", "defocus_um", "size", "defocus_um_lower_bound", "structure_to_noise"]
+    "content", "defocus_um", "size", "defocus_um_lower_bound", "structure_to_noise", "judged"]
 
 # --- results: `focusnet stack`'s CSV files --------------------------------------------------------
 
 #: One row per plane of each stack (and time point), judged by one channel.
 STACK_PLANE_COLUMNS = ["stack", "time", "channel", "plane", "z_um", "defocus_level", "expected_level", "defocus_um",
                        "defocus_um_lower_bound", "aggregate_certainty", "mean_certainty", "content_fraction",
-                       "best"]
+                       "best", "judged_fraction"]
 #: One row per stack and time point: its best plane.
 STACK_COLUMNS = ["stack", "time", "channel", "planes", "measured_planes", "best_plane", "best_plane_fit",
                  "best_plane_z_um", "best_z_um", "best_defocus_level", "best_defocus_um", "best_plane_certainty",
@@ -121,6 +124,7 @@ FEATURE_CONTENT_FRACTION = "ContentFraction"
 FEATURE_DEFOCUS_UM = "DefocusUm"
 FEATURE_DEFOCUS_UM_LOWER_BOUND = "DefocusUmIsLowerBound"
 FEATURE_PIXEL_SIZE_UM = "PixelSizeUm"
+FEATURE_JUDGED_FRACTION = "JudgedFraction"
 #: The measurements of the old CellProfiler-plugins module, still written for pipelines upgraded from it
 #: (Score: the defocus level; Certainty: the aggregate certainty).
 LEGACY_FEATURE_SCORE = "Score"
@@ -130,7 +134,8 @@ FEATURE_OF_IMAGE_COLUMN = {
     "defocus_level": FEATURE_DEFOCUS_LEVEL, "mean_certainty": FEATURE_MEAN_CERTAINTY,
     "aggregate_certainty": FEATURE_AGGREGATE_CERTAINTY, **dict(zip(PROBABILITY_COLUMNS, FEATURE_PROBABILITIES)),
     "patches": FEATURE_PATCH_COUNT, "content_fraction": FEATURE_CONTENT_FRACTION, "defocus_um": FEATURE_DEFOCUS_UM,
-    "defocus_um_lower_bound": FEATURE_DEFOCUS_UM_LOWER_BOUND, "pixel_size_um": FEATURE_PIXEL_SIZE_UM}
+    "defocus_um_lower_bound": FEATURE_DEFOCUS_UM_LOWER_BOUND, "pixel_size_um": FEATURE_PIXEL_SIZE_UM,
+    "judged_fraction": FEATURE_JUDGED_FRACTION}
 FEATURES = list(FEATURE_OF_IMAGE_COLUMN.values())
 
 # --- citation ---------------------------------------------------------------------------------

@@ -24,6 +24,9 @@ class FocusnetError(Exception):
         command line its flag and the CellProfiler module its setting.
     """
 
+    #: A short reason a batch's table gives for an image this error stopped (its ``reason`` column).
+    reason = "error"
+
     def __init__(self, *args, setting: str | None = None):
         super().__init__(*args)
         if setting is not None and setting not in SETTINGS:
@@ -68,9 +71,13 @@ class InvalidParameterError(FocusnetError, ValueError):
 class InputNotFoundError(FocusnetError, FileNotFoundError):
     """An input path (image, folder, glob) that does not exist or matches nothing."""
 
+    reason = "not found"
+
 
 class ImageFormatError(FocusnetError, ValueError):
     """An image that is not a single-channel 2-D numeric image of raw counts."""
+
+    reason = "image format"
 
 
 class UnmeasurableImageError(FocusnetError, ValueError):
@@ -87,17 +94,29 @@ class UnmeasurableImageError(FocusnetError, ValueError):
         when none was judged.
     """
 
+    reason = "unmeasurable"
+
     def __init__(self, message, num_patches: int = 0, content_fraction: float = float("nan"), setting=None):
         super().__init__(message, setting=setting)
         self.num_patches = num_patches
         self.content_fraction = content_fraction
+        #: Fraction of the patches judged (with content and not too noisy): 0 when none was, NaN when not cut.
+        self.judged_fraction = 0.0 if num_patches else float("nan")
 
 
 class NoContentError(UnmeasurableImageError):
     """An image none of whose patches holds structure above its noise: an empty or dark field."""
 
+    reason = "no content"
+
     def __init__(self, message, num_patches: int = 0):
         super().__init__(message, num_patches=num_patches, content_fraction=0.0)
+
+
+class TooNoisyError(UnmeasurableImageError):
+    """An image whose patches with content are all too noisy to judge (:data:`focusnet.content.TOO_NOISY_BELOW`)."""
+
+    reason = "too noisy"
 
 
 class ModelError(FocusnetError, ValueError):

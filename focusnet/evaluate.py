@@ -81,7 +81,7 @@ def evaluate(paths, model=None, seed: int = 0, optics: Optics | None = None, pro
                                     aggregate_certainty=prediction.aggregate_certainty,
                                     mean_certainty=prediction.mean_certainty))
                 if camera is AS_IMAGED:
-                    confident = (prediction.patch_certainty >= PATCH_CERTAINTY_THRESHOLD) & prediction.has_content
+                    confident = (prediction.patch_certainty >= PATCH_CERTAINTY_THRESHOLD) & prediction.judged_patches
                     patch_hits += int(np.sum(np.abs(prediction.patch_levels - level)[confident] <= 1))
                     patch_total += int(confident.sum())
     base = [r for r in records if r["camera"] == AS_IMAGED.name]

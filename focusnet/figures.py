@@ -137,8 +137,7 @@ def overlay_rgb(image, prediction, border: int = 2, max_side: int = MAX_OVERLAY_
     rgb = np.repeat(shown[..., None], 3, axis=-1)
     del shown
     colours = level_colours(prediction.patch_levels, prediction.patch_certainty)
-    content = np.ones(prediction.patch_levels.shape, bool) if prediction.has_content is None else \
-        prediction.has_content
+    content = prediction.judged_patches
     size = max(1, round(getattr(prediction, "patch_size", PATCH_SIZE) / step))
     for row, y in enumerate(prediction.y):
         for col, x in enumerate(prediction.x):

@@ -11,7 +11,10 @@
    reported in the original image's pixels.
 3. **Content.** Patches without structure above their noise
    (:mod:`focusnet.content`) are marked and take no part in the answer:
-   empty background is neither in focus nor out of focus.
+   empty background is neither in focus nor out of focus. Nor do patches
+   too noisy to judge (structure-to-noise below
+   :data:`focusnet.content.TOO_NOISY_BELOW`); an image with no patch left
+   is "too noisy" (:class:`~focusnet.errors.TooNoisyError`).
 4. **Levels.** Every patch gets a probability distribution over the 11
    defocus levels and a certainty ``1 - entropy(p) / ln(11)`` (1: all
    probability on one level; 0: uniform). The whole-image distribution is
@@ -32,15 +35,15 @@ import math
 import numpy as np
 
 from .classifier import PATCHES_PER_BATCH
-from .content import content_from, structure_to_noise
+from .content import content_from, judged_from, structure_to_noise
 from .contract import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
 from .defocus import DefocusScale, defocus_scale
-from .errors import ImageFormatError, InvalidParameterError, NoContentError, UnmeasurableImageError
+from .errors import ImageFormatError, InvalidParameterError, NoContentError, TooNoisyError, UnmeasurableImageError
 from .images import check_single_channel
 from .loader import load_model
 from .optics import Optics
 
-__all__ = ["FocusPrediction", "NoContentError", "UnmeasurableImageError", "aggregate", "certainty",
+__all__ = ["FocusPrediction", "NoContentError", "TooNoisyError", "UnmeasurableImageError", "aggregate", "certainty",
            "choose_pixel_size", "extract_patches", "model_optics", "objective_optics", "predict_image",
            "resample_to_model_pixels", "tile_starts", "to_counts"]
 
@@ -90,6 +93,9 @@ class FocusPrediction:
         Mean certainty of the patches with content.
     has_content : ndarray of bool, shape (rows, cols)
         Whether each patch holds structure above its noise.
+    judged : ndarray of bool, shape (rows, cols), or None
+        The patches that take part in the answer: with content and not too
+        noisy (:func:`focusnet.content.judged_from`); None: those with content.
     structure_to_noise : ndarray, shape (rows, cols), or None
         Each patch's structure over the pixel noise the model sees (the content
         test's measure, :func:`focusnet.content.structure_to_noise`): its signal-to-noise.
@@ -126,6 +132,17 @@ class FocusPrediction:
     patch_defocus_um: np.ndarray = None
     notes: tuple = ()
     structure_to_noise: np.ndarray = None
+    judged: np.ndarray = None
+
+    @property
+    def judged_patches(self) -> np.ndarray:
+        """The patches that take part in the answer (``judged``, else ``has_content``)."""
+        return self.has_content if self.judged is None else self.judged
+
+    @property
+    def judged_fraction(self) -> float:
+        """Fraction of the patches judged: with content and not too noisy."""
+        return float(np.mean(self.judged_patches)) if self.num_patches else float("nan")
 
     @property
     def patch_levels(self) -> np.ndarray:
@@ -142,22 +159,24 @@ class FocusPrediction:
         return float(np.mean(self.has_content)) if self.num_patches else float("nan")
 
     def patch_rows(self):
-        """One dict per patch (row-major): row, col, y, x, content, level, certainty, defocus_um, probabilities.
+        """One dict per patch (row-major): row, col, y, x, content, judged, level, certainty, defocus_um, ...
 
-        Patches without content have no level (None) and NaN certainty,
-        defocus and probabilities: they are not judged.
+        Patches not judged (no content, or too noisy) have no level (None)
+        and NaN certainty, defocus and probabilities.
         """
         levels = self.patch_levels
+        judged_patches = self.judged_patches
         nan_probabilities = np.full(self.probabilities.shape[-1], np.nan)
         for row, y in enumerate(self.y):
             for col, x in enumerate(self.x):
-                content = bool(self.has_content[row, col])
-                yield {"row": row, "col": col, "y": int(y), "x": int(x), "content": content,
-                       "defocus_level": int(levels[row, col]) if content else None,
-                       "certainty": float(self.patch_certainty[row, col]) if content else float("nan"),
+                judged = bool(judged_patches[row, col])
+                yield {"row": row, "col": col, "y": int(y), "x": int(x), "content": bool(self.has_content[row, col]),
+                       "judged": judged,
+                       "defocus_level": int(levels[row, col]) if judged else None,
+                       "certainty": float(self.patch_certainty[row, col]) if judged else float("nan"),
                        "defocus_um": float(self.patch_defocus_um[row, col]),
-                       "defocus_um_lower_bound": content and int(levels[row, col]) == self.probabilities.shape[-1] - 1,
-                       "probabilities": self.probabilities[row, col] if content else nan_probabilities,
+                       "defocus_um_lower_bound": judged and int(levels[row, col]) == self.probabilities.shape[-1] - 1,
+                       "probabilities": self.probabilities[row, col] if judged else nan_probabilities,
                        "structure_to_noise": float("nan") if self.structure_to_noise is None
                        else float(self.structure_to_noise[row, col])}
 
@@ -321,7 +340,8 @@ def resample_to_model_pixels(counts: np.ndarray, zoom: float) -> np.ndarray:
 
 
 def predict_image(image, model=None, scale=None, name: str = "image", pixel_size_um=None,
-                  pixel_size_source: str | None = None, objective: Optics | None = None) -> FocusPrediction:
+                  pixel_size_source: str | None = None, objective: Optics | None = None,
+                  judge_noise: bool = True) -> FocusPrediction:
     """Measure the focus of one image.
 
     Parameters
@@ -344,6 +364,10 @@ def predict_image(image, model=None, scale=None, name: str = "image", pixel_size
         The user's objective (wavelength, numerical aperture, immersion
         index) for ``defocus_um``; default: the lens of the model's training
         optics (:func:`objective_optics`).
+    judge_noise : bool
+        Leave out patches too noisy for their answer
+        (:func:`focusnet.content.judged_from`); False judges every patch with
+        content (to measure accuracy against signal-to-noise).
 
     Returns
     -------
@@ -357,7 +381,8 @@ def predict_image(image, model=None, scale=None, name: str = "image", pixel_size
         A pixel size that is not a positive number.
     UnmeasurableImageError
         Smaller than one patch at the model's pixel size, constant, or
-        without content (:class:`~focusnet.errors.NoContentError`).
+        without content (:class:`~focusnet.errors.NoContentError`), or
+        with content too noisy to judge (:class:`~focusnet.errors.TooNoisyError`).
     """
     model = load_model(model)
     counts = to_counts(image, scale, name)
@@ -410,16 +435,25 @@ def predict_image(image, model=None, scale=None, name: str = "image", pixel_size
         content.append(content_from(ratio, significant))
         ratios.append(ratio)
     grid = (len(ys), len(xs))
-    prediction = aggregate(np.concatenate(probabilities).reshape(*grid, NUM_LEVELS), original_y, original_x,
-                           has_content=np.concatenate(content).reshape(grid),
+    content = np.concatenate(content).reshape(grid)
+    ratios = np.concatenate(ratios).reshape(grid)
+    probabilities = np.concatenate(probabilities).reshape(*grid, NUM_LEVELS)
+    judged = judged_from(content, ratios) if judge_noise else content
+    prediction = aggregate(probabilities, original_y, original_x, has_content=judged,
                            defocus=defocus_scale(trained, objective or objective_optics(model)))
-    if not prediction.has_content.any():
+    if not content.any():
         raise NoContentError(f"{name}: no content: none of its {prediction.num_patches} patches holds structure "
                              "above its noise (an empty or dark field); it is neither in focus nor out of focus",
                              num_patches=prediction.num_patches)
-    return dataclasses.replace(prediction, patch_size=patch_size, pixel_size_um=float(pixel_size_um),
-                               pixel_size_source=pixel_size_source or "given", notes=tuple(notes),
-                               structure_to_noise=np.concatenate(ratios).reshape(grid))
+    if not judged.any():
+        raise TooNoisyError(f"{name}: too noisy to judge: {int(content.sum())} of its {content.size} patches hold "
+                            f"structure, but none stands far enough above its noise (structure-to-noise at most "
+                            f"{float(ratios[content].max()):.2g}) for the model's answer to be reliable; more "
+                            "light (exposure, binning) would make it measurable",
+                            num_patches=prediction.num_patches, content_fraction=float(content.mean()))
+    return dataclasses.replace(prediction, has_content=content, judged=judged, patch_size=patch_size,
+                               pixel_size_um=float(pixel_size_um), pixel_size_source=pixel_size_source or "given",
+                               notes=tuple(notes), structure_to_noise=ratios)
 
 
 def aggregate(probabilities, ys, xs, has_content=None, defocus: DefocusScale | None = None) -> FocusPrediction:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import contract
 from .contract import PROBABILITY_COLUMNS
-from .errors import UnmeasurableImageError
+from .errors import FocusnetError, UnmeasurableImageError
 
 NAN = float("nan")
 
@@ -67,9 +67,13 @@ def image_record(path, prediction=None, error=None, pixel_size_um=None, pixel_si
     record["image"] = str(path)
     if prediction is None:
         record["patches"], record["content_fraction"] = failure_counts(error)
+        record["judged_fraction"] = error.judged_fraction if isinstance(error, UnmeasurableImageError) else NAN
+        record["reason"] = error.reason if isinstance(error, FocusnetError) else "error"
     else:
-        for column in columns[1:]:
-            record[column] = _prediction_value(prediction, column)
+        for column in columns:
+            if column not in ("image", "reason"):
+                record[column] = _prediction_value(prediction, column)
+        record["reason"] = ""
     record["pixel_size_um"] = NAN if pixel_size_um is None else float(pixel_size_um)
     record["pixel_size_source"] = pixel_size_source
     return record
@@ -84,14 +88,15 @@ def _prediction_value(prediction, column):
 def patch_records(path, prediction):
     """The records of an image's patches (:data:`~focusnet.contract.PATCH_COLUMNS`), row-major.
 
-    Patches without content have ``content`` False, no level (NaN), and NaN
-    certainty, probabilities, ``defocus_um`` and ``defocus_um_lower_bound``.
+    Patches not judged (``judged`` False: no content, or too noisy) have no
+    level (NaN), and NaN certainty, probabilities, ``defocus_um`` and
+    ``defocus_um_lower_bound``.
     """
     for patch in prediction.patch_rows():
-        content = patch["content"]
-        record = {"image": str(path), "size": int(prediction.patch_size), "content": content,
+        judged = patch["judged"]
+        record = {"image": str(path), "size": int(prediction.patch_size), "content": patch["content"],
                   "defocus_level": NAN if patch["defocus_level"] is None else patch["defocus_level"],
-                  "defocus_um_lower_bound": bool(patch["defocus_um_lower_bound"]) if content else NAN}
+                  "defocus_um_lower_bound": bool(patch["defocus_um_lower_bound"]) if judged else NAN}
         record.update(zip(PROBABILITY_COLUMNS, (float(p) for p in patch["probabilities"])))
         columns = contract.PATCH_COLUMNS
         for column in columns:
@@ -115,6 +120,8 @@ def plane_record(stack, plane) -> dict:
     prediction = plane.prediction
     if prediction is None:
         record["content_fraction"] = failure_counts(plane.error)[1]
+        if isinstance(plane.error, UnmeasurableImageError):
+            record["judged_fraction"] = plane.error.judged_fraction
         return record
     record["expected_level"] = plane.expected_level
     for column in columns:

@@ -500,13 +500,15 @@ def refocus_short_runs(results) -> str:
 
 
 def accuracy_vs_snr(results) -> str:
-    """Within-one accuracy of patches by structure-to-noise bin (benchmarks/accuracy_vs_snr.py), inline."""
-    bins = results.benchmark("accuracy_vs_snr")["bins"]
+    """Within-one accuracy of patches by structure-to-noise bin, and the threshold (benchmarks/accuracy_vs_snr.py)."""
+    data = results.benchmark("accuracy_vs_snr")
 
     def label(row):
         return f"{row['snr_low']:g}+" if row["snr_high"] is None else f"{row['snr_low']:g}-{row['snr_high']:g}"
 
-    return ", ".join(f"{label(row)}: {_percent(row['within_one'])}" for row in bins)
+    bins = ", ".join(f"{label(row)}: {_percent(row['within_one'])}" for row in data["bins"])
+    return (f"{bins}; bright patches (16 and more) {_percent(data['bright_within_one'])}, so patches below "
+            f"{data['too_noisy_below']:g} are too noisy to judge")
 
 
 #: Marker name -> renderer.

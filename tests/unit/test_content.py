@@ -95,3 +95,68 @@ def test_each_patch_reports_its_structure_to_noise_and_content_follows_it(model,
     records = list(patch_records("a07", prediction))
     assert "structure_to_noise" in PATCH_COLUMNS
     np.testing.assert_allclose([r["structure_to_noise"] for r in records], ratio.ravel())
+
+
+# --- too noisy to judge -----------------------------------------------------------------------------
+
+def thinned(image, fraction, seed=1):
+    """The real image as if it had collected ``fraction`` of its light (exact binomial thinning)."""
+    from focusnet.photons import binomial_thinning, photon_transfer
+
+    gain, offset = photon_transfer(image)
+    return binomial_thinning(image, fraction, offset, gain, np.random.default_rng(seed))
+
+
+def test_patches_below_the_threshold_are_not_judged_however_sure_the_network_is(model, in_focus_image):
+    from focusnet.content import TOO_NOISY_BELOW, judged_from
+
+    dim = thinned(in_focus_image, 0.03)  # some patches above the threshold, some below
+    prediction = predict_image(dim, model)
+    ratio = prediction.structure_to_noise
+    np.testing.assert_array_equal(prediction.judged, prediction.has_content & (ratio >= TOO_NOISY_BELOW))
+    np.testing.assert_array_equal(judged_from(prediction.has_content, ratio), prediction.judged)
+    noisy = prediction.has_content & ~prediction.judged
+    assert noisy.any() and prediction.judged.any()
+    assert prediction.judged_fraction == pytest.approx(prediction.judged.mean())
+    rows = list(prediction.patch_rows())
+    assert all(row["defocus_level"] is None and np.isnan(row["certainty"]) for row in rows if not row["judged"])
+    assert sum(row["content"] and not row["judged"] for row in rows) == noisy.sum()
+    # The answer is that of the judged patches alone: the same as a network that never saw the others.
+    everyone = predict_image(dim, model, judge_noise=False)
+    np.testing.assert_array_equal(everyone.has_content, prediction.has_content)
+    assert not np.array_equal(everyone.distribution, prediction.distribution)
+
+
+def test_an_image_with_content_but_too_little_light_is_too_noisy_not_a_level(model, in_focus_image):
+    from focusnet.errors import TooNoisyError
+
+    with pytest.raises(TooNoisyError, match="too noisy to judge: .* more light") as caught:
+        predict_image(thinned(in_focus_image, 0.01), model, name="a07 at 1 %")
+    error = caught.value
+    assert error.reason == "too noisy" and str(error).startswith("a07 at 1 %")
+    assert error.num_patches == 48 and 0 < error.content_fraction < 1 and error.judged_fraction == 0
+    with pytest.raises(NoContentError):  # a thousandth of the light: not even content is left
+        predict_image(thinned(in_focus_image, 0.001), model)
+
+
+def test_predict_writes_a_too_noisy_image_as_a_nan_row_with_its_reason(tmp_path, in_focus_image, capsys):
+    import csv
+
+    import tifffile
+
+    from focusnet.cli import main
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a_bright.tif", in_focus_image)
+    tifffile.imwrite(folder / "b_dim.tif", thinned(in_focus_image, 0.01))
+    out, patches = tmp_path / "focus.csv", tmp_path / "patches.csv"
+    assert main(["predict", str(folder), "--csv", str(out), "--patches-csv", str(patches)]) == 0
+    bright, dim = csv.DictReader(out.open())
+    assert bright["reason"] == "" and bright["defocus_level"] == "0" and float(bright["judged_fraction"]) > 0.5
+    assert dim["reason"] == "too noisy" and dim["defocus_level"] == dim["defocus_um"] == "nan"
+    assert float(dim["judged_fraction"]) == 0 and float(dim["content_fraction"]) > 0
+    assert "b_dim.tif: too noisy to judge" in capsys.readouterr().err
+    rows = list(csv.DictReader(patches.open()))
+    assert {row["image"] for row in rows} == {str(folder / "a_bright.tif")}  # a NaN row has no patches
+    assert all(row["judged"] == ("1" if row["defocus_level"] != "nan" else "0") for row in rows)

@@ -62,7 +62,7 @@ def test_images_get_micrometres_and_a_lower_bound_beyond_the_last_level(out_of_f
     assert 16.0 < prediction.defocus_um < 20.0
     oil = predict_image(image, model, objective=objective_optics(model, 0.461, 1.45, 1.512))
     assert oil.defocus_um == pytest.approx(defocus_scale(SHIPPED, OIL_100X)(10))
-    judged = prediction.has_content
+    judged = prediction.judged_patches
     assert np.all(np.isfinite(prediction.patch_defocus_um[judged])) and np.all(prediction.patch_defocus_um[judged] > 0)
 
 

@@ -41,7 +41,8 @@ def test_predict_writes_image_and_patch_tables(tmp_path, two_sharp_images, rando
             r, c = int(patch["row"]), int(patch["col"])
             assert (int(patch["y"]), int(patch["x"])) == (expected.y[r], expected.x[c])
             assert int(patch["content"]) == expected.has_content[r, c]
-            if expected.has_content[r, c]:
+            assert int(patch["judged"]) == expected.judged_patches[r, c]
+            if expected.judged_patches[r, c]:
                 np.testing.assert_allclose([float(patch[f"prob_{k}"]) for k in range(NUM_LEVELS)],
                                            expected.probabilities[r, c], atol=1e-8)
             else:  # not judged

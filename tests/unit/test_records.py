@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from focusnet import contract
-from focusnet.errors import ImageFormatError, NoContentError, UnmeasurableImageError
+from focusnet.errors import ImageFormatError, NoContentError, TooNoisyError, UnmeasurableImageError
 from focusnet.inference import predict_image
 from focusnet.records import cell, image_features, image_record, patch_records, write_csv
 
@@ -32,18 +32,21 @@ def test_an_image_record_has_every_column_taken_by_name_from_the_prediction(pred
     assert (record["pixel_size_um"], record["pixel_size_source"]) == (0.65, "assumed")
 
 
-@pytest.mark.parametrize("error,patches,content", [
-    (NoContentError("dark", num_patches=6), 6, 0.0),
-    (UnmeasurableImageError("small"), 0, math.nan),
-    (ImageFormatError("colour"), 0, math.nan),
-    (OSError("unreadable"), 0, math.nan),
+@pytest.mark.parametrize("error,patches,content,judged,reason", [
+    (NoContentError("dark", num_patches=6), 6, 0.0, 0.0, "no content"),
+    (TooNoisyError("dim", num_patches=6, content_fraction=0.5), 6, 0.5, 0.0, "too noisy"),
+    (UnmeasurableImageError("small"), 0, math.nan, math.nan, "unmeasurable"),
+    (ImageFormatError("colour"), 0, math.nan, math.nan, "image format"),
+    (OSError("unreadable"), 0, math.nan, math.nan, "error"),
 ])
-def test_a_failure_record_keeps_what_the_error_carries_and_is_nan_elsewhere(error, patches, content):
+def test_a_failure_record_keeps_what_the_error_carries_and_is_nan_elsewhere(error, patches, content, judged, reason):
     record = image_record("bad.tif", error=error, pixel_size_um=None, pixel_size_source="")
     assert record["patches"] == patches
     assert record["content_fraction"] == pytest.approx(content, nan_ok=True)
+    assert record["judged_fraction"] == pytest.approx(judged, nan_ok=True)
+    assert record["reason"] == reason
     measured = [c for c in contract.IMAGE_COLUMNS if c not in ("image", "patches", "content_fraction",
-                                                                 "pixel_size_source")]
+                                                                 "judged_fraction", "pixel_size_source", "reason")]
     assert all(math.isnan(record[c]) for c in measured)
     row = [cell(record[c]) for c in contract.IMAGE_COLUMNS]
     assert row[1] == "nan" and row[contract.IMAGE_COLUMNS.index("patches")] == str(patches)
