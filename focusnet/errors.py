@@ -61,6 +61,8 @@ SETTINGS = {
     "init_model": "the model to fine-tune",
     "best_plane": "the reference plane",
     "export_format": "the export format",
+    "json": "the JSON report",
+    "sharpest_out": "the sharpest plane's file",
 }
 
 

@@ -50,7 +50,7 @@ def _print_planes(result: dict) -> None:
 
 def run(arguments) -> int:
     from ..defocus import defocus_scale
-    from ..files import refuse_inputs_as_outputs, write_text
+    from ..files import check_output_file, refuse_inputs_as_outputs, write_text
     from ..images import read_stack
     from ..inference import model_optics
     from ..loader import load_model
@@ -61,6 +61,11 @@ def run(arguments) -> int:
     plot = Path(arguments.plots) / f"{output_stem(arguments.stack)}_focus_curve.png" if arguments.plots else None
     json_out = arguments.json if arguments.json != "-" else None
     refuse_inputs_as_outputs([arguments.stack], [plot, json_out, arguments.sharpest_out])
+    # Before measuring: an output that could not be written is refused now, not after the work (missing folders
+    # are created).
+    for output, setting in ((json_out, "json"), (arguments.sharpest_out, "sharpest_out")):
+        if output:
+            check_output_file(Path(output), setting, create_folder=True)
     model = load_model(arguments.model)
     objective = objective_from_arguments(model, arguments)
     stack = read_stack(arguments.stack)
@@ -75,6 +80,7 @@ def run(arguments) -> int:
         print(to_json(result))
     else:
         if json_out:
+            Path(json_out).parent.mkdir(parents=True, exist_ok=True)
             write_text(json_out, to_json(result) + "\n")
         _print_planes(result)
     if plot:
@@ -88,6 +94,7 @@ def run(arguments) -> int:
         channel = stack.channel_index(arguments.channel)
         # Only a pixel size that was given or stated travels with the plane, never an assumed one.
         known = result["pixel_size_um"] if result["pixel_size_source"] != "assumed" else None
+        Path(arguments.sharpest_out).parent.mkdir(parents=True, exist_ok=True)
         written = write_planes(arguments.sharpest_out, stack.data[0, channel, check.sharpest_plane], known)
         print(f"sharpest plane ({check.sharpest_plane}) written to {written}", file=out)
     return 0

@@ -62,6 +62,20 @@ def test_the_command_writes_a_table_a_plot_json_and_the_sharpest_plane(simulated
     np.testing.assert_array_equal(plane.pixels, read_stack(simulated_stack).data[0, 0, 6])
 
 
+def test_outputs_go_into_new_folders_and_an_unwritable_one_is_refused_before_measuring(simulated_stack, tmp_path,
+                                                                                        capsys):
+    # The worked example's command: the sharpest plane into a folder that does not exist yet.
+    sharpest, report = tmp_path / "new" / "zstack" / "sharpest.tif", tmp_path / "other" / "r.json"
+    assert main(["evaluate-stack", str(simulated_stack), "--sharpest-out", str(sharpest), "--json", str(report)]) == 0
+    assert read_image_file(sharpest).pixels.shape == (260, 348) and json.loads(report.read_text())["planes"]
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    capsys.readouterr()
+    assert main(["evaluate-stack", str(simulated_stack), "--sharpest-out", str(blocker / "sharpest.tif")]) == 1
+    err = capsys.readouterr()
+    assert "is a file, not a folder" in err.err and "--sharpest-out" in err.err and "plane" not in err.out
+
+
 def test_the_stack_is_never_written_over(simulated_stack, capsys):
     before = simulated_stack.read_bytes()
     assert main(["evaluate-stack", str(simulated_stack), "--sharpest-out", str(simulated_stack)]) == 1
