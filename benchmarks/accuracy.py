@@ -86,7 +86,7 @@ def synthesise(sources, seeds, pieces, progress):
 
     from focusnet.contract import LEVELS
     from focusnet.images import read_image
-    from focusnet.inference import model_optics, predict_image
+    from focusnet.inference import model_optics
     from focusnet.loader import load_model
     from focusnet.simulate import blur_levels
 
@@ -106,10 +106,26 @@ def synthesise(sources, seeds, pieces, progress):
                 for crop_index, (rows, cols) in enumerate(crops_of(simulated, pieces)):
                     crop = simulated[rows, cols]
                     record = {"source": Path(path).name, "seed": seed, "crop": crop_index, "condition": camera.name,
-                              "level": level, "focusnet_level": predict_image(crop, model).defocus_level}
+                              "level": level, "focusnet_level": focusnet_level(crop, model)}
                     record.update(classic_metrics(module, crop))
                     records.append(record)
     return records
+
+
+def focusnet_level(crop, model):
+    """focusnet's level of a crop, or None where it gives none (no content, too noisy: counted as not flagged)."""
+    from focusnet.errors import UnmeasurableImageError
+    from focusnet.inference import predict_image
+
+    try:
+        return predict_image(crop, model).defocus_level
+    except UnmeasurableImageError:
+        return None
+
+
+def flagged(record) -> bool:
+    """focusnet's binary answer: out of focus; an image without a level is not flagged."""
+    return record["focusnet_level"] is not None and record["focusnet_level"] >= FOCUSNET_OUT_OF_FOCUS_FROM
 
 
 def real_records():
@@ -171,14 +187,13 @@ def main():
         truth = [r["level"] >= 3 for r in test]
         fscores[condition] = {METRIC_LABELS[m]: f_score(truth, sharpness(test, m) < thresholds[m])
                               for m in CLASSIC_METRICS}
-        fscores[condition]["focusnet"] = f_score(truth, [r["focusnet_level"] >= FOCUSNET_OUT_OF_FOCUS_FROM
-                                                         for r in test])
+        fscores[condition]["focusnet"] = f_score(truth, [flagged(r) for r in test])
 
     # Real images, same rules.
     real = real_records()
     real_truth = [r["out_of_focus"] for r in real]
     real_fscores = {METRIC_LABELS[m]: f_score(real_truth, sharpness(real, m) < thresholds[m]) for m in CLASSIC_METRICS}
-    real_fscores["focusnet"] = f_score(real_truth, [r["focusnet_level"] >= FOCUSNET_OUT_OF_FOCUS_FROM for r in real])
+    real_fscores["focusnet"] = f_score(real_truth, [flagged(r) for r in real])
 
     # Level resolution on unmodified series.
     series = {}
@@ -188,12 +203,17 @@ def main():
     ordering = {METRIC_LABELS[m]: float(np.nanmean([spearmanr([r["level"] for r in s], -sharpness(s, m)).correlation
                                                     for s in series.values()]))
                 for m in CLASSIC_METRICS}
-    ordering["focusnet"] = float(np.nanmean([spearmanr([r["level"] for r in s], [r["focusnet_level"] for r in s])
-                                             .correlation for s in series.values()]))
+    ordering["focusnet"] = float(np.nanmean([spearmanr(*zip(*[(r["level"], r["focusnet_level"]) for r in s
+                                                             if r["focusnet_level"] is not None])).correlation
+                                             for s in series.values()]))
     as_imaged = [r for r in records if r["condition"] == "as imaged"]
+    # An image without a level (too noisy, no content) counts as a miss.
     focusnet_levels = {
         "exact_accuracy": float(np.mean([r["focusnet_level"] == r["level"] for r in as_imaged])),
-        "within_one_accuracy": float(np.mean([abs(r["focusnet_level"] - r["level"]) <= 1 for r in as_imaged])),
+        "within_one_accuracy": float(np.mean([r["focusnet_level"] is not None and abs(r["focusnet_level"] - r["level"])
+                                              <= 1 for r in as_imaged])),
+        "without_a_level": {condition: sum(r["focusnet_level"] is None for r in records if r["condition"] == condition)
+                            for condition in CONDITIONS},
     }
 
     report = {
@@ -224,7 +244,9 @@ def main():
               "|---|" + "---|" * len(methods),
               "| as imaged | " + " | ".join(f"{ordering[m]:.3f}" for m in methods) + " |",
               "", f"focusnet's absolute level on the same series: exact {focusnet_levels['exact_accuracy']:.1%}, "
-                  f"within one {focusnet_levels['within_one_accuracy']:.1%}."]
+                  f"within one {focusnet_levels['within_one_accuracy']:.1%}. Images it gave no level (too noisy to "
+                  "judge, or no content; counted as not flagged and as misses): " + ", ".join(
+                      f"{condition} {count}" for condition, count in focusnet_levels["without_a_level"].items()) + "."]
     text = "\n".join(lines)
     (out / "accuracy.md").write_text(text + "\n")
     save_plots(records, fscores, real_fscores, methods, out)

@@ -57,6 +57,7 @@ def main():
     parser.add_argument("--model")
     parser.add_argument("--json")
     parser.add_argument("--plot")
+    parser.add_argument("--records", help="also save every patch (true level, peak, ratio, answer, certainty), .npz")
     arguments = parser.parse_args()
 
     from focusnet.contract import LEVELS
@@ -92,6 +93,8 @@ def main():
                     certainty = prediction.patch_certainty.ravel()[keep]
                     records.extend(zip([level] * len(snr), [peak] * len(snr), snr, predicted, certainty))
     data = np.array(records, dtype=np.float64)
+    if arguments.records:
+        np.savez_compressed(arguments.records, patches=data)
     true, snr, predicted, certainty = data[:, 0], data[:, 2], data[:, 3].astype(int), data[:, 4]
     rows, table = [], []
     for low, high in zip(SNR_BINS[:-1], SNR_BINS[1:]):

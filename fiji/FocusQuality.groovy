@@ -51,7 +51,7 @@ class FocusArithmetic {
     static final double HOT_PIXEL_SIGMAS = 6.0;
     static final double MIN_STRUCTURE_TO_NOISE = 1.0;
     /** Patches with content but less structure-to-noise than this are too noisy to judge (focusnet.content). */
-    static final double TOO_NOISY_BELOW = 4.0;
+    static final double TOO_NOISY_BELOW = 3.0;
     /** chi2.isf(1e-6, BLOCKS * BLOCKS - 3) / (BLOCKS * BLOCKS - 3): the block means' significance threshold. */
     static final double CHI2_THRESHOLD = 2.3193529885737236;
 

@@ -44,7 +44,7 @@ MIN_STRUCTURE_TO_NOISE = 1.0
 #: by ``benchmarks/accuracy_vs_snr.py`` (simulated defocus of held-out real images at 2 to 10^4 photons, cameras,
 #: EMCCDs and PMTs) as the lowest bin edge from which every bin keeps at least 90 % of the accuracy (within one
 #: level) that the model has on bright patches (structure-to-noise 16 and more).
-TOO_NOISY_BELOW = 4.0
+TOO_NOISY_BELOW = 3.0
 #: Significance of the structure against pure noise.
 P_VALUE = 1e-6
 #: A pixel brighter than all four neighbours by this many noise sigmas is a hot pixel.

@@ -73,7 +73,8 @@ def _same_lens(a: Optics, b: Optics) -> bool:
     # per micrometre.
     def lens(optics):
         return (optics.wavelength_um, optics.numerical_aperture, optics.refractive_index, optics.defocus_phase,
-                optics.modality, optics.pinhole_au, optics.excitation_wavelength_um, optics.pinhole_spacing)
+                optics.modality, optics.pinhole_au, optics.excitation_wavelength_um, optics.pinhole_spacing,
+                optics.apodization)
 
     return lens(a) == lens(b)
 

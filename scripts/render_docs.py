@@ -167,7 +167,10 @@ def accuracy(results) -> str:
                 [["as imaged"] + [f"{ordering[m]:.3f}" for m in methods]]),
         "",
         f"focusnet's absolute level on the same series: exact {_percent(levels['exact_accuracy'])}, within one "
-        f"{_percent(levels['within_one_accuracy'])}.",
+        f"{_percent(levels['within_one_accuracy'])}." + (
+            " Images without a level (too noisy to judge, or no content; not flagged, and misses): " + ", ".join(
+                f"{condition} {count}" for condition, count in levels["without_a_level"].items()) + "."
+            if "without_a_level" in levels else ""),
     ]
     rule = f"out of focus if level >= {OUT_OF_FOCUS_LEVEL}"
     if data["focusnet_rule"] != rule:
@@ -499,6 +502,20 @@ def refocus_short_runs(results) -> str:
     return ", ".join(parts)
 
 
+def real_stacks(results) -> str:
+    """defocus_um against the distance on the real stack, with and without fine-tuning (benchmarks/real_stacks.py)."""
+    data = results.benchmark("real_stacks")
+    optics = data["optics"]
+    rows = [[row["model"], row["planes"], row["pupil"], f"{row['spearman_level']:.2f}",
+             f"{row['spearman_defocus_um']:.2f}", f"{row['defocus_ratio']:.2f} ({row['ratio_planes']} planes)"]
+            for row in data["rows"]]
+    return "\n".join([f"`{data['stack']}` (NA {optics['na']:g}, n {optics['refractive_index']:g}, "
+                      f"{optics['wavelength_um']:g} µm):", "",
+                      *_table(["model", "planes", "pupil for `defocus_um`", "Spearman(level, distance)",
+                               "Spearman(`defocus_um`, distance)", "`defocus_um` / distance (geometric mean)"],
+                              rows)])
+
+
 def accuracy_vs_snr(results) -> str:
     """Within-one accuracy of patches by structure-to-noise bin, and the threshold (benchmarks/accuracy_vs_snr.py)."""
     data = results.benchmark("accuracy_vs_snr")
@@ -533,6 +550,7 @@ RENDERERS = {
     "refocus-ablation": refocus_ablation,
     "refocus-speed": refocus_speed,
     "accuracy-vs-snr": accuracy_vs_snr,
+    "real-stacks": real_stacks,
     "refocus-short-runs": refocus_short_runs,
 }
 

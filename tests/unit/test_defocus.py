@@ -8,7 +8,7 @@ import pytest
 from focusnet.defocus import blur_diameter_um, defocus_scale
 from focusnet.inference import objective_optics, predict_image
 from focusnet.loader import load_model
-from focusnet.optics import Optics
+from focusnet.optics import Optics, psf_profile
 
 MODEL = Optics()
 #: The shipped model's optics: simulated with the paraxial defocus phase (model format 2).
@@ -123,3 +123,51 @@ def test_predict_converts_with_the_modality_its_told(tmp_path, out_of_focus_path
     model = load_model()
     assert objective_optics(model, modality="confocal", pinhole_au=0.5).pinhole_au == 0.5
     assert objective_optics(model, modality=None).modality == "widefield"
+
+
+# --- the sine condition's pupil ----------------------------------------------------------------------
+
+def aplanatic(optics):
+    import dataclasses
+
+    return dataclasses.replace(optics, defocus_phase="exact", apodization="sine-condition")
+
+
+@pytest.mark.parametrize("objective", [MODEL, WATER_40X, OIL_100X], ids=["20x air", "40x water", "100x oil"])
+def test_the_sine_conditions_psf_holds_all_its_light(objective):
+    from focusnet.optics import _encircled_energy
+
+    radius = np.linspace(0.0, 30.0, 6001)
+    for illumination in (False, True):
+        energy = _encircled_energy(radius, psf_profile(radius, [0.0, 3.0], aplanatic(objective),
+                                                       illumination=illumination))
+        np.testing.assert_allclose(energy[-1], 1.0, atol=0.01)
+
+
+@pytest.mark.parametrize("objective", [WATER_40X, OIL_100X], ids=["40x water", "100x oil"])
+def test_far_from_focus_the_blur_is_the_geometric_disc_of_the_sine_conditions_pupil(objective):
+    # A point source's light reaches the pupil with intensity 1 / cos(theta) per unit of pupil area, so the
+    # fraction f of it within angle theta is (1 - cos theta) / (1 - cos theta_max): 84 % lies within
+    # cos theta = 1 - 0.84 (1 - cos theta_max), a disc of radius z tan(theta). A uniform pupil puts 84 % within
+    # sin theta = sqrt(0.84) NA / n.
+    z = 40.0
+    cos_max = math.sqrt(1 - (objective.numerical_aperture / objective.refractive_index) ** 2)
+    theta_sine = math.acos(1 - 0.84 * (1 - cos_max))
+    theta_uniform = math.asin(math.sqrt(0.84) * objective.numerical_aperture / objective.refractive_index)
+    assert blur_diameter_um(z, aplanatic(objective)) == pytest.approx(2 * z * math.tan(theta_sine), rel=0.03)
+    assert blur_diameter_um(z, objective) == pytest.approx(2 * z * math.tan(theta_uniform), rel=0.03)
+
+
+def test_the_sine_condition_matters_at_high_aperture_only():
+    for objective, low, high in ((MODEL, 0.97, 1.03), (WATER_40X, 1.04, 1.15), (OIL_100X, 1.1, 1.3)):
+        ratio = defocus_scale(SHIPPED, objective)(5) / defocus_scale(SHIPPED, aplanatic(objective))(5)
+        assert low < ratio < high, (objective, ratio)
+
+
+def test_the_pupil_is_uniform_unless_asked_and_configs_without_it_read_uniform():
+    from focusnet.inference import model_optics
+
+    model = load_model()
+    assert "apodization" not in model.config["simulator"]["optics"]
+    assert model_optics(model).apodization == objective_optics(model).apodization == Optics().apodization == "none"
+    assert "apodization" not in Optics().to_dict() and aplanatic(MODEL).to_dict()["apodization"] == "sine-condition"

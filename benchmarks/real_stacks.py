@@ -1,0 +1,114 @@
+"""Defocus in micrometres on a real through-focus stack, with and without fine-tuning.
+
+For a real z-stack of known optics, ``defocus_um`` is compared with each plane's distance from
+the sharpest plane (normalised variance) by :func:`focusnet.stacks.check.check_stack`: Spearman
+of level and of ``defocus_um`` with the distance, and the geometric mean of
+``defocus_um / |dz|`` from 0.5 um out to the first plane at the last level. Two models:
+
+* the shipped model, without fine-tuning. A small high-magnification field is smaller than one
+  patch at the model's 0.65 um pixels, so each plane is first mirror-tiled (``--tiles``, 5 x 5
+  by default): every patch then holds the plane's real blur, several times over;
+* a model fine-tuned from the stack's sharpest plane alone (``focusnet train --init`` with the
+  stack's optics, the command of docs/model.md).
+
+Each is converted to micrometres with the uniform pupil (the default) and with the sine
+condition's (:mod:`focusnet.optics`), to measure what the lens model changes.
+
+Usage::
+
+    python benchmarks/real_stacks.py [STACK --na NA --refractive-index N --wavelength UM] [--tiles N]
+        [--json OUT.json]
+
+Default: the development set's real 100x/1.45 oil stack (461 nm).
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import SHARED_DATA, machine  # noqa: E402
+
+DEFAULT_STACK = SHARED_DATA / "zstacks" / "deconwolf_dapi_100x_widefield.tif"
+DEFAULT_OPTICS = {"na": 1.45, "refractive_index": 1.512, "wavelength": 0.461}
+
+
+def tiled_stack(stack, tiles: int, path: Path) -> Path:
+    """The stack with each plane mirror-tiled ``tiles`` x ``tiles``, saved with its pixel size and z step."""
+    import tifffile
+
+    planes = stack.data[0, 0]
+    height, width = planes.shape[1:]
+    big = np.stack([np.pad(plane, ((0, (tiles - 1) * height), (0, (tiles - 1) * width)), mode="symmetric")
+                    for plane in planes])
+    tifffile.imwrite(path, big, imagej=True, resolution=(1 / stack.pixel_size_um,) * 2,
+                     metadata={"axes": "ZYX", "spacing": stack.z_step_um, "unit": "micron"})
+    return path
+
+
+def summary(check) -> dict:
+    return {"sharpest_plane": check.sharpest_plane, "measured_planes": len(check.result.measured),
+            "spearman_level": check.spearman_level, "spearman_defocus_um": check.spearman_defocus_um,
+            "defocus_ratio": check.defocus_ratio, "ratio_planes": check.ratio_planes}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stack", nargs="?", default=str(DEFAULT_STACK))
+    parser.add_argument("--na", type=float, default=DEFAULT_OPTICS["na"])
+    parser.add_argument("--refractive-index", type=float, default=DEFAULT_OPTICS["refractive_index"])
+    parser.add_argument("--wavelength", type=float, default=DEFAULT_OPTICS["wavelength"])
+    parser.add_argument("--tiles", type=int, default=5)
+    parser.add_argument("--json")
+    arguments = parser.parse_args()
+
+    from focusnet.cli import main as focusnet
+    from focusnet.images import read_stack
+    from focusnet.inference import objective_optics
+    from focusnet.loader import load_model
+    from focusnet.stacks.check import check_stack
+
+    stack = read_stack(arguments.stack)
+    optics = (arguments.wavelength, arguments.na, arguments.refractive_index)
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        sharpest = scratch / "sharpest.tif"
+        tuned = scratch / "fine-tuned"
+        with contextlib.redirect_stdout(sys.stderr):  # the commands' own tables are not this report
+            focusnet(["evaluate-stack", arguments.stack, "--sharpest-out", str(sharpest)])
+            focusnet(["train", "--init", "--images", str(sharpest), "--out", str(tuned), "--wavelength",
+                      str(optics[0]), "--na", str(optics[1]), "--refractive-index", str(optics[2])])
+        cases = [("shipped", f"mirror-tiled {arguments.tiles} x {arguments.tiles}", load_model(None),
+                  tiled_stack(stack, arguments.tiles, scratch / "tiled.tif")),
+                 ("fine-tuned from the sharpest plane", "as it is", load_model(tuned), Path(arguments.stack))]
+        for name, planes, model, path in cases:
+            objective = objective_optics(model, *optics)
+            for pupil in ("none", "sine-condition"):
+                check = check_stack(path, model, objective=dataclasses.replace(objective, apodization=pupil),
+                                    progress=False)
+                rows.append({"model": name, "planes": planes, "pupil": pupil, **summary(check)})
+    print(f"{Path(arguments.stack).name} ({machine()}): NA {optics[1]:g}, n {optics[2]:g}, {optics[0]:g} um; "
+          f"{stack.data.shape[2]} planes, {stack.z_step_um:g} um apart, {stack.pixel_size_um:.3g} um pixels\n")
+    print("| model | planes | pupil for defocus_um | Spearman(level, |dz|) | Spearman(defocus_um, |dz|) | "
+          "defocus_um / |dz| (geometric mean) |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['model']} | {row['planes']} | {row['pupil']} | {row['spearman_level']:.3f} | "
+              f"{row['spearman_defocus_um']:.3f} | {row['defocus_ratio']:.2f} ({row['ratio_planes']} planes) |")
+    if arguments.json:
+        Path(arguments.json).write_text(json.dumps({"machine": machine(), "stack": Path(arguments.stack).name,
+                                                    "optics": dict(zip(("wavelength_um", "na", "refractive_index"),
+                                                                       optics)),
+                                                    "tiles": arguments.tiles, "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
