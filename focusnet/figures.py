@@ -190,7 +190,8 @@ def save_overlay(path, image, prediction, title: str = "") -> str | None:
     certainty_axis.imshow(strip, aspect="auto", extent=(0, 1, 0, 3))
     certainty_axis.set_yticks([0.5, 1.5, 2.5])
     certainty_axis.set_yticklabels([str(level) for level in shown[::-1]], fontsize=7)
-    certainty_axis.set_xlabel("certainty (pale = uncertain); dotted blue border: no content, not judged", fontsize=8)
+    certainty_axis.set_xlabel("certainty (pale = uncertain); dotted blue border: not judged (no content, or too "
+                              "noisy)", fontsize=8)
     figure.savefig(path, dpi=100, bbox_inches="tight", metadata={"Description": OVERLAY_DESCRIPTION})
     plt.close(figure)
     if step > 1:
