@@ -343,7 +343,9 @@ def run_batch(plan: BatchPlan, model, scale=None, pixel_size_um=None, objective=
     header = {"command": "predict", "inputs": [journal_key(f) for f in plan.files], "model": model_identity(model),
               "scale": scale, "pixel_size_um": pixel_size_um,
               "objective": dataclasses.asdict(objective) if objective is not None else None,
-              "patches_csv": plan.patches_csv is not None, "overlay_dir": str(plan.overlay_dir or "")}
+              "patches_csv": plan.patches_csv is not None, "overlay_dir": str(plan.overlay_dir or ""),
+              # The records' columns: a journal of a focusnet whose tables had others is refused, not half-used.
+              "columns": [IMAGE_COLUMNS, PATCH_COLUMNS]}
     options = {"scale": scale, "pixel_size_um": pixel_size_um, "objective": objective,
                "patches": plan.patches_csv is not None}
 

@@ -100,7 +100,7 @@ PATCH_COLUMNS = ["image", "row", "col", "y", "x", "defocus_level", "certainty"] 
 #: One row per plane of each stack (and time point), judged by one channel.
 STACK_PLANE_COLUMNS = ["stack", "time", "channel", "plane", "z_um", "defocus_level", "expected_level", "defocus_um",
                        "defocus_um_lower_bound", "aggregate_certainty", "mean_certainty", "content_fraction",
-                       "best", "judged_fraction"]
+                       "best", "judged_fraction", "reason"]
 #: One row per stack and time point: its best plane.
 STACK_COLUMNS = ["stack", "time", "channel", "planes", "measured_planes", "best_plane", "best_plane_fit",
                  "best_plane_z_um", "best_z_um", "best_defocus_level", "best_defocus_um", "best_plane_certainty",

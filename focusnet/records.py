@@ -68,7 +68,7 @@ def image_record(path, prediction=None, error=None, pixel_size_um=None, pixel_si
     if prediction is None:
         record["patches"], record["content_fraction"] = failure_counts(error)
         record["judged_fraction"] = error.judged_fraction if isinstance(error, UnmeasurableImageError) else NAN
-        record["reason"] = error.reason if isinstance(error, FocusnetError) else "error"
+        record["reason"] = failure_reason(error)
     else:
         for column in columns:
             if column not in ("image", "reason"):
@@ -105,6 +105,11 @@ def patch_records(path, prediction):
         yield {column: record[column] for column in columns}
 
 
+def failure_reason(error) -> str:
+    """The short reason a table gives for a result that ``error`` stopped (e.g. "too noisy"; "error" when unknown)."""
+    return error.reason if isinstance(error, FocusnetError) else "error"
+
+
 def plane_record(stack, plane) -> dict:
     """The record of one plane of a stack (:data:`~focusnet.contract.STACK_PLANE_COLUMNS`).
 
@@ -122,11 +127,13 @@ def plane_record(stack, plane) -> dict:
         record["content_fraction"] = failure_counts(plane.error)[1]
         if isinstance(plane.error, UnmeasurableImageError):
             record["judged_fraction"] = plane.error.judged_fraction
+        record["reason"] = failure_reason(plane.error)
         return record
     record["expected_level"] = plane.expected_level
     for column in columns:
         if record[column] is NAN and hasattr(prediction, column):
             record[column] = _plain(getattr(prediction, column))
+    record["reason"] = ""
     return record
 
 

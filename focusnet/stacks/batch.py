@@ -193,7 +193,9 @@ def run_stacks(plan: StackPlan, model, channel=None, axes=None, z_step_um=None, 
               "channel": channel, "axes": axes, "z_step_um": z_step_um, "pixel_size_um": pixel_size_um,
               "scale": scale, "objective": dataclasses.asdict(objective) if objective is not None else None,
               "summary_csv": str(plan.summary_csv.resolve()), "best_dir": str(plan.best_dir or ""),
-              "plots": str(plan.plots or "")}
+              "plots": str(plan.plots or ""),
+              # The records' columns: a journal of a focusnet whose tables had others is refused, not half-used.
+              "columns": [STACK_COLUMNS, STACK_PLANE_COLUMNS]}
     options = {"channel": channel, "axes": axes, "z_step_um": z_step_um, "pixel_size_um": pixel_size_um,
                "objective": objective, "scale": scale,
                "defocus": defocus_scale(model_optics(model), objective or model_optics(model))}

@@ -12,7 +12,13 @@ from conftest import EXAMPLES, REPO
 from focusnet import contract
 from focusnet.batch import predict_paths
 from focusnet.cli import main
-from focusnet.errors import ImageFormatError, InputNotFoundError, ModelError, UnmeasurableImageError
+from focusnet.errors import (
+    ImageFormatError,
+    InputNotFoundError,
+    InvalidParameterError,
+    ModelError,
+    UnmeasurableImageError,
+)
 from focusnet.inference import predict_image
 from focusnet.loader import load_model
 from focusnet.records import cells, patch_records
@@ -124,3 +130,21 @@ def test_predict_on_the_examples_keeps_the_numbers_of_before(tmp_path, monkeypat
     assert len(judged) >= len(rows) // 2
     for new, old in judged:
         assert_cells_match(old_rows[0], new[:width], old)
+
+
+def test_a_journal_whose_tables_had_other_columns_is_refused(mixed_folder, random_model_dir, tmp_path, monkeypatch):
+    # A run interrupted under a focusnet whose image table lacked a column cannot be finished by this one.
+    import focusnet.contract
+    from focusnet.batch import plan_batch, run_batch
+
+    out, model = tmp_path / "focus.csv", load_model(random_model_dir)
+    monkeypatch.setattr(focusnet.contract, "IMAGE_COLUMNS", contract.IMAGE_COLUMNS[:-1])
+    with pytest.raises(KeyboardInterrupt):
+        def stop(entry):
+            raise KeyboardInterrupt
+        run_batch(plan_batch([mixed_folder], out), model, on_result=stop)
+    monkeypatch.undo()
+    with pytest.raises(InvalidParameterError, match=r"differs .* in \['columns'\]"):
+        run_batch(plan_batch([mixed_folder], out), model, resume=True)
+    assert not out.exists()
+

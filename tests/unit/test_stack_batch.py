@@ -108,6 +108,40 @@ def test_resuming_with_other_settings_or_without_a_journal_is_refused(stacks, mo
         run_stacks(plan_stacks([str(p) for p in stacks], out), model, z_step_um=1.0, resume=True)
 
 
+def test_a_journal_whose_tables_had_other_columns_is_refused(stacks, model, tmp_path, monkeypatch):
+    # A run interrupted under a focusnet whose plane table lacked a column cannot be finished by this one.
+    import focusnet.stacks.batch as batch
+
+    out = tmp_path / "planes.csv"
+    monkeypatch.setattr(batch, "STACK_PLANE_COLUMNS", batch.STACK_PLANE_COLUMNS[:-1])
+    with pytest.raises(KeyboardInterrupt):
+        def stop(entry):
+            raise KeyboardInterrupt
+        run_stacks(plan_stacks([str(p) for p in stacks], out), model, on_entry=stop)
+    monkeypatch.undo()
+    with pytest.raises(InvalidParameterError, match=r"differs .* in \['columns'\]"):
+        run_stacks(plan_stacks([str(p) for p in stacks], out), model, resume=True)
+
+
+def test_a_plane_too_dim_to_judge_is_a_nan_row_with_its_reason(tmp_path, in_focus_image, model):
+    import csv
+
+    from focusnet.photons import binomial_thinning, photon_transfer
+
+    path = _write_stack(tmp_path / "dim.tif", in_focus_image, 2)
+    planes = tifffile.imread(path)
+    gain, offset = photon_transfer(planes.reshape(-1, planes.shape[-1]))
+    planes[4] = binomial_thinning(planes[4], 0.005, offset, gain, np.random.default_rng(0))  # 1/200 of its light
+    tifffile.imwrite(path, planes, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
+                     metadata={"axes": "ZYX", "spacing": 2.0, "unit": "micron"})
+    out = tmp_path / "planes.csv"
+    run_stacks(plan_stacks([str(path)], out), model)
+    rows = list(csv.DictReader(out.open()))
+    assert [row["reason"] for row in rows] == ["", "", "", "", "too noisy"]
+    assert rows[4]["defocus_level"] == "nan" and float(rows[4]["judged_fraction"]) == 0
+    assert [row["best"] for row in rows].index("1") == 2
+
+
 def test_a_stack_that_cannot_be_read_is_a_nan_row_and_a_warning(stacks, tmp_path, capsys):
     broken = tmp_path / "broken.tif"
     broken.write_bytes(b"II*\x00 not a tiff")
