@@ -93,6 +93,12 @@ def test_refocus_image_decides_by_the_classifier_and_says_why(refocus_model_dir,
     noise = np.random.default_rng(0).poisson(200, (300, 300)).astype(np.uint16)
     empty = refocus_image(noise, refocus_model_dir, model)
     assert not empty.refocused and "no content" in empty.reason
+    from focusnet.photons import binomial_thinning, photon_transfer
+
+    gain, offset = photon_transfer(in_focus_image)
+    dim = binomial_thinning(in_focus_image, 0.01, offset, gain, np.random.default_rng(1))  # 1 % of the light
+    too_noisy = refocus_image(dim, refocus_model_dir, model)
+    assert not too_noisy.refocused and too_noisy.image is None and "too noisy to judge" in too_noisy.reason
     far = degrade(in_focus_image[:260, :350], 10, seed=1, optics=Optics(defocus_phase="paraxial"))
     beyond = refocus_image(far, refocus_model_dir, model)
     assert not beyond.refocused and "beyond what the refocus model restores" in beyond.reason
