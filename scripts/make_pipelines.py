@@ -9,7 +9,9 @@ Usage (main environment): python scripts/make_pipelines.py
   features of DNA, FlagImage setting Metadata_OutOfFocus = 1 when
   ImageFocus_DefocusLevel_DNA > 2, and Metadata_NoContent = 1 when no patch of the image
   holds structure above its noise (ImageFocus_ContentFraction_DNA is 0: an empty or dark
-  field, whose level is NaN, is neither in focus nor out of focus); exports Image.csv.
+  field, whose level is NaN, is neither in focus nor out of focus), and Metadata_NotJudged = 1
+  when no patch is judged (ImageFocus_JudgedFraction_DNA is 0: no content, or too noisy to
+  judge; the level is NaN); exports Image.csv.
 """
 
 import io
@@ -37,6 +39,7 @@ from measureimagefocus import MeasureImageFocus  # noqa: E402
 from focusnet.contract import (  # noqa: E402
     FEATURE_CONTENT_FRACTION,
     FEATURE_DEFOCUS_LEVEL,
+    FEATURE_JUDGED_FRACTION,
     MEASUREMENT_CATEGORY,
 )
 
@@ -92,8 +95,8 @@ def blur_quality():
     return module
 
 
-#: An image is flagged as without content when its content fraction is below this: 0 is the
-#: only value below it (a single patch with content in the largest plate images is above).
+#: An image is flagged as without content (or without a judged patch) when that fraction is below this: 0 is
+#: the only value below it (a single patch in the largest plate images is above).
 NO_CONTENT_BELOW = 1e-6
 
 
@@ -134,6 +137,7 @@ def main():
           input_modules() + [focus_module(overlay=False), blur_quality(),
                              flag_image("OutOfFocus", FEATURE_DEFOCUS_LEVEL, maximum=FLAG_LEVEL),
                              flag_image("NoContent", FEATURE_CONTENT_FRACTION, minimum=NO_CONTENT_BELOW),
+                             flag_image("NotJudged", FEATURE_JUDGED_FRACTION, minimum=NO_CONTENT_BELOW),
                              export_image_table()])
 
 

@@ -26,9 +26,18 @@ def test_measure_focus_pipeline(measure_focus_run, image_folder, focusnet_predic
     check_measure_focus_rows(rows, result, image_folder, focusnet_predict, out)
 
 
-def test_qc_pipeline_flags_out_of_focus_images_and_empty_fields_apart(image_folder, tmp_path):
-    rows, _ = run_pipeline("focus_qc.cppipe", image_folder, tmp_path / "out")
-    assert len(rows) == 7
+def test_qc_pipeline_flags_out_of_focus_images_and_empty_fields_apart(image_folder, in_focus_image, tmp_path):
+    import shutil
+
+    from focusnet.photons import binomial_thinning, photon_transfer
+
+    folder = tmp_path / "images"
+    shutil.copytree(image_folder, folder)
+    gain, offset = photon_transfer(in_focus_image)  # the sharp example at 1 % of its light: content, too noisy
+    dim = binomial_thinning(in_focus_image, 0.01, offset, gain, np.random.default_rng(1))
+    write_tiff(folder / "dim_field.tif", dim)
+    rows, _ = run_pipeline("focus_qc.cppipe", folder, tmp_path / "out")
+    assert len(rows) == 8
     for row in rows:
         level = float(row["ImageFocus_DefocusLevel_DNA"])
         assert "ImageQuality_FocusScore_DNA" in row and "ImageQuality_PowerLogLogSlope_DNA" in row
@@ -39,6 +48,9 @@ def test_qc_pipeline_flags_out_of_focus_images_and_empty_fields_apart(image_fold
     # The dark field no longer passes as "in focus": it is flagged, as without content.
     empty = {row["FileName_DNA"] for row in rows if row["Metadata_NoContent"] == "1"}
     assert empty == {"dark_field.tif"}
+    # Neither is the dim one: it has content, none of it judged, and no level.
+    not_judged = {row["FileName_DNA"] for row in rows if row["Metadata_NotJudged"] == "1"}
+    assert not_judged == {"dark_field.tif", "dim_field.tif"}
 
 
 def test_headless_run_with_a_missing_bundle_stops_before_the_first_image(image_folder, tmp_path):
