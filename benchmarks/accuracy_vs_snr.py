@@ -18,7 +18,7 @@ test's :func:`focusnet.content.structure_to_noise`). Reported:
 
 Usage::
 
-    python benchmarks/accuracy_vs_snr.py [--model MODEL] [--json OUT.json] [--plot OUT.png]
+    python benchmarks/accuracy_vs_snr.py [--model MODEL] [--json OUT.json] [--plot OUT.png] [--records OUT.npz]
 """
 
 import argparse

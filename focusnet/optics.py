@@ -101,9 +101,8 @@ class Optics:
         Form of the defocus path difference (see the module's description;
         default "exact").
     apodization : {"none", "sine-condition"}
-        The pupil's weighting (see the module's description): uniform (default,
-        the default everywhere) or an aplanatic objective's (see the module's
-        description).
+        The pupil's weighting (see the module's description): uniform (default)
+        or an aplanatic objective's.
     modality : {"widefield", "confocal", "spinning-disk"}
         A camera image (default), or a point-scanning confocal's
         (:func:`confocal_profile`): the excitation spot times the detection PSF
@@ -218,7 +217,6 @@ class Optics:
         if self.apodization == "none":
             del values["apodization"]
         return values
-
 
 
 def _gauss_legendre_on_unit_interval(num_nodes: int):

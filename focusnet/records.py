@@ -40,10 +40,11 @@ def _plain(value):
 
 
 def failure_counts(error) -> tuple:
-    """``(patches, content_fraction)`` that a failure still knows: what an unmeasurable image was cut into."""
+    """``(patches, content_fraction, judged_fraction)`` that a failure still knows: what an unmeasurable image was
+    cut into."""
     if isinstance(error, UnmeasurableImageError):
-        return error.num_patches, error.content_fraction
-    return 0, NAN
+        return error.num_patches, error.content_fraction, error.judged_fraction
+    return 0, NAN, NAN
 
 
 def image_record(path, prediction=None, error=None, pixel_size_um=None, pixel_size_source: str = "") -> dict:
@@ -66,8 +67,7 @@ def image_record(path, prediction=None, error=None, pixel_size_um=None, pixel_si
     record = dict.fromkeys(columns, NAN)
     record["image"] = str(path)
     if prediction is None:
-        record["patches"], record["content_fraction"] = failure_counts(error)
-        record["judged_fraction"] = error.judged_fraction if isinstance(error, UnmeasurableImageError) else NAN
+        record["patches"], record["content_fraction"], record["judged_fraction"] = failure_counts(error)
         record["reason"] = failure_reason(error)
     else:
         for column in columns:
@@ -124,9 +124,7 @@ def plane_record(stack, plane) -> dict:
                   z_um=float(plane.z_um), best=plane.plane == stack.best_plane)
     prediction = plane.prediction
     if prediction is None:
-        record["content_fraction"] = failure_counts(plane.error)[1]
-        if isinstance(plane.error, UnmeasurableImageError):
-            record["judged_fraction"] = plane.error.judged_fraction
+        _, record["content_fraction"], record["judged_fraction"] = failure_counts(plane.error)
         record["reason"] = failure_reason(plane.error)
         return record
     record["expected_level"] = plane.expected_level
