@@ -115,6 +115,15 @@ def tiled_image(height, width, sources, seed=0):
     return out
 
 
+def write_zstack(path, planes, pixel_size_um: float, z_step_um: float) -> Path:
+    """Write planes (ZYX) as an ImageJ stack stating its pixel size and z step, as focusnet reads them."""
+    import tifffile
+
+    tifffile.imwrite(path, planes, imagej=True, resolution=(1 / pixel_size_um,) * 2,
+                     metadata={"axes": "ZYX", "spacing": z_step_um, "unit": "micron"})
+    return Path(path)
+
+
 def random_model(architecture_name, seed=0):
     """A model of an architecture with random weights (for timing the same code path)."""
     from focusnet.classifier import make_config

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, machine  # noqa: E402
+from common import REPO, machine, write_zstack  # noqa: E402
 
 IMAGE = REPO / "examples" / "images" / "BBBC006_z_aligned__a07__s1__w1_10.tif"
 STEP_UM = 0.5
@@ -46,8 +46,6 @@ def main():
     parser.add_argument("--wavelength", type=float)
     parser.add_argument("--json")
     arguments = parser.parse_args()
-
-    import tifffile
 
     from focusnet.images import read_image
     from focusnet.inference import objective_optics
@@ -72,9 +70,7 @@ def main():
     planes = np.stack([detector.record(blurred[abs(k)] * scale, rng) for k in range(-steps, steps + 1)])
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "stack.tif"
-        tifffile.imwrite(path, planes.astype(np.uint16), imagej=True,
-                         resolution=(1 / optics.pixel_size_um,) * 2,
-                         metadata={"axes": "ZYX", "spacing": STEP_UM, "unit": "micron"})
+        write_zstack(path, planes.astype(np.uint16), optics.pixel_size_um, STEP_UM)
         check = check_stack(path, model, objective=optics, progress=False)
     rows = check.plane_dicts()
     measured = [row for row in rows if "error" not in row]

@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine  # noqa: E402
+from common import machine, write_zstack  # noqa: E402
 
 FRACTIONS = (1.0, 0.1, 0.01, 0.001)
 FAR_UM = 2.0
@@ -46,7 +46,6 @@ def main():
     parser.add_argument("--json")
     arguments = parser.parse_args()
 
-    import tifffile
     from scipy.stats import spearmanr
 
     from focusnet.images import read_stack
@@ -73,8 +72,7 @@ def main():
         for fraction in FRACTIONS:
             thinned = planes if fraction == 1 else binomial_thinning(planes, fraction, offset, gain, rng)
             path = Path(scratch) / f"thinned_{fraction:g}.tif"
-            tifffile.imwrite(path, thinned, imagej=True, resolution=(1 / stack.pixel_size_um,) * 2,
-                             metadata={"axes": "ZYX", "spacing": stack.z_step_um, "unit": "micron"})
+            write_zstack(path, thinned, stack.pixel_size_um, stack.z_step_um)
             check = check_stack(path, model, objective=objective, progress=False)
             rows = check.plane_dicts()
             distance = {row["plane"]: abs(row["plane"] - reference) * stack.z_step_um for row in rows}

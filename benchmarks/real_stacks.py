@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SHARED_DATA, machine  # noqa: E402
+from common import SHARED_DATA, machine, write_zstack  # noqa: E402
 
 DEFAULT_STACK = SHARED_DATA / "zstacks" / "deconwolf_dapi_100x_widefield.tif"
 DEFAULT_OPTICS = {"na": 1.45, "refractive_index": 1.512, "wavelength": 0.461}
@@ -42,15 +42,11 @@ DEFAULT_OPTICS = {"na": 1.45, "refractive_index": 1.512, "wavelength": 0.461}
 
 def tiled_stack(stack, tiles: int, path: Path) -> Path:
     """The stack with each plane mirror-tiled ``tiles`` x ``tiles``, saved with its pixel size and z step."""
-    import tifffile
-
     planes = stack.data[0, 0]
     height, width = planes.shape[1:]
     big = np.stack([np.pad(plane, ((0, (tiles - 1) * height), (0, (tiles - 1) * width)), mode="symmetric")
                     for plane in planes])
-    tifffile.imwrite(path, big, imagej=True, resolution=(1 / stack.pixel_size_um,) * 2,
-                     metadata={"axes": "ZYX", "spacing": stack.z_step_um, "unit": "micron"})
-    return path
+    return write_zstack(path, big, stack.pixel_size_um, stack.z_step_um)
 
 
 def summary(check) -> dict:

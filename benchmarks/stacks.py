@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, in_focus_sources, tiled_image  # noqa: E402
+from common import REPO, in_focus_sources, tiled_image, write_zstack  # noqa: E402
 
 FOCUS_PLANE = 17
 
@@ -35,7 +35,6 @@ FOCUS_PLANE = 17
 def make_stack(path, planes, height, width):
     """Write a simulated through-focus stack (ImageJ TIFF) and return the plane of focus."""
     import numpy as np
-    import tifffile
 
     from focusnet.contract import NUM_LEVELS
     from focusnet.optics import Optics
@@ -48,8 +47,7 @@ def make_stack(path, planes, height, width):
     rng = np.random.default_rng(0)
     data = np.stack([AS_IMAGED.apply(blurred[min(abs(plane - focus), NUM_LEVELS - 1)], image.min(), rng)
                      for plane in range(planes)])
-    tifffile.imwrite(path, data, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
-                     metadata={"axes": "ZYX", "spacing": 2.0, "unit": "micron"})
+    write_zstack(path, data, 0.65, 2.0)
     return focus
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, machine  # noqa: E402
+from common import REPO, machine, write_zstack  # noqa: E402
 
 IMAGE = REPO / "examples" / "images" / "BBBC006_z_aligned__a07__s1__w1_10.tif"
 #: Depth step of the specimen's layers (um).
@@ -59,7 +59,6 @@ def main():
     parser.add_argument("--json")
     arguments = parser.parse_args()
 
-    import tifffile
     from scipy.signal import fftconvolve
     from skimage.filters import threshold_otsu
 
@@ -94,8 +93,7 @@ def main():
         stack = np.stack(planes[:0:-1] + planes).astype(np.uint16)  # -8 .. 8 um
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "stack.tif"
-            tifffile.imwrite(path, stack, imagej=True, resolution=(1 / optics.pixel_size_um,) * 2,
-                             metadata={"axes": "ZYX", "spacing": arguments.step, "unit": "micron"})
+            write_zstack(path, stack, optics.pixel_size_um, arguments.step)
             check = check_stack(path, model, objective=optics, progress=False)
         rows.append({"height_um": height, "spearman_level": check.spearman_level,
                      "defocus_ratio": check.defocus_ratio, "ratio_planes": check.ratio_planes,
