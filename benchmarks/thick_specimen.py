@@ -2,7 +2,8 @@
 
 The held-out example (examples/images/BBBC006_z_aligned__a07__s1__w1_10.tif, never trained on)
 becomes a 3-D specimen: each nucleus (Otsu's threshold) a dome up to ``--height`` um tall at its
-centre (half an ellipse over the distance to its edge, ``R`` = 5 um), its light spread evenly
+centre (half an ellipse over the distance to its edge, ``R`` = 5 um; or, ``--profile slab``, that
+height everywhere inside it), its light spread evenly
 over the depths inside it, and each depth blurred by the widefield PSF of its own distance
 from the plane in focus (:func:`focusnet.optics.psf_kernels_at`, the objective as
 :func:`focusnet.inference.objective_optics` models it), Poisson noise on the sum. A stack of
@@ -12,8 +13,8 @@ height: Spearman(level, |dz|) and the geometric mean of ``defocus_um / |dz|``.
 
 Usage::
 
-    python benchmarks/thick_specimen.py [--heights 0 6 10] [--na NA --refractive-index N --wavelength UM]
-        [--json OUT.json]
+    python benchmarks/thick_specimen.py [--heights 0 6 10] [--profile dome|slab]
+        [--na NA --refractive-index N --wavelength UM] [--step UM] [--json OUT.json]
 """
 
 import argparse
@@ -35,15 +36,19 @@ LAYER_UM = 0.5
 NUCLEUS_RADIUS_UM = 5.0
 
 
-def dome_layers(signal, mask, pixel_size_um, height_um):
-    """The specimen's depths (um) and each one's share of every pixel's light (summing to 1 per pixel)."""
+def dome_layers(signal, mask, pixel_size_um, height_um, profile="dome"):
+    """The specimen's depths (um) and each one's share of every pixel's light (summing to 1 per pixel).
+
+    ``profile`` "dome": half an ellipse over the distance to the nucleus's edge; "slab": the full
+    height everywhere inside it (steep sides, as a nucleus flattened on glass).
+    """
     from scipy.ndimage import distance_transform_edt
 
     if height_um <= 0:
         return np.array([0.0]), np.ones((1,) + signal.shape)
     inside_edge = distance_transform_edt(mask) * pixel_size_um
-    heights = np.where(mask, height_um * np.sqrt(1 - (1 - np.minimum(inside_edge / NUCLEUS_RADIUS_UM, 1)) ** 2),
-                       LAYER_UM)
+    rise = 1.0 if profile == "slab" else np.sqrt(1 - (1 - np.minimum(inside_edge / NUCLEUS_RADIUS_UM, 1)) ** 2)
+    heights = np.where(mask, height_um * rise, LAYER_UM)
     depths = np.arange(-height_um / 2, height_um / 2 + 1e-9, LAYER_UM)
     shares = np.stack([np.abs(depth) <= heights / 2 for depth in depths]).astype(float)
     return depths, shares / np.maximum(shares.sum(axis=0), 1)
@@ -56,6 +61,8 @@ def main():
     parser.add_argument("--refractive-index", type=float)
     parser.add_argument("--wavelength", type=float)
     parser.add_argument("--step", type=float, default=1.0, help="plane spacing of the stack (um)")
+    parser.add_argument("--profile", choices=("dome", "slab"), default="dome",
+                        help="a nucleus's shape in depth: a dome, or a slab with steep sides")
     parser.add_argument("--json")
     arguments = parser.parse_args()
 
@@ -78,7 +85,7 @@ def main():
     rng = np.random.default_rng(0)
     rows = []
     for height in arguments.heights:
-        depths, shares = dome_layers(signal, mask, optics.pixel_size_um, height)
+        depths, shares = dome_layers(signal, mask, optics.pixel_size_um, height, arguments.profile)
         distances = sorted({round(abs(z - depth), 3) for z in planes_um for depth in depths})
         kernels = psf_kernels_at(distances, optics)
         which = {distance: index for index, distance in enumerate(distances)}
@@ -104,6 +111,7 @@ def main():
     if arguments.json:
         Path(arguments.json).write_text(json.dumps({
             "machine": machine(), "image": IMAGE.name, "optics": optics.to_dict(), "step_um": arguments.step,
+            "profile": arguments.profile,
             "rows": rows}, indent=2) + "\n")
 
 

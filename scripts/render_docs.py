@@ -506,12 +506,12 @@ def real_stacks(results) -> str:
     """defocus_um against the distance on the real stack, with and without fine-tuning (benchmarks/real_stacks.py)."""
     data = results.benchmark("real_stacks")
     optics = data["optics"]
-    rows = [[row["model"], row["planes"], row["pupil"], f"{row['spearman_level']:.2f}",
+    rows = [[row["model"], row["planes"], f"{row['aperture']:g}", row["pupil"], f"{row['spearman_level']:.2f}",
              f"{row['spearman_defocus_um']:.2f}", f"{row['defocus_ratio']:.2f} ({row['ratio_planes']} planes)"]
             for row in data["rows"]]
     return "\n".join([f"`{data['stack']}` (NA {optics['na']:g}, n {optics['refractive_index']:g}, "
                       f"{optics['wavelength_um']:g} µm):", "",
-                      *_table(["model", "planes", "pupil for `defocus_um`", "Spearman(level, distance)",
+                      *_table(["model", "planes", "NA for `defocus_um`", "pupil", "Spearman(level, distance)",
                                "Spearman(`defocus_um`, distance)", "`defocus_um` / distance (geometric mean)"],
                               rows)])
 
