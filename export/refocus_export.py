@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from focusnet.errors import ExportError
-from focusnet.files import replacing
+from focusnet.files import check_output_file, replacing
 from focusnet.refocus.model import REFOCUS_ONNX_FORMAT, RefocusModel, load_refocus_model, manifest_sha256
 from focusnet.refocus.pairs import PERCENTILES
 from focusnet.refocus.unet import ALLOWED_REFOCUS_OPS, ONNX_IMAGE_INPUT, ONNX_IMAGE_OUTPUT
 
 from .bioimageio_package import shared_description
+from .targets import refuse_inside_model
 
 TEST_IMAGE = Path(__file__).resolve().parents[1] / "examples" / "images" / "BBBC006_z_aligned__a07__s1__w1_10.tif"
 #: The test tensor: a crop of the example image, defocused by the model's own simulator to this level.
@@ -48,11 +49,8 @@ def _source_and_target(model, out, overwrite: bool, what: str, suffix: str):
         raise ExportError(f"give the output's path as NAME{suffix}", setting="out")
     if out.exists() and not overwrite:
         raise ExportError(f"{out} exists: refusing to overwrite it", setting="overwrite")
-    if out.resolve().parent == model.directory.resolve():
-        raise ExportError(f"{out} is inside the model folder {model.directory}: refusing to write among its files",
-                          setting="out")
-    if not out.parent.is_dir():
-        raise ExportError(f"{out}: folder {out.parent} does not exist; create it first")
+    refuse_inside_model(out, model.directory)
+    check_output_file(out, "out")
     return model, out
 
 

@@ -44,6 +44,8 @@ from focusnet.model import FocusModel
 from focusnet.network import inference_graph
 from focusnet.tf import import_tensorflow
 
+from .targets import refuse_inside_model
+
 
 def build_serving_graph(model: FocusModel):
     """The serving adapter as a ``tf.Graph`` and its input/output tensors."""
@@ -93,6 +95,7 @@ def export_bundle(model=None, out=None, overwrite: bool = False) -> Path:
     if out is None:
         raise ExportError("an output path (.zip or folder) is required")
     out = Path(out)
+    refuse_inside_model(out, model.directory)
     if out.is_dir() and not (out / MANIFEST_FILE).is_file():
         raise ExportError(f"{out} exists and is not a focusnet bundle: refusing to overwrite it")
     if out.exists() and not overwrite:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import FocusnetError, InvalidParameterError
 from .figures import is_focusnet_overlay
-from .files import check_output_file
+from .files import check_output_file, check_output_folder
 from .images import find_images, read_image_file
 from .inference import FocusPrediction, choose_pixel_size, predict_image
 from .loader import load_model
@@ -190,9 +190,8 @@ def plan_batch(paths, csv, patches_csv=None, overlay_dir=None) -> BatchPlan:
     csv, notes = Path(csv), []
     patches_csv = Path(patches_csv) if patches_csv else None
     overlay_dir = Path(overlay_dir) if overlay_dir else None
-    if overlay_dir is not None and overlay_dir.exists() and not overlay_dir.is_dir():
-        raise InvalidParameterError(f"overlay folder {overlay_dir} is a file, not a folder; choose another path",
-                                    setting="overlay_dir")
+    if overlay_dir is not None:
+        check_output_folder(overlay_dir, "overlay_dir")
     duplicates = []
     files = find_images(paths, duplicates=duplicates)
     if duplicates:

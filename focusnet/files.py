@@ -1,8 +1,10 @@
-"""Writing outputs safely: never half a file, never over an input."""
+"""Writing outputs safely (never half a file, never over an input), and reading users' tables."""
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 from pathlib import Path
 
@@ -34,6 +36,45 @@ def write_text(path, text: str) -> Path:
     return Path(path)
 
 
+def read_csv_rows(path, setting: str | None = None) -> list:
+    """The rows of a user's CSV table as dicts, or one clear error for anything that is not one.
+
+    Parameters
+    ----------
+    path : path-like
+    setting : str, optional
+        The setting that named the file (for the error).
+
+    Raises
+    ------
+    InvalidParameterError
+        A missing file or a folder; a binary file (NUL bytes); text that is not UTF-8 (what focusnet
+        and CellProfiler write); or what the csv module cannot parse (e.g. a field over its limit),
+        with the line.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidParameterError(f"{path} is a folder; give the CSV file", setting=setting)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InvalidParameterError(f"cannot read {path}: {error.strerror or error}", setting=setting) from None
+    if b"\0" in data:
+        raise InvalidParameterError(f"{path} holds NUL bytes: it is not a CSV text file (an image or other binary "
+                                    "file given as the table?)", setting=setting)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InvalidParameterError(f"{path} is not UTF-8 text (byte {error.start}); save it as a UTF-8 CSV, as "
+                                    "focusnet and CellProfiler write them", setting=setting) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return list(reader)
+    except csv.Error as error:
+        raise InvalidParameterError(f"{path}, line {reader.line_num}: not a CSV table the csv module can read "
+                                    f"({error})", setting=setting) from None
+
+
 def refuse_inputs_as_outputs(inputs, outputs) -> None:
     """Raise before anything is written if an output path is one of the inputs.
 
@@ -46,6 +87,24 @@ def refuse_inputs_as_outputs(inputs, outputs) -> None:
     for output in outputs:
         if output is not None and Path(output).resolve() in taken:
             raise InvalidParameterError(f"{output} is an input: refusing to write over it; choose another output path")
+
+
+def check_output_folder(folder, setting: str | None) -> None:
+    """Raise before anything is measured if files could not be written into ``folder`` (created if missing).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``folder``, or the nearest of its parents that exists, is a file or not writable.
+    """
+    folder = Path(folder)
+    existing = next(path for path in (folder, *folder.parents) if path.exists() or path == Path(path.anchor))
+    if not existing.is_dir():
+        where = "" if existing == folder else f"{folder}: "
+        raise InvalidParameterError(f"{where}{existing} is a file, not a folder; choose another path", setting=setting)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidParameterError(f"{folder}: folder {existing} is not writable; choose a folder you can write to",
+                                    setting=setting)
 
 
 def check_output_file(path: Path, setting: str, create_folder: bool = False) -> None:
@@ -63,19 +122,9 @@ def check_output_file(path: Path, setting: str, create_folder: bool = False) -> 
     """
     folder = path.parent
     if path.is_dir():
-        raise InvalidParameterError(f"{path} is a folder; give a file name, e.g. {path / 'focus.csv'}",
+        example = path / ("focus" + (path.suffix or ".csv"))
+        raise InvalidParameterError(f"{path} is a folder; give a file name, e.g. {example}",
                                     setting=setting)
-    if create_folder and not folder.exists():
-        existing = next(parent for parent in folder.parents if parent.exists())
-        if not existing.is_dir():
-            raise InvalidParameterError(f"{path}: {existing} is a file, not a folder; choose another path",
-                                        setting=setting)
-        return
-    if not folder.exists():
+    if not create_folder and not folder.exists():
         raise InvalidParameterError(f"{path}: folder {folder} does not exist; create it first", setting=setting)
-    if not folder.is_dir():
-        raise InvalidParameterError(f"{path}: {folder} is a file, not a folder; choose another path",
-                                    setting=setting)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InvalidParameterError(f"{path}: folder {folder} is not writable; choose a folder you can write to",
-                                    setting=setting)
+    check_output_folder(folder, setting)

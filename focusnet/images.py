@@ -352,6 +352,8 @@ def read_stack(path, axes: str | None = None) -> Stack:
     import tifffile
 
     path = Path(path)
+    if path.is_dir():
+        raise InputNotFoundError(f"{path} is a folder; give one stack file (focusnet stack measures folders)")
     if not path.is_file():
         raise InputNotFoundError(f"{path}: no such stack file")
     if not is_tiff(path):
@@ -364,8 +366,21 @@ def read_stack(path, axes: str | None = None) -> Stack:
             z_step, pixel_size = tiff_z_step_um(tif), tiff_pixel_size_um(tif)
             sizes = dict(zip((axes or file_axes).upper(), data.shape))
             names = _channel_names(tif, sizes.get("C", 1))
+            file_pages = len(tif.pages)
+            stated = (tif.imagej_metadata or {}).get("images") if tif.is_imagej else None
+            is_ome = tif.is_ome
     except Exception as error:  # decoders raise many types; name the file
         raise ImageFormatError(f"{path}: cannot be read as a stack ({type(error).__name__}: {error})") from error
+    # What was read must be the whole file: tifffile stops quietly at a broken page chain and makes a
+    # series of each run of pages of one size (an OME-TIFF's several series are positions; the first is read).
+    planes = int(np.prod([size for axis, size in zip(file_axes, data.shape) if axis not in "YXS"]))
+    if isinstance(stated, int) and stated > planes:
+        raise ImageFormatError(f"{path}: the file states {stated} planes but only {planes} can be read; it is "
+                               "truncated or damaged")
+    if not is_ome and file_pages > len(series.pages):
+        raise ImageFormatError(f"{path}: only the first {len(series.pages)} of its {file_pages} pages form one "
+                               "image series (pages of other sizes or types follow); a stack's planes must all "
+                               "have one size")
     if data.dtype.kind not in "uif":
         raise ImageFormatError(f"{path}: pixel type {data.dtype} is not numeric")
     data, notes = _to_stack_axes(data, axes or file_axes, path)

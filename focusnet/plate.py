@@ -12,7 +12,6 @@ from the wells present.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import re
@@ -170,7 +169,16 @@ def _cellprofiler_image_name(columns, image_name: str | None) -> str:
     return names[0]
 
 
-def read_results(path, pattern: str | None = None, image_name: str | None = None) -> List[SiteResult]:
+def _checked(row_name: str, what: str, value: float, valid, allowed: str, notes) -> float:
+    if math.isnan(value) or valid(value):
+        return value
+    if notes is not None:
+        notes.append(f"{row_name}: {what} {value:g} is not {allowed}: counted as not measured")
+    return math.nan
+
+
+def read_results(path, pattern: str | None = None, image_name: str | None = None,
+                 notes: list | None = None) -> List[SiteResult]:
     """One :class:`SiteResult` per row of focusnet's predict CSV or CellProfiler's ``Image.csv``.
 
     Parameters
@@ -180,13 +188,19 @@ def read_results(path, pattern: str | None = None, image_name: str | None = None
         A regular expression for file names (see :func:`well_and_site`).
     image_name : str, optional
         For CellProfiler tables measuring several images: which (default: the first).
+    notes : list, optional
+        Receives a warning naming each image whose level is not one of 0-10 or whose certainty
+        is outside 0-1; such an image counts as not measured.
 
     Raises
     ------
     InvalidParameterError
-        An unknown table, a bad pattern, or rows whose well cannot be found
-        (the message names the first few and suggests a file-name pattern).
+        A file that is not a CSV table (:func:`focusnet.files.read_csv_rows`), an unknown table,
+        a bad pattern, rows whose well cannot be found (the message names the first few and
+        suggests a file-name pattern), or two rows for one site (a table holding a run twice).
     """
+    from .files import read_csv_rows
+
     compiled = None
     if pattern is not None:
         try:
@@ -198,9 +212,8 @@ def read_results(path, pattern: str | None = None, image_name: str | None = None
             raise InvalidParameterError(f"the file-name pattern {pattern!r} needs named groups (?P<well>...) or "
                                         "(?P<row>...) and (?P<col>...), and (?P<site>...) if names have sites",
                                         setting="pattern")
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-        columns = list(rows[0]) if rows else []
+    rows = read_csv_rows(path)
+    columns = list(rows[0]) if rows else []
     if not rows:
         raise InvalidParameterError(f"{path}: no rows")
     if {"image", "defocus_level", "aggregate_certainty"} <= set(columns):
@@ -211,8 +224,8 @@ def read_results(path, pattern: str | None = None, image_name: str | None = None
         level_column = f"{MEASUREMENT_CATEGORY}_{FEATURE_DEFOCUS_LEVEL}_{name}"
         certainty_column = f"{MEASUREMENT_CATEGORY}_{FEATURE_AGGREGATE_CERTAINTY}_{name}"
         name_column, folder_column = f"FileName_{name}", f"PathName_{name}"
-    results, unplaced = [], []
-    for row in rows:
+    results, unplaced, seen = [], [], {}
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
         file_name = row.get(name_column) or ""
         folder = row.get(folder_column) if folder_column else None
         image_path = str(Path(folder) / file_name) if folder else file_name
@@ -228,8 +241,24 @@ def read_results(path, pattern: str | None = None, image_name: str | None = None
             unplaced.append(file_name or "(no file name)")
             continue
         plate_row, plate_col, site = position
-        results.append(SiteResult(Path(file_name).name, well_name(plate_row, plate_col), plate_row, plate_col, site,
-                                  _number(row.get(level_column)), _number(row.get(certainty_column)),
+        well = well_name(plate_row, plate_col)
+        if (well, site) in seen:
+            line, other = seen[well, site]
+            if other == file_name:
+                raise InvalidParameterError(f"{path}: lines {line} and {number} both hold {file_name}: a table "
+                                            "holding a run twice? Keep one row per image")
+            raise InvalidParameterError(
+                f"{path}: lines {line} and {number} put {other} and {file_name} at one site (well {well}, site "
+                f"{site}): images of two plates? Map one plate at a time, or give a file-name pattern",
+                setting="pattern")
+        seen[well, site] = (number, file_name)
+        level = _checked(file_name, "level", _number(row.get(level_column)),
+                         lambda value: value in LEVELS, f"a level ({LEVELS[0]}-{LEVELS[-1]})", notes)
+        certainty = _checked(file_name, "certainty", _number(row.get(certainty_column)),
+                             lambda value: 0 <= value <= 1, "a certainty (0-1)", notes)
+        if math.isnan(level):
+            certainty = math.nan
+        results.append(SiteResult(Path(file_name).name, well, plate_row, plate_col, site, level, certainty,
                                   image_path or None))
     if unplaced:
         raise InvalidParameterError(
@@ -265,11 +294,12 @@ def summarise_wells(results) -> List[WellSummary]:
         levels = np.array([site.defocus_level for site in sites], dtype=float)
         certainty = np.array([site.aggregate_certainty for site in sites], dtype=float)
         measured = np.isfinite(levels)
+        known = measured & np.isfinite(certainty)
         summaries.append(WellSummary(
             well_name(row, col), row, col, len(sites), int(measured.sum()),
             float(levels[measured].max()) if measured.any() else math.nan,
             float(levels[measured].mean()) if measured.any() else math.nan,
-            float(np.nanmean(certainty[measured])) if measured.any() else math.nan))
+            float(certainty[known].mean()) if known.any() else math.nan))
     return summaries
 
 

@@ -9,6 +9,7 @@ flag that sets it, and defaults are read from the library, never typed here.
 from __future__ import annotations
 
 import argparse
+import math
 
 from ..optics import DEFOCUS_PHASES, MODALITIES, Optics
 
@@ -46,13 +47,13 @@ def parse_levels(text: str) -> list:
 
 
 def positive_float(text: str) -> float:
-    """An argument that must be a number > 0."""
+    """An argument that must be a finite number > 0."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number > 0")
     return value
 
 
@@ -67,15 +68,24 @@ def fraction(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """An argument that must be a whole number >= 1."""
+def _whole_number(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= {minimum}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argument that must be a whole number >= 0."""
+    return _whole_number(text, 0)
+
+
+def positive_int(text: str) -> int:
+    """An argument that must be a whole number >= 1."""
+    return _whole_number(text, 1)
 
 
 _OPTICS_HELP = {

@@ -50,7 +50,7 @@ def _print_planes(result: dict) -> None:
 
 def run(arguments) -> int:
     from ..defocus import defocus_scale
-    from ..files import check_output_file, refuse_inputs_as_outputs, write_text
+    from ..files import check_output_file, check_output_folder, refuse_inputs_as_outputs, write_text
     from ..images import read_stack
     from ..inference import model_optics
     from ..loader import load_model
@@ -66,6 +66,8 @@ def run(arguments) -> int:
     for output, setting in ((json_out, "json"), (arguments.sharpest_out, "sharpest_out")):
         if output:
             check_output_file(Path(output), setting, create_folder=True)
+    if arguments.plots:
+        check_output_folder(arguments.plots, "plots")
     model = load_model(arguments.model)
     objective = objective_from_arguments(model, arguments)
     stack = read_stack(arguments.stack)

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..plate import DEFOCUSED_LEVEL
-from .arguments import add_model
+from .arguments import add_model, non_negative_int
 
 
 def add_parser(commands) -> None:
@@ -29,7 +29,7 @@ def add_parser(commands) -> None:
                              r"e.g. '(?P<well>[A-P]\d\d)_site(?P<site>\d+)'")
     parser.add_argument("--image-name", metavar="NAME",
                         help="CellProfiler tables measuring several images: which one (default: the first)")
-    parser.add_argument("--montage", type=int, default=12, metavar="N",
+    parser.add_argument("--montage", type=non_negative_int, default=12, metavar="N",
                         help=f"overlays of up to N most defocused images, level >= {DEFOCUSED_LEVEL} (measured again; "
                              "0: none; default %(default)s)")
     add_model(parser, "draw the montage's overlays with")
@@ -37,7 +37,7 @@ def add_parser(commands) -> None:
 
 
 def run(arguments) -> int:
-    from ..files import refuse_inputs_as_outputs, write_text
+    from ..files import check_output_folder, refuse_inputs_as_outputs, write_text
     from ..plate import (
         most_defocused,
         plate_format,
@@ -53,7 +53,11 @@ def run(arguments) -> int:
     names = {"map": "plate_map.png", "montage": "most_defocused.png", "wells": "wells.csv", "summary": "summary.txt"}
     paths = {key: out / name for key, name in names.items()}
     refuse_inputs_as_outputs([arguments.results], paths.values())
-    results = read_results(arguments.results, arguments.pattern, arguments.image_name)
+    check_output_folder(out, "out")
+    notes = []
+    results = read_results(arguments.results, arguments.pattern, arguments.image_name, notes=notes)
+    for note in notes:
+        print(f"focusnet plate: warning: {note}", file=sys.stderr)
     wells = plate_format(results)
     summaries = summarise_wells(results)
     out.mkdir(parents=True, exist_ok=True)

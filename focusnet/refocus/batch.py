@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..errors import FocusnetError, InvalidParameterError
-from ..files import check_output_file
+from ..files import check_output_file, check_output_folder
 from ..images import find_images
 
 #: Suffix of a refocused image's file name (before ``.tif``).
@@ -75,8 +75,8 @@ def plan_refocus(paths, out_dir, csv, montage_dir=None) -> RefocusPlan:
     out_dir, csv = Path(out_dir), Path(csv)
     montage_dir = Path(montage_dir) if montage_dir else None
     for setting, folder in (("out_dir", out_dir), ("montage_dir", montage_dir)):
-        if folder is not None and folder.exists() and not folder.is_dir():
-            raise InvalidParameterError(f"{folder} is a file, not a folder; choose another path", setting=setting)
+        if folder is not None:
+            check_output_folder(folder, setting)
     duplicates = []
     files = [f for f in find_images(paths, duplicates=duplicates)
              if not Path(f).name.endswith(MONTAGE_SUFFIX)]

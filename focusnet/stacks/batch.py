@@ -19,7 +19,7 @@ from typing import List, Optional
 from ..batch import journal_key, model_identity
 from ..contract import STACK_COLUMNS, STACK_PLANE_COLUMNS
 from ..errors import FocusnetError, InvalidParameterError
-from ..files import check_output_file
+from ..files import check_output_file, check_output_folder
 from ..images import find_images, read_stack
 from ..records import failed_stack_record, plane_record, stack_record, write_csv
 from .measure import output_stem, predict_stack, write_planes
@@ -100,8 +100,7 @@ def plan_stacks(paths, csv, summary_csv=None, best_dir=None, plots=None) -> Stac
 
 def _check_output_names(files, inputs, folder: Path, suffix: str, setting: str) -> None:
     """Refuse two stacks writing one file into ``folder``, or an output replacing an input."""
-    if folder.exists() and not folder.is_dir():
-        raise InvalidParameterError(f"{folder} is a file, not a folder; choose another path", setting=setting)
+    check_output_folder(folder, setting)
     seen = {}
     for f in files:
         stem = output_stem(f)  # a stack of several time points adds _t<T>: equal stems are the only clash
