@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from focusnet.classifier import onnx_manifest_sha256
 from focusnet.contract import (
     INPUT_SCALE,
     NUM_LEVELS,
@@ -35,7 +36,7 @@ from focusnet.contract import (
     PATCH_SIZE,
 )
 from focusnet.files import replacing
-from focusnet.onnxmodel import ALLOWED_ONNX_OPS, graph_sha256
+from focusnet.onnxmodel import ALLOWED_ONNX_OPS
 
 from .targets import export_source_and_target
 
@@ -123,7 +124,7 @@ def build_onnx(model):
     if not used <= ALLOWED_ONNX_OPS:  # the exporter must never write what the loader refuses
         raise RuntimeError(f"ONNX graph uses ops outside the allow-list: {sorted(used - ALLOWED_ONNX_OPS)}")
     manifest = {"format": ONNX_FORMAT, "format_version": ONNX_FORMAT_VERSION, "focusnet_version": __version__,
-                "model_config": model.config, "graph_sha256": graph_sha256(proto)}
+                "model_config": model.config, "sha256": onnx_manifest_sha256(proto, model.config)}
     helper.set_model_props(proto, {ONNX_MANIFEST_KEY: json.dumps(manifest)})
     onnx.checker.check_model(proto, full_check=True)
     return proto

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from focusnet.classifier import onnx_manifest_sha256
 from focusnet.errors import ExportError
 from focusnet.files import check_output_file, replacing
-from focusnet.refocus.model import REFOCUS_ONNX_FORMAT, RefocusModel, load_refocus_model, manifest_sha256
+from focusnet.refocus.model import REFOCUS_ONNX_FORMAT, RefocusModel, load_refocus_model
 from focusnet.refocus.pairs import PERCENTILES
 from focusnet.refocus.unet import ALLOWED_REFOCUS_OPS, ONNX_IMAGE_INPUT, ONNX_IMAGE_OUTPUT
 
@@ -67,7 +68,7 @@ def build_refocus_onnx(model: RefocusModel):
         raise RuntimeError(f"refocus graph uses ops outside the allow-list: {sorted(used - ALLOWED_REFOCUS_OPS)}")
     manifest = {"format": REFOCUS_ONNX_FORMAT, "format_version": 1, "focusnet_version": __version__,
                 "model_config": model.config}
-    manifest["sha256"] = manifest_sha256(proto, model.config)
+    manifest["sha256"] = onnx_manifest_sha256(proto, model.config)
     helper.set_model_props(proto, {"focusnet": json.dumps(manifest)})
     onnx.checker.check_model(proto, full_check=True)
     return proto

@@ -293,16 +293,21 @@ def journal_key(path) -> str:
 
 
 def model_identity(model) -> str:
-    """The SHA-256 of a model's config: what a journal records to refuse resuming with another model."""
+    """What a journal records to refuse resuming with another model: a SHA-256 of all that makes its answers.
+
+    A model folder's config holds its weights' SHA-256; a bundle's and an ONNX model's manifest hold the
+    hashes of their graphs and files, so a changed graph is another model even under the same config.
+    """
     import hashlib
     import json
 
-    return hashlib.sha256(json.dumps(model.config, sort_keys=True).encode()).hexdigest()
+    parts = {"config": model.config, "manifest": getattr(model, "manifest", None)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def run_batch(plan: BatchPlan, model, scale=None, pixel_size_um=None, objective=None, resume: bool = False,
               progress: bool = False, on_result=None, workers: int | None = None,
-              scheduler: str | None = None) -> dict:
+              scheduler: str | None = None, on_note=None) -> dict:
     """Measure a planned batch, committing each image to the journal, then write the tables.
 
     Each image's records are in the journal (``<csv>.journal``, see
@@ -324,6 +329,9 @@ def run_batch(plan: BatchPlan, model, scale=None, pixel_size_um=None, objective=
         Measure on the running ``dask.distributed`` scheduler at this address
         (its workers must see the images, the model and the overlay folder at
         the same paths). Either way the tables are those of a run here.
+    on_note : callable, optional
+        Called with a message for each image a resumed run measures again (see
+        :func:`focusnet.journal.run_journaled`).
 
     Returns
     -------
@@ -339,6 +347,8 @@ def run_batch(plan: BatchPlan, model, scale=None, pixel_size_um=None, objective=
         from .cluster import check_cluster
 
         check_cluster(workers, scheduler)  # before the journal: a refused run leaves nothing behind
+    else:
+        model.prepare()  # a model that cannot run here (no TensorFlow, say) stops the run before the journal
     header = {"command": "predict", "inputs": [journal_key(f) for f in plan.files], "model": model_identity(model),
               "scale": scale, "pixel_size_um": pixel_size_um,
               "objective": dataclasses.asdict(objective) if objective is not None else None,
@@ -361,5 +371,5 @@ def run_batch(plan: BatchPlan, model, scale=None, pixel_size_um=None, objective=
             write_csv(plan.patches_csv, PATCH_COLUMNS, [patch for entry in entries for patch in entry["patches"]])
 
     entries = run_journaled(plan.journal, header, header["inputs"], measure, write, resume=resume,
-                            on_entry=on_result)
+                            on_entry=on_result, on_note=on_note)
     return {entry["image"]: entry for entry in entries}

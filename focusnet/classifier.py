@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import threading
 from pathlib import Path
 
@@ -44,6 +45,13 @@ def sha256_file(path) -> str:
 def sha256_bytes(data: bytes) -> str:
     """Hex SHA-256 of bytes in memory."""
     return hashlib.sha256(data).hexdigest()
+
+
+def onnx_manifest_sha256(proto, config: dict) -> str:
+    """One SHA-256 over an ONNX graph (weights included) and the config beside it: neither can change unnoticed."""
+    digest = hashlib.sha256(proto.graph.SerializeToString(deterministic=True))
+    digest.update(json.dumps(config, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def make_config(architecture: str, optics: dict, augmentation: dict, training: dict) -> dict:
@@ -171,6 +179,21 @@ class PatchClassifier:
     def _build(self):
         raise NotImplementedError
 
+    def prepare(self):
+        """Build the runtime now (thread-safe, once): a model that cannot run fails here, before any image.
+
+        Returns the prediction function. :meth:`predict_patches` calls it on first use.
+
+        Raises
+        ------
+        ModelError
+            The runtime is missing (TensorFlow, onnxruntime) or refuses the model.
+        """
+        with self._lock:
+            if self._predict is None:
+                self._predict = self._build()
+        return self._predict
+
     def predict_patches(self, patches: np.ndarray, batch_size: int = PATCHES_PER_BATCH) -> np.ndarray:
         """Level probabilities of patches.
 
@@ -185,15 +208,13 @@ class PatchClassifier:
         -------
         ndarray, shape (N, 11), float64
         """
-        with self._lock:
-            if self._predict is None:
-                self._predict = self._build()
+        predict = self.prepare()
         patches = np.asarray(patches, np.float32)
         if patches.ndim == 3:
             patches = patches[..., None]
         if patches.shape[1:] != (PATCH_SIZE, PATCH_SIZE, 1):
             raise ValueError(f"patches must have shape (N, {PATCH_SIZE}, {PATCH_SIZE}[, 1]), got {patches.shape}")
-        outputs = [np.asarray(self._predict(patches[start:start + batch_size]))
+        outputs = [np.asarray(predict(patches[start:start + batch_size]))
                    for start in range(0, len(patches), batch_size)]
         if not outputs:
             return np.zeros((0, NUM_LEVELS))

@@ -64,7 +64,8 @@ BUNDLE_OUTPUT_SPECS = {BUNDLE_PROBABILITIES_KEY: ["N", NUM_LEVELS],
 
 ONNX_SUFFIX = ".onnx"
 ONNX_FORMAT = "focusnet-onnx"
-ONNX_FORMAT_VERSION = 1
+#: Version 2: one SHA-256 covers the graph and the config in the manifest (version 1 hashed the graph alone).
+ONNX_FORMAT_VERSION = 2
 #: The opset the exporter writes (onnxruntime 1.14 and later run it).
 ONNX_OPSET = 18
 ONNX_INPUT = "patches"

@@ -121,6 +121,10 @@ class TooNoisyError(UnmeasurableImageError):
     reason = "too noisy"
 
 
+class JournalError(InvalidParameterError):
+    """A batch's journal that this run may not start or continue (its message says what to do instead)."""
+
+
 class ModelError(FocusnetError, ValueError):
     """A model folder that is missing, damaged or of an unknown format."""
 

@@ -6,7 +6,7 @@ import contextlib
 import sys
 from pathlib import Path
 
-from ..errors import FocusnetError
+from ..errors import FocusnetError, JournalError
 
 
 class Terminated(BaseException):
@@ -35,8 +35,8 @@ def keeps_results(journal, what: str):
     try:
         yield
     except (FocusnetError, OSError, KeyboardInterrupt, Terminated) as stop:  # OSError: a full disk
-        if not Path(journal).is_file():
-            raise
+        if isinstance(stop, JournalError) or not Path(journal).is_file():
+            raise  # a journal refused says what to do instead; no journal, nothing kept
         raise Stopped(stop, f"the {what} measured so far are kept in {journal}; run the same command with --resume "
                             "to measure the rest") from stop
 

@@ -59,7 +59,8 @@ def run(arguments) -> int:
     with keeps_results(plan.journal, "images"):
         entries = run_batch(plan, model, scale=arguments.scale, pixel_size_um=arguments.pixel_size_um,
                             objective=objective, resume=arguments.resume, progress=True, on_result=on_result,
-                            workers=arguments.workers, scheduler=arguments.scheduler)
+                            workers=arguments.workers, scheduler=arguments.scheduler,
+                            on_note=lambda message: warn("predict", message))
     notes = []
     for entry in entries.values():
         notes += [note for note in entry["notes"] if note not in notes]

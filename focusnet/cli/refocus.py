@@ -56,7 +56,7 @@ def run(arguments) -> int:
     with keeps_results(plan.journal, "images"):
         entries = refocus_batch(plan, model, classifier, arguments.not_refocused, arguments.scale,
                                 arguments.pixel_size_um, objective, resume=arguments.resume, progress=True,
-                                on_result=on_result)
+                                on_result=on_result, on_note=lambda message: warn("refocus", message))
     records = [entry["record"] for entry in entries]
     if len(records) <= 20:
         width = max(len(Path(r["image"]).name) for r in records)

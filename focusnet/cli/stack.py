@@ -60,7 +60,7 @@ def run(arguments) -> int:
         entries = run_stacks(plan, model, channel=arguments.channel, axes=arguments.axes,
                              z_step_um=arguments.z_step_um, pixel_size_um=arguments.pixel_size_um,
                              objective=objective, scale=arguments.scale, resume=arguments.resume, progress=True,
-                             on_entry=on_entry)
+                             on_entry=on_entry, on_note=lambda message: warn("stack", message))
     notes = []
     for entry in entries:
         notes += [note for note in entry["notes"] if note not in notes]

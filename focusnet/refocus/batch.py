@@ -174,8 +174,11 @@ def refocus_entry(path, model, classifier, plan: RefocusPlan, not_refocused: str
 
 def refocus_batch(plan: RefocusPlan, model, classifier, not_refocused: str = "copy", scale=None,
                   pixel_size_um=None, objective=None, resume: bool = False, progress: bool = False,
-                  on_result=None) -> list:
+                  on_result=None, on_note=None) -> list:
     """Refocus a planned batch through a journal, then write the CSV (whole, in input order).
+
+    ``on_note`` is called with a message for each image a resumed run refocuses again (see
+    :func:`focusnet.journal.run_journaled`).
 
     Returns
     -------
@@ -193,8 +196,9 @@ def refocus_batch(plan: RefocusPlan, model, classifier, not_refocused: str = "co
                                     setting="not_refocused")
     if pixel_size_um is not None and not (math.isfinite(pixel_size_um) and pixel_size_um > 0):
         raise InvalidParameterError("pixel size must be a positive number of micrometres", setting="pixel_size_um")
+    classifier.prepare()  # a classifier that cannot run here stops the run before the journal
     header = {"command": "refocus", "inputs": [journal_key(f) for f in plan.files],
-              "refocus_model": model.config["weights"]["sha256"], "classifier": model_identity(classifier),
+              "refocus_model": model_identity(model), "classifier": model_identity(classifier),
               "scale": scale, "pixel_size_um": pixel_size_um, "not_refocused": not_refocused,
               "objective": dataclasses.asdict(objective) if objective is not None else None,
               "out_dir": str(plan.out_dir.resolve()), "montage_dir": str(plan.montage_dir or "")}
@@ -211,4 +215,5 @@ def refocus_batch(plan: RefocusPlan, model, classifier, not_refocused: str = "co
     def write(entries):
         write_csv(plan.csv, REFOCUS_COLUMNS, [entry["record"] for entry in entries])
 
-    return run_journaled(plan.journal, header, header["inputs"], measure, write, resume=resume, on_entry=on_result)
+    return run_journaled(plan.journal, header, header["inputs"], measure, write, resume=resume, on_entry=on_result,
+                         on_note=on_note)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..classifier import MODEL_CACHE, sha256_file
+from ..classifier import MODEL_CACHE, onnx_manifest_sha256, sha256_file
 from ..contract import CONFIG_FILE, WEIGHTS_FILE
 from ..errors import ModelError
 from ..files import write_text
@@ -155,6 +155,8 @@ class RefocusModel:
         self.restorable_levels = tuple(int(level) for level in config["restorable_levels"])
         self._session = None
         self._lock = threading.Lock()
+        #: An exported model's manifest (its hash covers graph and config); None for a folder.
+        self.manifest = None
 
     @property
     def name(self) -> str:
@@ -218,15 +220,6 @@ def _load_folder(directory: Path) -> RefocusModel:
     return RefocusModel(directory, config, weights)
 
 
-def manifest_sha256(proto, config: dict) -> str:
-    """One SHA-256 over an ONNX graph and the config beside it: neither can change unnoticed."""
-    import hashlib
-
-    digest = hashlib.sha256(proto.graph.SerializeToString(deterministic=True))
-    digest.update(json.dumps(config, sort_keys=True).encode())
-    return digest.hexdigest()
-
-
 def _load_onnx(path: Path) -> RefocusModel:
     """A refocus model exported as ONNX, checked before onnxruntime sees it (format, ops, hash)."""
     from .unet import ALLOWED_REFOCUS_OPS
@@ -247,9 +240,11 @@ def _load_onnx(path: Path) -> RefocusModel:
             initialiser.data_location == onnx.TensorProto.EXTERNAL for initialiser in proto.graph.initializer):
         raise ModelError(f"{path}: its graph holds ops or data a refocus model never has "
                          f"({sorted(ops - ALLOWED_REFOCUS_OPS)}); refusing to run it")
-    if manifest.get("sha256") != manifest_sha256(proto, config):
+    if manifest.get("sha256") != onnx_manifest_sha256(proto, config):
         raise ModelError(f"{path}: damaged or modified (its graph or config does not match its SHA-256)")
-    return RefocusModel(path, config, proto=proto)
+    model = RefocusModel(path, config, proto=proto)
+    model.manifest = manifest
+    return model
 
 
 def load_refocus_model(model=None) -> RefocusModel:

@@ -157,7 +157,7 @@ def _measure_stack(path, plan, model, options, bar) -> dict:
 
 
 def run_stacks(plan: StackPlan, model, channel=None, axes=None, z_step_um=None, pixel_size_um=None, objective=None,
-               scale=None, resume: bool = False, progress: bool = False, on_entry=None) -> list:
+               scale=None, resume: bool = False, progress: bool = False, on_entry=None, on_note=None) -> list:
     """Measure every planned stack through a journal, then write both tables whole.
 
     Parameters
@@ -176,6 +176,9 @@ def run_stacks(plan: StackPlan, model, channel=None, axes=None, z_step_um=None, 
         ``lines`` (each best plane, in words), ``warnings`` (why a stack or
         time point has none), ``notes``, ``measured`` (time points with a
         best plane).
+    on_note : callable, optional
+        Called with a message for each stack a resumed run measures again (see
+        :func:`focusnet.journal.run_journaled`).
 
     Returns
     -------
@@ -188,6 +191,7 @@ def run_stacks(plan: StackPlan, model, channel=None, axes=None, z_step_um=None, 
     from ..inference import model_optics
     from ..journal import run_journaled
 
+    model.prepare()  # a model that cannot run here (no TensorFlow, say) stops the run before the journal
     header = {"command": "stack", "inputs": [journal_key(f) for f in plan.files], "model": model_identity(model),
               "channel": channel, "axes": axes, "z_step_um": z_step_um, "pixel_size_um": pixel_size_um,
               "scale": scale, "objective": dataclasses.asdict(objective) if objective is not None else None,
@@ -215,4 +219,5 @@ def run_stacks(plan: StackPlan, model, channel=None, axes=None, z_step_um=None, 
 
     for table in (plan.csv, plan.summary_csv):
         table.parent.mkdir(parents=True, exist_ok=True)
-    return run_journaled(plan.journal, header, header["inputs"], measure, write, resume=resume, on_entry=on_entry)
+    return run_journaled(plan.journal, header, header["inputs"], measure, write, resume=resume, on_entry=on_entry,
+                         on_note=on_note)

@@ -41,6 +41,18 @@ def test_measuring_needs_no_tensorflow(tmp_path):
                                    atol=1e-5)
 
 
+@pytest.mark.skipif(not ONNX_PYTHON.exists(),
+                    reason="the focusnet[onnx] environment (.venv-onnx) is built by make test")
+@pytest.mark.parametrize("model", ["focusnet/models/default-bundle.zip", "focusnet/models/default"])
+def test_a_tensorflow_model_without_tensorflow_says_what_runs_instead(tmp_path, model):
+    image = REPO / "examples" / "images" / "BBBC006_z_aligned__a07__s1__w1_10.tif"
+    result = subprocess.run([str(ONNX_PYTHON), "-m", "focusnet", "predict", str(image), "--model", str(REPO / model),
+                             "--csv", str(tmp_path / "f.csv")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "TensorFlow is not installed here" in result.stderr and "ONNX model" in result.stderr
+    assert not (tmp_path / "f.csv").exists()
+
+
 def test_the_backend_benchmark_runs(tmp_path):
     import sys
 

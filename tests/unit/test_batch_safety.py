@@ -118,7 +118,10 @@ def test_resume_needs_the_same_run(small_batch, tmp_path, capsys):
     # A journal of an older layout (rows, not records) is refused, not misread.
     journal_path(out).write_text('{"format": "focusnet-journal", "version": 1, "command": "predict"}\n')
     assert main(["predict", str(small_batch), "--csv", str(out), "--resume"]) == 1
-    assert f"is not a focusnet journal (version {JOURNAL_VERSION})" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "was written by another focusnet (journal version 1" in err and "delete it" in err
+    # A refused journal is not "kept results": the advice is never to resume it.
+    assert "run the same command" not in err
 
 
 def test_the_journal_drops_a_torn_last_line(tmp_path):

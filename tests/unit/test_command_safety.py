@@ -6,6 +6,7 @@ exit code and what it printed to stderr.
 """
 
 import csv
+import shutil
 
 import numpy as np
 import pytest
@@ -169,3 +170,110 @@ def test_predict_overlay_folder_under_a_file_is_refused(capsys, tmp_path, two_sh
     code, err = run(capsys, "predict", two_sharp_images, "--csv", tmp_path / "focus.csv", "--overlay-dir",
                     tmp_path / "a file" / "overlays", "--model", random_model_dir)
     assert code == 1 and "(--overlay-dir)" in err
+
+
+# --- resume journals (predict, stack, refocus share focusnet.journal) --------------------------------------------
+
+@pytest.fixture
+def interrupted_batch(tmp_path, crops, monkeypatch, capsys):
+    """A predict run of three real crops stopped by Ctrl-C after the first: its journal holds one image."""
+    import focusnet.batch
+    from focusnet.images import write_tiff
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index in range(3):
+        write_tiff(folder / f"img_{index}.tif", crops[index])
+    measure = focusnet.batch.measure_entry
+    calls = []
+
+    def stop_at_the_second(*arguments, **options):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return measure(*arguments, **options)
+
+    out = tmp_path / "focus.csv"
+    with monkeypatch.context() as patch:
+        patch.setattr(focusnet.batch, "measure_entry", stop_at_the_second)
+        assert main(["predict", str(folder), "--csv", str(out)]) == 130
+    assert "--resume" in capsys.readouterr().err
+    return folder, out
+
+
+def _fresh_rows(folder, tmp_path):
+    fresh = tmp_path / "fresh.csv"
+    assert main(["predict", str(folder), "--csv", str(fresh)]) == 0
+    return read_csv(fresh)
+
+
+def test_resume_measures_again_an_input_replaced_since(capsys, tmp_path, crops, interrupted_batch):
+    from focusnet.images import write_tiff
+
+    folder, out = interrupted_batch
+    # The same name, another image of the same size: only its content tells them apart.
+    write_tiff(folder / "img_0.tif", crops[-1])
+    code, err = run(capsys, "predict", folder, "--csv", out, "--resume")
+    assert code == 0 and "img_0.tif changed since it was measured: measured again" in err
+    assert read_csv(out) == _fresh_rows(folder, tmp_path)
+
+
+def test_resume_measures_again_an_edited_or_damaged_line(capsys, tmp_path, interrupted_batch):
+    import json
+
+    from focusnet.journal import journal_path
+
+    folder, out = interrupted_batch
+    journal = journal_path(out)
+    header, line = journal.read_text().splitlines()
+    entry = json.loads(line)
+    entry["record"]["defocus_level"] = 10  # hand-edited: still valid JSON, same key
+    journal.write_text(header + "\n" + json.dumps(entry) + "\n" + '["not", "an", "entry"]\n')
+    code, err = run(capsys, "predict", folder, "--csv", out, "--resume")
+    assert code == 0 and "2 line(s)" in err and "edited or damaged" in err
+    assert read_csv(out) == _fresh_rows(folder, tmp_path)
+
+
+def test_resume_refuses_an_onnx_model_whose_graph_changed(capsys, tmp_path, crops, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    import json
+
+    import onnx
+
+    import focusnet.batch
+    from focusnet.classifier import onnx_manifest_sha256
+    from focusnet.contract import ONNX_MANIFEST_KEY
+    from focusnet.images import write_tiff
+
+    first = tmp_path / "a.onnx"
+    assert main(["export", "--format", "onnx", "--out", str(first)]) == 0
+    proto = onnx.load(first)
+    proto.graph.initializer[-1].raw_data = bytes(len(proto.graph.initializer[-1].raw_data))  # other weights
+    manifest = json.loads({p.key: p.value for p in proto.metadata_props}[ONNX_MANIFEST_KEY])
+    manifest["sha256"] = onnx_manifest_sha256(proto, manifest["model_config"])  # a consistent, other model
+    onnx.helper.set_model_props(proto, {ONNX_MANIFEST_KEY: json.dumps(manifest)})
+    second = tmp_path / "b.onnx"
+    second.write_bytes(proto.SerializeToString())
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index in range(2):
+        write_tiff(folder / f"img_{index}.tif", crops[index])
+    model = tmp_path / "model.onnx"
+    shutil.copy(first, model)
+    measure = focusnet.batch.measure_entry
+    calls = []
+
+    def stop_at_the_second(*arguments, **options):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return measure(*arguments, **options)
+
+    out = tmp_path / "focus.csv"
+    with monkeypatch.context() as patch:
+        patch.setattr(focusnet.batch, "measure_entry", stop_at_the_second)
+        assert main(["predict", str(folder), "--csv", str(out), "--model", str(model)]) == 130
+    capsys.readouterr()
+    shutil.copy(second, model)  # the same path and config, another graph
+    code, err = run(capsys, "predict", folder, "--csv", out, "--model", model, "--resume")
+    assert code == 1 and "differs" in err and "'model'" in err and "run the same command" not in err

@@ -16,8 +16,9 @@ from helpers import RUNTIME_PATCH_TOLERANCE
 onnx = pytest.importorskip("onnx", reason="onnx and onnxruntime are part of the test environments")
 pytest.importorskip("onnxruntime", reason="onnx and onnxruntime are part of the test environments")
 
+from focusnet.classifier import onnx_manifest_sha256  # noqa: E402
 from focusnet.contract import ONNX_MANIFEST_KEY  # noqa: E402
-from focusnet.onnxmodel import ALLOWED_ONNX_OPS, graph_sha256, load_onnx  # noqa: E402
+from focusnet.onnxmodel import ALLOWED_ONNX_OPS, load_onnx  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,8 @@ def test_the_graph_uses_only_allowed_ops_at_a_current_opset(exported):
     assert {node.op_type for node in proto.graph.node} <= ALLOWED_ONNX_OPS and "Log1p" not in str(proto.graph)
     assert proto.opset_import[0].version >= 17
     manifest = json.loads({p.key: p.value for p in proto.metadata_props}[ONNX_MANIFEST_KEY])
-    assert manifest["model_config"] == load_model().config and manifest["graph_sha256"] == graph_sha256(proto)
+    assert manifest["model_config"] == load_model().config
+    assert manifest["sha256"] == onnx_manifest_sha256(proto, manifest["model_config"])
 
 
 @pytest.mark.parametrize("model", ["exported", "shipped"])
@@ -53,13 +55,15 @@ def test_the_shipped_onnx_is_the_shipped_model():
         "re-export: focusnet export --format onnx --out focusnet/models/default.onnx --overwrite"
 
 
-def _rewrite(path, out, change, keep_hash=False):
+def _rewrite(path, out, change, keep_hash=False, change_manifest=None):
     proto = onnx.load(path)
     change(proto)
     properties = {p.key: p.value for p in proto.metadata_props}
     manifest = json.loads(properties[ONNX_MANIFEST_KEY])
+    if change_manifest is not None:
+        change_manifest(manifest)
     if keep_hash:  # an attacker who also rewrites the manifest
-        manifest["graph_sha256"] = graph_sha256(proto)
+        manifest["sha256"] = onnx_manifest_sha256(proto, manifest["model_config"])
     onnx.helper.set_model_props(proto, {ONNX_MANIFEST_KEY: json.dumps(manifest)})
     out.write_bytes(proto.SerializeToString())
     return out
@@ -110,3 +114,60 @@ def test_the_command_line_exports_and_measures_with_onnx(tmp_path, in_focus_path
         (row,) = list(csv.DictReader(handle))
     expected = predict_image(read_image(in_focus_paths[0]), load_model())
     assert float(row["aggregate_certainty"]) == pytest.approx(expected.aggregate_certainty, abs=1e-5)
+
+
+def _unchanged(proto):
+    pass
+
+
+def test_a_changed_setting_in_the_manifest_is_refused(exported, tmp_path):
+    # The pixel size moves a calibrated image between levels: it is inside what the hash protects.
+    def finer_pixels(manifest):
+        manifest["model_config"]["simulator"]["optics"]["pixel_size_um"] = 0.2
+
+    with pytest.raises(ModelError, match="settings are damaged or modified"):
+        load_onnx(_rewrite(exported, tmp_path / "pixels.onnx", _unchanged, change_manifest=finer_pixels))
+
+
+def test_an_earlier_format_is_refused_with_how_to_export_again(exported, tmp_path):
+    def version_1(manifest):
+        manifest["format_version"] = 1
+
+    with pytest.raises(ModelError, match="export it again"):
+        load_onnx(_rewrite(exported, tmp_path / "old.onnx", _unchanged, keep_hash=True, change_manifest=version_1))
+
+
+def _opset_999(proto):
+    proto.opset_import[0].version = 999
+
+
+def _ir_version_99(proto):
+    proto.ir_version = 99
+
+
+def _huge_input(proto):
+    proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 2 ** 40
+
+
+def _external_weights(proto):
+    tensor = proto.graph.initializer[0]
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "../../etc/passwd"
+
+
+@pytest.mark.parametrize("change, message", [
+    (_opset_999, "onnxruntime cannot load"), (_ir_version_99, "onnxruntime cannot load"),
+    (_huge_input, "shapes"), (_external_weights, "outside the model"),
+])
+def test_models_that_pass_the_hash_but_not_onnxruntime_are_one_clear_error(exported, tmp_path, change, message,
+                                                                           in_focus_paths, capsys):
+    from focusnet.cli import main
+
+    crafted = _rewrite(exported, tmp_path / "crafted.onnx", change, keep_hash=True)
+    with pytest.raises(ModelError, match=message):
+        load_onnx(crafted)
+    assert main(["predict", str(in_focus_paths[0]), "--model", str(crafted), "--csv", str(tmp_path / "f.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "focusnet predict: error:" in err and str(crafted) in err and "Traceback" not in err
+    assert not (tmp_path / "f.csv").exists()
