@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .contract import NUM_LEVELS
-from .errors import UnmeasurableImageError
+from .errors import InvalidParameterError, UnmeasurableImageError
 from .images import find_images, read_image
 from .inference import predict_image
 from .loader import load_model
@@ -50,7 +50,13 @@ def evaluate(paths, model=None, seed: int = 0, optics: Optics | None = None, pro
     dict
         ``exact_accuracy``, ``within_one_accuracy``, ``confusion`` (11x11,
         rows true level, columns predicted), ``patch_within_one_accuracy``,
-        ``variants``, and per-prediction ``records`` for plots.
+        ``variants``, ``unmeasurable`` (images counted as misses) and per-prediction
+        ``records`` for plots.
+
+    Raises
+    ------
+    InvalidParameterError
+        No simulated image could be measured (an accuracy of nothing is not 0 %).
     """
     from tqdm import tqdm
 
@@ -85,6 +91,10 @@ def evaluate(paths, model=None, seed: int = 0, optics: Optics | None = None, pro
                     patch_hits += int(np.sum(np.abs(prediction.patch_levels - level)[confident] <= 1))
                     patch_total += int(confident.sum())
     base = [r for r in records if r["camera"] == AS_IMAGED.name]
+    if base and all(r["predicted"] is None for r in base):
+        raise InvalidParameterError(f"none of the {len(base)} simulated images could be measured (no content, or too "
+                                    "noisy): there is no accuracy to give; evaluate with in-focus images that hold "
+                                    "content")
     confusion = np.zeros((NUM_LEVELS, NUM_LEVELS), dtype=int)
     for r in base:
         if r["predicted"] is not None:

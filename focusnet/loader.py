@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 from .bundle import is_bundle, load_bundle
 from .contract import SHIPPED_MODEL_DIR, SHIPPED_ONNX
+from .errors import ModelError
 from .model import load_model_folder
 from .onnxmodel import is_onnx, load_onnx
 
@@ -74,4 +76,10 @@ def load_model(model=None):
         return load_onnx(model)
     if is_bundle(model):
         return load_bundle(model)
+    path = Path(model)
+    if path.is_file():  # neither a readable zip nor ONNX: say what it is not, not "folder not found"
+        what = "an empty file" if path.stat().st_size == 0 else (
+            "a damaged zip" if path.suffix.lower() == ".zip" else "not a model")
+        raise ModelError(f"{path}: {what}; give a model folder, a bundle (.zip, as focusnet export writes it, or "
+                         "its unzipped folder) or an ONNX model (.onnx)")
     return load_model_folder(model)

@@ -67,7 +67,9 @@ def run(arguments) -> int:
     else:
         if arguments.json:
             write_text(arguments.json, text + "\n")
-        print(f"{result['num_predictions']} predictions on {len(result['images'])} images: "
+        unmeasurable = (f" ({result['unmeasurable']} not measurable: no content or too noisy, counted as misses)"
+                        if result["unmeasurable"] else "")
+        print(f"{result['num_predictions']} predictions on {len(result['images'])} images{unmeasurable}: "
               f"exact {result['exact_accuracy']:.1%}, within one {result['within_one_accuracy']:.1%}, "
               f"confident patches within one {result['patch_within_one_accuracy']:.1%}")
         for variant in result["variants"]:

@@ -277,3 +277,35 @@ def test_resume_refuses_an_onnx_model_whose_graph_changed(capsys, tmp_path, crop
     shutil.copy(second, model)  # the same path and config, another graph
     code, err = run(capsys, "predict", folder, "--csv", out, "--model", model, "--resume")
     assert code == 1 and "differs" in err and "'model'" in err and "run the same command" not in err
+
+
+# --- models given as files, and evaluate -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content, expected", [(b"", "an empty file"), (b"PK\x03\x04 cut short", "a damaged zip")])
+def test_an_empty_or_damaged_zip_model_is_named_as_such(capsys, tmp_path, two_sharp_images, content, expected):
+    model = tmp_path / "model.zip"
+    model.write_bytes(content)
+    code, err = run(capsys, "predict", two_sharp_images, "--csv", tmp_path / "f.csv", "--model", model)
+    assert code == 1 and f"{model}: {expected}" in err and "folder not found" not in err
+
+
+def test_an_unzipped_bundle_folder_is_a_model(capsys, tmp_path, two_sharp_images):
+    import zipfile
+
+    from focusnet.contract import SHIPPED_BUNDLE
+
+    with zipfile.ZipFile(SHIPPED_BUNDLE) as archive:
+        archive.extractall(tmp_path / "bundle")
+    code, err = run(capsys, "predict", two_sharp_images, "--csv", tmp_path / "f.csv", "--model", tmp_path / "bundle")
+    assert code == 0 and len(read_csv(tmp_path / "f.csv")) == 2
+
+
+def test_evaluate_gives_no_accuracy_when_nothing_could_be_measured(capsys, tmp_path):
+    from focusnet.images import write_tiff
+
+    folder = tmp_path / "empty fields"
+    folder.mkdir()
+    write_tiff(folder / "dark.tif", (np.random.default_rng(1).poisson(20, (260, 348)) + 100).astype(np.uint16))
+    code, err = run(capsys, "evaluate", folder)
+    assert code == 1 and "none of the 11 simulated images could be measured" in err
+    assert "0.0 %" not in capsys.readouterr().out
