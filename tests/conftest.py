@@ -277,9 +277,12 @@ def run_cellprofiler(pipeline, images, out, *options, cellprofiler=CELLPROFILER,
                           env={**os.environ, "JAVA_TOOL_OPTIONS": f"-Xmx{heap}"})
 
 
-def run_pipeline(name, images, out, **options):
-    """Run one of pipelines/ headless; return the rows of its Image.csv and the CompletedProcess."""
-    result = run_cellprofiler(REPO / "pipelines" / name, images, out, **options)
+def run_pipeline(name, images, out, options=(), **keywords):
+    """Run one of pipelines/ headless; return the rows of its Image.csv and the CompletedProcess.
+
+    ``options`` are more command-line arguments (e.g. ``["--always-continue"]``).
+    """
+    result = run_cellprofiler(REPO / "pipelines" / name, images, out, *options, **keywords)
     # CellProfiler can exit 0 after dropping a plugin: judge by what it wrote.
     table = out / "Image.csv"
     assert table.is_file(), result.stdout[-2000:] + result.stderr[-4000:]

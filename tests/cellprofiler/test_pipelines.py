@@ -70,6 +70,37 @@ def test_headless_run_with_a_missing_bundle_stops_before_the_first_image(image_f
     assert result.returncode != 0
 
 
+@pytest.fixture(scope="module")
+def unreadable_files(tmp_path_factory, in_focus_paths):
+    """Two real images beside four files CellProfiler's own reader cannot load."""
+    import imageio.v2 as imageio
+
+    folder = tmp_path_factory.mktemp("unreadable")
+    for path in in_focus_paths[:2]:
+        write_tiff(folder / (path.stem + ".tif"), read_image(path))
+    (folder / "empty.tif").write_bytes(b"")
+    (folder / "text.tif").write_text("not an image\n")
+    noise = np.random.default_rng(0).integers(0, 255, (64, 64, 2), dtype=np.uint8)
+    imageio.imwrite(folder / "grey_alpha.png", noise)  # grey + alpha
+    imageio.imwrite(folder / "png.png", noise[..., 0])
+    (folder / "png.png").rename(folder / "png_named.tif")
+    return folder
+
+
+def test_unreadable_files_end_a_plain_headless_run_and_always_continue_keeps_every_row(unreadable_files, tmp_path):
+    # What docs/cellprofiler.md says: CellProfiler's reader, not the module, meets these files; a plain headless run
+    # ends at the first with no Image.csv, and its own --always-continue skips each one and writes every row.
+    plain = run_cellprofiler(REPO / "pipelines" / "measure_focus.cppipe", unreadable_files, tmp_path / "plain")
+    assert not (tmp_path / "plain" / "Image.csv").exists()
+    rows, result = run_pipeline("measure_focus.cppipe", unreadable_files, tmp_path / "continued",
+                                options=["--always-continue"])
+    levels = {row["FileName_DNA"]: row["ImageFocus_DefocusLevel_DNA"] for row in rows}
+    assert set(levels) == {path.name for path in unreadable_files.iterdir()}
+    for name, level in levels.items():
+        readable = name.startswith("BBBC006")
+        assert (level not in ("", "nan")) == readable, (name, level)
+
+
 def test_split_runs_give_the_same_results(measure_focus_run, image_folder, tmp_path):
     """Cluster-style: image-set ranges (-f/-l) in separate processes reproduce one whole run."""
     whole, _, _ = measure_focus_run
