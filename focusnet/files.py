@@ -17,13 +17,20 @@ def replacing(path):
 
     A reader sees the old file or the whole new one, never a torn one. The
     temporary name keeps the suffix, so writers that choose a format by it
-    (matplotlib, tifffile) still do.
+    (matplotlib, tifffile) still do. An ``OSError`` about the temporary file
+    (a full disk, say) names ``path`` instead.
     """
     path = Path(path)
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
     try:
         yield temporary
         os.replace(temporary, path)
+    except OSError as error:
+        if error.filename is not None and Path(os.fsdecode(error.filename)) != temporary:
+            raise  # about another file
+        # About the output (writers such as matplotlib's give no file name), never the hidden temporary file the
+        # user did not name: the error names the output they gave.
+        raise type(error)(error.errno, error.strerror or str(error), str(path)) from None
     finally:
         if temporary.exists():
             temporary.unlink()

@@ -91,8 +91,8 @@ def test_unreadable_files_end_a_plain_headless_run_and_always_continue_keeps_eve
     # What docs/cellprofiler.md says: CellProfiler's reader, not the module, meets these files; a plain headless run
     # ends at the first with no Image.csv, and its own --always-continue skips each one and writes every row.
     plain = run_cellprofiler(REPO / "pipelines" / "measure_focus.cppipe", unreadable_files, tmp_path / "plain")
-    assert not (tmp_path / "plain" / "Image.csv").exists()
-    rows, result = run_pipeline("measure_focus.cppipe", unreadable_files, tmp_path / "continued",
+    assert not (tmp_path / "plain" / "Image.csv").exists(), plain.stdout[-2000:]
+    rows, _ = run_pipeline("measure_focus.cppipe", unreadable_files, tmp_path / "continued",
                                 options=["--always-continue"])
     levels = {row["FileName_DNA"]: row["ImageFocus_DefocusLevel_DNA"] for row in rows}
     assert set(levels) == {path.name for path in unreadable_files.iterdir()}

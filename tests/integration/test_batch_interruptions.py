@@ -122,3 +122,22 @@ def test_a_file_that_vanishes_mid_batch_is_one_nan_row(big_batch, tmp_path):
     assert sum(row["reason"] == "" for row in rows[:39]) >= 35
     assert rows[39]["defocus_level"] == "nan" and rows[39]["reason"] == "not found"
     assert "img_039.tif" in err and "NaN" in err
+
+
+def test_a_full_disk_while_writing_a_plot_names_the_path_given_not_a_hidden_file(tmp_path, crops):
+    import numpy as np
+    import tifffile
+
+    stack = tmp_path / "s.tif"
+    tifffile.imwrite(stack, np.stack([crops[0]] * 3), imagej=True, metadata={"axes": "ZYX"})
+    table = tmp_path / "results.csv"
+    table.write_text("image,defocus_level,aggregate_certainty\nx_A01_s1.tif,0,0.9\nx_B02_s1.tif,5,0.8\n")
+    for command, output in ((["plate", str(table), "--out", str(tmp_path / "map"), "--montage", "0"],
+                             tmp_path / "map" / "plate_map.png"),
+                            (["stack", str(stack), "--csv", str(tmp_path / "planes.csv"), "--plots",
+                              str(tmp_path / "plots")], tmp_path / "plots" / "s_focus_curve.png")):
+        full = subprocess.run([sys.executable, "-m", "focusnet", *command], capture_output=True, text=True,
+                              timeout=600, preexec_fn=_limit_file_size(5_000))
+        assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
+        assert str(output) in full.stderr and ".partial" not in full.stderr, full.stderr
+        assert not output.exists() and not list(output.parent.glob(".*partial*"))
