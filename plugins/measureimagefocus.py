@@ -85,6 +85,7 @@ import numpy
 from cellprofiler_core.constants.measurement import C_FILE_NAME, COLTYPE_FLOAT, COLTYPE_INTEGER, IMAGE
 from cellprofiler_core.image import Image
 from cellprofiler_core.module import Module
+from cellprofiler_core.preferences import DEFAULT_OUTPUT_FOLDER_NAME
 from cellprofiler_core.setting import Binary, Divider, HiddenCount, SettingsGroup, ValidationError
 from cellprofiler_core.setting.choice import Choice
 from cellprofiler_core.setting.do_something import DoSomething, RemoveSettingButton
@@ -282,8 +283,9 @@ class MeasureImageFocus(Module):
     # 3: pixel size and objective. 4: the count 1.0 stands for in floating-point images.
     # 5: the old module's measurement names, kept for pipelines upgraded from it (hidden).
     # 6: the float-scale setting's text had a colon, which pipeline files use between a setting's text
-    # and its value: its value is repaired.
-    variable_revision_number = 7
+    # and its value: its value is repaired. 7: the microscope and its pinhole.
+    # 8: each image's overlay may be saved as a PNG file by the module (whole: renamed into place).
+    variable_revision_number = 8
     # CellProfiler 5 shows this in its citation list; the module help's References say the same.
     doi = {} if FOCUSNET_IMPORT_ERROR else {
         "Please cite the following when using MeasureImageFocus:": "https://doi.org/" + PAPER_DOI}
@@ -422,7 +424,7 @@ not supported.""",
 Select *Yes* to add an image showing the measured image in grey with the border of each
 84 x 84 patch coloured by its defocus level (hue: green in focus, through yellow and red, to
 magenta at level 10) and certainty (pale = uncertain), as in Figure 2b of the paper. Save it
-with **SaveImages**.""",
+with the next setting (written whole) or with **SaveImages**.""",
             ),
         )
         group.append(
@@ -432,6 +434,34 @@ with **SaveImages**.""",
                 "FocusOverlay",
                 doc="*(Used only when making an overlay)*\n\nName of the overlay image, for SaveImages "
                 "or other modules.",
+            ),
+        )
+        group.append(
+            "wants_overlay_file",
+            Binary(
+                "Save the overlay as a PNG file?",
+                False,
+                doc="""\
+*(Used only when making an overlay)*
+
+Select *Yes* to have this module write each measured image's overlay as
+``<image file name>_focus.png``: the overlay of ``focusnet predict --overlay-dir``, with its legend
+of levels and certainty. Each file is written whole (to a temporary file, then renamed into
+place), so a run stopped by Ctrl-C, a scheduler's kill or a full disk never leaves a cut-short
+overlay, which **SaveImages** can. The folder is checked before the first image: a folder that is
+a file or cannot be written stops the run with a message. A file of that name is replaced only if
+it is an overlay focusnet wrote; two images of one name in one run get the second's image number
+in its name. An image that cannot be measured gets no overlay file.""",
+            ),
+        )
+        group.append(
+            "overlay_folder",
+            Directory(
+                "Folder for the overlay files",
+                value=Directory.static_join_string(DEFAULT_OUTPUT_FOLDER_NAME, ""),
+                allow_metadata=False,
+                doc="*(Used only when saving overlay files)*\n\nWhere the overlay PNG files go (created if "
+                "missing).",
             ),
         )
         if can_remove:
@@ -446,7 +476,8 @@ with **SaveImages**.""",
         result = [self.image_count, self.model_choice, self.model_directory, self.model_file]
         result += self.optics_settings() + [self.float_scale, self.legacy_measurements]
         for group in self.image_groups:
-            result += [group.image_name, group.wants_overlay, group.overlay_name]
+            result += [group.image_name, group.wants_overlay, group.overlay_name, group.wants_overlay_file,
+                       group.overlay_folder]
         return result
 
     def visible_settings(self):
@@ -467,7 +498,9 @@ with **SaveImages**.""",
                 result.append(group.divider)
             result += [group.image_name, group.wants_overlay]
             if group.wants_overlay.value:
-                result.append(group.overlay_name)
+                result += [group.overlay_name, group.wants_overlay_file]
+                if group.wants_overlay_file.value:
+                    result.append(group.overlay_folder)
             if hasattr(group, "remover"):
                 result.append(group.remover)
         result.append(self.add_image_button)
@@ -521,6 +554,15 @@ with **SaveImages**.""",
             position = 1 + 3 + 6
             setting_values = setting_values[:position] + [MICROSCOPE_WIDEFIELD, "1.0"] + setting_values[position:]
             variable_revision_number = 7
+        if variable_revision_number == 7:
+            # Each image's 3 settings gain "save the overlay as a file" (No, as before) and its folder.
+            head = 1 + 3 + 8 + 2
+            images = setting_values[head:]
+            folder = Directory.static_join_string(DEFAULT_OUTPUT_FOLDER_NAME, "")
+            setting_values = list(setting_values[:head])
+            for start in range(0, len(images), 3):
+                setting_values += list(images[start:start + 3]) + ["No", folder]
+            variable_revision_number = 8
         return setting_values, variable_revision_number
 
     def volumetric(self):
@@ -593,6 +635,14 @@ with **SaveImages**.""",
 
     def prepare_run(self, workspace):
         end_promptly_on_signals()
+        self.overlay_files_written = set()
+        for group in self.image_groups:
+            if group.wants_overlay.value and group.wants_overlay_file.value:
+                problem = self.overlay_folder_problem(group)
+                if problem:
+                    LOGGER.error("%s", problem)
+                    workspace.pipeline.report_prepare_run_error(self, problem)
+                    return False
         # Headless runs never call validate_module: check the bundle before the first image.
         problem = missing_requirements(self.custom_model_path())
         if problem:  # a missing package, not a setting to fix
@@ -611,7 +661,57 @@ with **SaveImages**.""",
 
     def prepare_to_create_batch(self, workspace, fn_alter_path):
         self.model_directory.alter_for_create_batch_files(fn_alter_path)
+        for group in self.image_groups:
+            group.overlay_folder.alter_for_create_batch_files(fn_alter_path)
         return True
+
+    # --- overlay files -----------------------------------------------------------------------------
+
+    @staticmethod
+    def overlay_folder_problem(group):
+        """Why overlay files could not be written to the group's folder (None: they can)."""
+        from focusnet.errors import FocusnetError
+        from focusnet.files import check_output_folder
+
+        try:
+            check_output_folder(group.overlay_folder.get_absolute_path(), None)
+        except FocusnetError as error:
+            return "%s\nFix the setting '%s'." % (error, group.overlay_folder.text)
+        return None
+
+    def save_overlay_file(self, workspace, group, counts, prediction, label):
+        """Write the overlay PNG whole (temporary file renamed into place); a failure is a warning, not the end."""
+        from focusnet.figures import is_focusnet_overlay, save_overlay
+        from focusnet.files import replacing
+
+        measurements = workspace.measurements
+        name = group.image_name.value
+        feature = "%s_%s" % (C_FILE_NAME, name)
+        number = measurements.image_set_number
+        stem = (os.path.splitext(measurements.get_current_image_measurement(feature))[0]
+                if measurements.has_feature(IMAGE, feature) else "image%d_%s" % (number, name))
+        folder = group.overlay_folder.get_absolute_path()
+        path = os.path.join(folder, stem + "_focus.png")
+        written = getattr(self, "overlay_files_written", set())
+        if path in written:  # another image of this name in this run: never overwrite its overlay
+            path = os.path.join(folder, "%s_image%d_focus.png" % (stem, number))
+        if os.path.exists(path) and not is_focusnet_overlay(path):
+            LOGGER.warning("MeasureImageFocus: %s: the overlay would replace %s, which is not an overlay focusnet "
+                           "wrote; not written", label, path)
+            return
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with replacing(path) as temporary:
+                note = save_overlay(temporary, counts, prediction,
+                                    title="%s: level %d, aggregate certainty %.2f"
+                                          % (label, prediction.defocus_level, prediction.aggregate_certainty))
+        except OSError as error:
+            LOGGER.warning("MeasureImageFocus: %s: overlay not written (%s)", label, error)
+            return
+        written.add(path)
+        self.overlay_files_written = written
+        if note:
+            LOGGER.warning("MeasureImageFocus: %s: %s", label, note)
 
     # --- measuring ---------------------------------------------------------------------------------
 
@@ -675,6 +775,8 @@ with **SaveImages**.""",
                     rgb = numpy.repeat(grey[..., None], 3, axis=-1)
                 workspace.image_set.add(group.overlay_name.value, Image(rgb, parent_image=image))
                 overlays.append((name, rgb))
+                if group.wants_overlay_file.value and prediction is not None:
+                    self.save_overlay_file(workspace, group, counts, prediction, label)
         if self.show_window:
             workspace.display_data.statistics = statistics
             workspace.display_data.overlays = overlays

@@ -3,11 +3,13 @@
 Usage (main environment): python scripts/make_pipelines.py
 
 * measure_focus.cppipe: Images -> Metadata -> NamesAndTypes (every image "DNA") -> Groups ->
-  MeasureImageFocus (DNA, overlay "FocusOverlay") -> SaveImages (the overlay, <name>_focus.png)
-  -> ExportToSpreadsheet (Image.csv in the output folder, overwritten without asking).
+  MeasureImageFocus (DNA, overlay "FocusOverlay", which the module saves whole as
+  <name>_focus.png in the output folder) -> ExportToSpreadsheet (Image.csv in the output
+  folder, overwritten without asking).
 * focus_qc.cppipe: the same measurement, plus CellProfiler's MeasureImageQuality blur
   features of DNA, FlagImage setting Metadata_OutOfFocus = 1 when
-  ImageFocus_DefocusLevel_DNA > 2, and Metadata_NoContent = 1 when no patch of the image
+  ImageFocus_DefocusLevel_DNA > 2 or no patch is judged (ImageFocus_JudgedFraction_DNA is 0:
+  an image whose focus is unknown never passes as in focus), and Metadata_NoContent = 1 when no patch of the image
   holds structure above its noise (ImageFocus_ContentFraction_DNA is 0: an empty or dark
   field, whose level is NaN, is neither in focus nor out of focus), and Metadata_NotJudged = 1
   when no patch is judged (ImageFocus_JudgedFraction_DNA is 0: no content, or too noisy to
@@ -28,7 +30,6 @@ sys.path.insert(0, str(REPO / "plugins"))
 from cellprofiler.modules.exporttospreadsheet import ExportToSpreadsheet  # noqa: E402
 from cellprofiler.modules.flagimage import S_IMAGE, FlagImage  # noqa: E402
 from cellprofiler.modules.measureimagequality import O_SELECT, MeasureImageQuality  # noqa: E402
-from cellprofiler.modules.saveimages import BIT_DEPTH_8, FF_PNG, FN_FROM_IMAGE, SaveImages  # noqa: E402
 from cellprofiler_core.modules.groups import Groups  # noqa: E402
 from cellprofiler_core.modules.images import Images  # noqa: E402
 from cellprofiler_core.modules.metadata import Metadata  # noqa: E402
@@ -60,19 +61,7 @@ def focus_module(overlay=True):
     group.image_name.value = IMAGE
     group.wants_overlay.value = overlay
     group.overlay_name.value = OVERLAY
-    return module
-
-
-def save_overlay():
-    module = SaveImages()
-    module.image_name.value = OVERLAY
-    module.file_name_method.value = FN_FROM_IMAGE
-    module.file_image_name.value = IMAGE
-    module.wants_file_name_suffix.value = True
-    module.file_name_suffix.value = "_focus"
-    module.file_format.value = FF_PNG
-    module.bit_depth.value = BIT_DEPTH_8
-    module.overwrite.value = True
+    group.wants_overlay_file.value = overlay  # written whole by the module, never cut short as SaveImages can
     return module
 
 
@@ -100,21 +89,27 @@ def blur_quality():
 NO_CONTENT_BELOW = 1e-6
 
 
-def flag_image(name, feature, minimum=None, maximum=None):
-    """A FlagImage module setting Metadata_<name> = 1 when an ImageFocus measurement is out of range."""
+def flag_image(name, *conditions):
+    """A FlagImage module setting Metadata_<name> = 1 when any ImageFocus measurement is out of its range.
+
+    Each condition is ``(feature, minimum, maximum)``, None where that side is not checked.
+    """
     module = FlagImage()
     flag = module.flags[0]
     flag.category.value = "Metadata"
     flag.feature_name.value = name
-    measurement = flag.measurement_settings[0]
-    measurement.source_choice.value = S_IMAGE
-    measurement.measurement.value = "_".join((MEASUREMENT_CATEGORY, feature, IMAGE))
-    measurement.wants_minimum.value = minimum is not None
-    if minimum is not None:
-        measurement.minimum_value.value = minimum
-    measurement.wants_maximum.value = maximum is not None
-    if maximum is not None:
-        measurement.maximum_value.value = maximum
+    for index, (feature, minimum, maximum) in enumerate(conditions):
+        if index:
+            module.add_measurement(flag)
+        measurement = flag.measurement_settings[index]
+        measurement.source_choice.value = S_IMAGE
+        measurement.measurement.value = "_".join((MEASUREMENT_CATEGORY, feature, IMAGE))
+        measurement.wants_minimum.value = minimum is not None
+        if minimum is not None:
+            measurement.minimum_value.value = minimum
+        measurement.wants_maximum.value = maximum is not None
+        if maximum is not None:
+            measurement.maximum_value.value = maximum
     return module
 
 
@@ -132,12 +127,13 @@ def write(path, modules):
 def main():
     folder = REPO / "pipelines"
     folder.mkdir(exist_ok=True)
-    write(folder / "measure_focus.cppipe", input_modules() + [focus_module(), save_overlay(), export_image_table()])
+    write(folder / "measure_focus.cppipe", input_modules() + [focus_module(), export_image_table()])
     write(folder / "focus_qc.cppipe",
           input_modules() + [focus_module(overlay=False), blur_quality(),
-                             flag_image("OutOfFocus", FEATURE_DEFOCUS_LEVEL, maximum=FLAG_LEVEL),
-                             flag_image("NoContent", FEATURE_CONTENT_FRACTION, minimum=NO_CONTENT_BELOW),
-                             flag_image("NotJudged", FEATURE_JUDGED_FRACTION, minimum=NO_CONTENT_BELOW),
+                             flag_image("OutOfFocus", (FEATURE_DEFOCUS_LEVEL, None, FLAG_LEVEL),
+                                        (FEATURE_JUDGED_FRACTION, NO_CONTENT_BELOW, None)),
+                             flag_image("NoContent", (FEATURE_CONTENT_FRACTION, NO_CONTENT_BELOW, None)),
+                             flag_image("NotJudged", (FEATURE_JUDGED_FRACTION, NO_CONTENT_BELOW, None)),
                              export_image_table()])
 
 

@@ -27,6 +27,7 @@ def as_version_1(config):
 def check_measure_focus_rows(rows, result, image_folder, focusnet_predict, out):
     """measure_focus.cppipe's table agrees with ``focusnet predict`` within 1e-5, and bad images are NaN rows."""
     from focusnet.contract import NUM_LEVELS
+    from focusnet.figures import is_focusnet_overlay
 
     by_name = {row["FileName_DNA"]: row for row in rows}
     assert sorted(by_name) == sorted(p.name for p in image_folder.glob("*.tif"))  # every image has a row
@@ -53,7 +54,8 @@ def check_measure_focus_rows(rows, result, image_folder, focusnet_predict, out):
                       "DefocusUmIsLowerBound": "defocus_um_lower_bound", "PixelSizeUm": "pixel_size_um"}.get(
                 column, "prob_" + column.replace("ProbabilityLevel", ""))
             assert float(row[f"ImageFocus_{column}_DNA"]) == pytest.approx(float(expected[source]), abs=1e-5), column
-        assert (out / (Path(name).stem + "_focus.png")).is_file()  # overlay saved
+        overlay = out / (Path(name).stem + "_focus.png")  # saved whole by the module, marked as focusnet's
+        assert overlay.is_file() and is_focusnet_overlay(overlay)
     levels = {name: float(row["ImageFocus_DefocusLevel_DNA"]) for name, row in by_name.items()}
     assert all(level <= 1 for name, level in levels.items() if name.startswith("BBBC006"))
     assert all(level >= 3 for name, level in levels.items() if name.startswith("MCF7"))

@@ -101,6 +101,20 @@ def test_unreadable_files_end_a_plain_headless_run_and_always_continue_keeps_eve
         assert (level not in ("", "nan")) == readable, (name, level)
 
 
+def test_an_overlay_folder_that_cannot_be_written_stops_the_run_before_the_first_image(image_folder, tmp_path):
+    (tmp_path / "a file").write_text("x")
+    text = (REPO / "pipelines" / "measure_focus.cppipe").read_text()
+    assert "    Folder for the overlay files:Default Output Folder|\n" in text
+    text = text.replace("    Folder for the overlay files:Default Output Folder|\n",
+                        f"    Folder for the overlay files:Elsewhere...|{tmp_path / 'a file' / 'overlays'}\n")
+    pipeline = tmp_path / "overlays.cppipe"
+    pipeline.write_text(text)
+    result = run_cellprofiler(pipeline, image_folder, tmp_path / "out")
+    output = result.stdout + result.stderr
+    assert "is a file, not a folder" in output and "Folder for the overlay files" in output
+    assert not (tmp_path / "out" / "Image.csv").exists()
+
+
 def test_split_runs_give_the_same_results(measure_focus_run, image_folder, tmp_path):
     """Cluster-style: image-set ranges (-f/-l) in separate processes reproduce one whole run."""
     whole, _, _ = measure_focus_run

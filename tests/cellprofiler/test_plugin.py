@@ -297,6 +297,8 @@ def test_saved_pipeline_round_trips():
     module.set_module_num(1)
     configure(module, ["DNA", "Actin"], overlay=True)
     module.image_groups[1].wants_overlay.value = False
+    module.image_groups[0].wants_overlay_file.value = True
+    module.image_groups[0].overlay_folder.value = "Elsewhere...|/data/overlays"
     module.float_scale.value = 4095.0
     pipeline = Pipeline()
     pipeline.add_module(module)
@@ -307,15 +309,19 @@ def test_saved_pipeline_round_trips():
     assert [g.wants_overlay.value for g in loaded.image_groups] == [True, False]
     assert loaded.image_groups[0].overlay_name.value == "OverlayDNA"
     assert loaded.float_scale.value == 4095.0  # a setting's text holds no colon: its value reads back
-    assert loaded.variable_revision_number == 7
+    assert loaded.variable_revision_number == 8
+    assert [g.wants_overlay_file.value for g in loaded.image_groups] == [True, False]
+    assert loaded.image_groups[0].overlay_folder.get_absolute_path() == "/data/overlays"
     assert loaded.legacy_measurements.value is False  # new pipelines do not write the old names
 
 
 def test_a_confocal_converts_defocus_with_its_own_axial_scale_and_old_pipelines_are_widefield(raw_images):
-    # The shipped pipelines are saved at revision 6, before the microscope setting: they load as widefield.
-    (old,) = [m for m in load_pipeline((REPO / "pipelines" / "measure_focus.cppipe").read_text()).modules()
-              if m.module_name == "MeasureImageFocus"]
-    assert old.modality.value == plugin.MICROSCOPE_WIDEFIELD and old.variable_revision_number == 7
+    # A pipeline saved at revision 6, before the microscope setting, loads as widefield.
+    text = _at_revision_7((REPO / "pipelines" / "measure_focus.cppipe").read_text())
+    text = text.replace("    Microscope:Widefield\n", "").replace("    Pinhole diameter (Airy units):1.0\n", "")
+    text = text.replace("variable_revision_number:7|show_window:False", "variable_revision_number:6|show_window:False")
+    (old,) = [m for m in load_pipeline(text).modules() if m.module_name == "MeasureImageFocus"]
+    assert old.modality.value == plugin.MICROSCOPE_WIDEFIELD and old.variable_revision_number == 8
     microns = {}
     for microscope in (plugin.MICROSCOPE_WIDEFIELD, plugin.MICROSCOPE_CONFOCAL):
         workspace, module = make_workspace({"Blurry": Image(raw_images["Blurry"] / 65535.0, scale=65535)})
@@ -329,11 +335,56 @@ def test_a_confocal_converts_defocus_with_its_own_axial_scale_and_old_pipelines_
     assert microns[plugin.MICROSCOPE_CONFOCAL] > microns[plugin.MICROSCOPE_WIDEFIELD] > 0
 
 
+def _at_revision_7(text):
+    """The shipped pipeline's text as revision 7 saved it: without the overlay-file settings of revision 8."""
+    lines = [line for line in text.splitlines(keepends=True)
+             if not line.startswith(("    Save the overlay as a PNG file?:", "    Folder for the overlay files:"))]
+    text = "".join(lines)
+    assert "MeasureImageFocus:[module_num:5|svn_version:'Unknown'|variable_revision_number:8|" in text
+    return text.replace("variable_revision_number:8|show_window:False", "variable_revision_number:7|show_window:False")
+
+
+def test_a_revision_7_pipeline_loads_without_overlay_files():
+    (module,) = [m for m in load_pipeline(_at_revision_7((REPO / "pipelines" / "measure_focus.cppipe").read_text()))
+                 .modules() if m.module_name == "MeasureImageFocus"]
+    assert module.variable_revision_number == 8 and module.image_groups[0].wants_overlay.value is True
+    assert module.image_groups[0].wants_overlay_file.value is False
+    assert module.image_groups[0].overlay_folder.dir_choice == "Default Output Folder"
+
+
+def test_overlay_files_are_written_whole_named_by_image_and_never_replace_other_files(raw_images, tmp_path):
+    from focusnet.figures import is_focusnet_overlay
+
+    def measure(file_name):
+        workspace, module = make_workspace({"DNA": Image(raw_images["DNA"] / 65535.0, scale=65535)},
+                                           module=shared, file_names={"DNA": file_name})
+        shared.run(workspace)
+        return workspace
+
+    shared = plugin.MeasureImageFocus()
+    configure(shared, ["DNA"], overlay=True)
+    group = shared.image_groups[0]
+    group.wants_overlay_file.value = True
+    group.overlay_folder.value = f"Elsewhere...|{tmp_path / 'overlays'}"
+    assert group.overlay_folder in shared.visible_settings()
+    shared.overlay_files_written = set()  # what prepare_run starts each run with
+    measure("well_A01.tif")
+    first = tmp_path / "overlays" / "well_A01_focus.png"
+    assert is_focusnet_overlay(first) and not list(first.parent.glob(".*partial*"))
+    before = first.read_bytes()
+    measure("well_A01.tif")  # a second image of that name in this run: its own file, the first kept
+    assert first.read_bytes() == before and is_focusnet_overlay(tmp_path / "overlays" / "well_A01_image1_focus.png")
+    mine = tmp_path / "overlays" / "notes_focus.png"
+    mine.write_bytes(b"a file of the user's")
+    measure("notes.tif")
+    assert mine.read_bytes() == b"a file of the user's"
+
+
 def test_a_pipeline_saved_at_revision_5_gets_its_float_scale_back():
     # Revisions 4 and 5 named that setting with a colon: pipeline files split it as text "...(0" and
     # value " do not measure them):4095.0".
-    # The shipped file is at the current revision: take out what revision 7 added (the microscope's settings).
-    text = (REPO / "pipelines" / "measure_focus.cppipe").read_text()
+    # The shipped file is at the current revision: take out what revisions 7 and 8 added.
+    text = _at_revision_7((REPO / "pipelines" / "measure_focus.cppipe").read_text())
     text = text.replace("    Microscope:Widefield\n", "").replace("    Pinhole diameter (Airy units):1.0\n", "")
     text = text.replace("variable_revision_number:7|show_window:False|notes:[]|batch_state:array([], dtype=uint8)|"
                         "enabled:True|wants_pause:False]\n    Image count", "variable_revision_number:5|show_window:"
