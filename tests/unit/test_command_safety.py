@@ -174,29 +174,35 @@ def test_predict_overlay_folder_under_a_file_is_refused(capsys, tmp_path, two_sh
 
 # --- resume journals (predict, stack, refocus share focusnet.journal) --------------------------------------------
 
+def predict_stopped_after_one_image(monkeypatch, arguments):
+    """Run ``focusnet predict`` with Ctrl-C arriving as the second image starts: its journal holds one image."""
+    import focusnet.batch
+
+    measure = focusnet.batch.measure_entry
+    calls = []
+
+    def stop_at_the_second(*positional, **options):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return measure(*positional, **options)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(focusnet.batch, "measure_entry", stop_at_the_second)
+        assert main(["predict", *map(str, arguments)]) == 130
+
+
 @pytest.fixture
 def interrupted_batch(tmp_path, crops, monkeypatch, capsys):
-    """A predict run of three real crops stopped by Ctrl-C after the first: its journal holds one image."""
-    import focusnet.batch
+    """A predict run of three real crops stopped by Ctrl-C after the first."""
     from focusnet.images import write_tiff
 
     folder = tmp_path / "images"
     folder.mkdir()
     for index in range(3):
         write_tiff(folder / f"img_{index}.tif", crops[index])
-    measure = focusnet.batch.measure_entry
-    calls = []
-
-    def stop_at_the_second(*arguments, **options):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return measure(*arguments, **options)
-
     out = tmp_path / "focus.csv"
-    with monkeypatch.context() as patch:
-        patch.setattr(focusnet.batch, "measure_entry", stop_at_the_second)
-        assert main(["predict", str(folder), "--csv", str(out)]) == 130
+    predict_stopped_after_one_image(monkeypatch, [folder, "--csv", out])
     assert "--resume" in capsys.readouterr().err
     return folder, out
 
@@ -240,7 +246,6 @@ def test_resume_refuses_an_onnx_model_whose_graph_changed(capsys, tmp_path, crop
 
     import onnx
 
-    import focusnet.batch
     from focusnet.classifier import onnx_manifest_sha256
     from focusnet.contract import ONNX_MANIFEST_KEY
     from focusnet.images import write_tiff
@@ -260,19 +265,8 @@ def test_resume_refuses_an_onnx_model_whose_graph_changed(capsys, tmp_path, crop
         write_tiff(folder / f"img_{index}.tif", crops[index])
     model = tmp_path / "model.onnx"
     shutil.copy(first, model)
-    measure = focusnet.batch.measure_entry
-    calls = []
-
-    def stop_at_the_second(*arguments, **options):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return measure(*arguments, **options)
-
     out = tmp_path / "focus.csv"
-    with monkeypatch.context() as patch:
-        patch.setattr(focusnet.batch, "measure_entry", stop_at_the_second)
-        assert main(["predict", str(folder), "--csv", str(out), "--model", str(model)]) == 130
+    predict_stopped_after_one_image(monkeypatch, [folder, "--csv", out, "--model", model])
     capsys.readouterr()
     shutil.copy(second, model)  # the same path and config, another graph
     code, err = run(capsys, "predict", folder, "--csv", out, "--model", model, "--resume")
