@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .contract import NUM_LEVELS
-from .errors import InvalidParameterError, UnmeasurableImageError
+from .errors import UnmeasurableImageError
 from .images import find_images, read_image
 from .inference import predict_image
 from .loader import load_model
@@ -23,7 +23,9 @@ PATCH_CERTAINTY_THRESHOLD = 0.5
 
 
 def _accuracies(true, predicted):
-    # An image that could not be measured (None) counts as a miss.
+    # An image that could not be measured (None) counts as a miss; with none measured there is no accuracy (NaN).
+    if all(p is None for p in predicted):
+        return float("nan"), float("nan")
     hits = [p is not None and p == t for t, p in zip(true, predicted)]
     near = [p is not None and abs(p - t) <= 1 for t, p in zip(true, predicted)]
     return float(np.mean(hits)), float(np.mean(near))
@@ -51,12 +53,8 @@ def evaluate(paths, model=None, seed: int = 0, optics: Optics | None = None, pro
         ``exact_accuracy``, ``within_one_accuracy``, ``confusion`` (11x11,
         rows true level, columns predicted), ``patch_within_one_accuracy``,
         ``variants``, ``unmeasurable`` (images counted as misses) and per-prediction
-        ``records`` for plots.
-
-    Raises
-    ------
-    InvalidParameterError
-        No simulated image could be measured (an accuracy of nothing is not 0 %).
+        ``records`` for plots. Accuracies are NaN where no image could be measured (an
+        accuracy of nothing is not 0 %).
     """
     from tqdm import tqdm
 
@@ -91,10 +89,6 @@ def evaluate(paths, model=None, seed: int = 0, optics: Optics | None = None, pro
                     patch_hits += int(np.sum(np.abs(prediction.patch_levels - level)[confident] <= 1))
                     patch_total += int(confident.sum())
     base = [r for r in records if r["camera"] == AS_IMAGED.name]
-    if base and all(r["predicted"] is None for r in base):
-        raise InvalidParameterError(f"none of the {len(base)} simulated images could be measured (no content, or too "
-                                    "noisy): there is no accuracy to give; evaluate with in-focus images that hold "
-                                    "content")
     confusion = np.zeros((NUM_LEVELS, NUM_LEVELS), dtype=int)
     for r in base:
         if r["predicted"] is not None:

@@ -635,14 +635,6 @@ in its name. An image that cannot be measured gets no overlay file.""",
 
     def prepare_run(self, workspace):
         end_promptly_on_signals()
-        self.overlay_files_written = set()
-        for group in self.image_groups:
-            if group.wants_overlay.value and group.wants_overlay_file.value:
-                problem = self.overlay_folder_problem(group)
-                if problem:
-                    LOGGER.error("%s", problem)
-                    workspace.pipeline.report_prepare_run_error(self, problem)
-                    return False
         # Headless runs never call validate_module: check the bundle before the first image.
         problem = missing_requirements(self.custom_model_path())
         if problem:  # a missing package, not a setting to fix
@@ -657,6 +649,15 @@ in its name. An image that cannot be measured gets no overlay file.""",
             workspace.pipeline.report_prepare_run_error(
                 self, "%s\nFix the setting '%s'." % (error.message, error.get_setting().text))
             return False
+        # After the requirements: the folder check needs focusnet.
+        self.overlay_files_written = set()
+        for group in self.image_groups:
+            if group.wants_overlay.value and group.wants_overlay_file.value:
+                problem = self.overlay_folder_problem(group)
+                if problem:
+                    LOGGER.error("%s", problem)
+                    workspace.pipeline.report_prepare_run_error(self, problem)
+                    return False
         return True
 
     def prepare_to_create_batch(self, workspace, fn_alter_path):

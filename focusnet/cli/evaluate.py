@@ -56,6 +56,10 @@ def run(arguments) -> int:
         plots = [Path(arguments.model) / plot for plot in record["plots"]]
     else:
         result = evaluate(arguments.paths, model=arguments.model, seed=arguments.seed)
+        if result["unmeasurable"] == result["num_predictions"]:
+            raise InvalidParameterError(f"none of the {result['num_predictions']} simulated images could be measured "
+                                        "(no content, or too noisy): there is no accuracy to give; evaluate with "
+                                        "in-focus images that hold content")
         checks = [check_real_images([folder], kind, arguments.model) for kind, folder in
                   (("in_focus", arguments.sharp), ("out_of_focus", arguments.out_of_focus)) if folder]
         plots = save_evaluation_plots(result, arguments.plots) if arguments.plots else []

@@ -47,7 +47,7 @@ def test_help_is_useful():
     [
         (["simulate", "/nonexistent.tif", "--out", "OUT"], "no such image file"),
         (["simulate", "IMG", "--out", "OUT", "--levels", "3-1"], "invalid level list"),
-        (["simulate", "IMG", "--out", "OUT", "--na", "-1"], "must be > 0"),
+        (["simulate", "IMG", "--out", "OUT", "--na", "-1"], "must be a finite number > 0"),
         (["simulate", "IMG", "--out", "OUT", "--na", "1.2"], "numerical aperture"),
     ],
 )
