@@ -161,6 +161,7 @@ bench: $(VENV)/.focusnet-installed
 	$(VENV)/bin/python benchmarks/memory.py --json benchmarks/results/memory.json | tee benchmarks/results/memory.md
 	$(VENV)/bin/python benchmarks/cluster.py --json benchmarks/results/cluster.json | tee benchmarks/results/cluster.md
 	$(VENV)/bin/python benchmarks/onnxruntime_vs_tensorflow.py --json benchmarks/results/onnx.json | tee benchmarks/results/onnx.md
+	$(VENV)/bin/python benchmarks/profile.py --json benchmarks/results/profile.json | tee benchmarks/results/profile.md
 	$(VENV)/bin/python benchmarks/refocus.py --json benchmarks/results/refocus.json | tee benchmarks/results/refocus.md
 	$(VENV)/bin/python scripts/render_docs.py
 

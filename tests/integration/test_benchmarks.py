@@ -39,3 +39,16 @@ def test_accuracy_benchmark_smoke(tmp_path):
     assert len(report["real_images"]) == 13
     for name in ("accuracy.md", "fscore.png", "metric_vs_level.png"):
         assert (tmp_path / name).is_file()
+
+
+def test_profile_benchmark_smoke(tmp_path):
+    out = tmp_path / "profile.json"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "profile.py"), "--smoke", "--json", str(out)],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["backend"] for row in rows] == ["tensorflow", "onnxruntime"]
+    for row in rows:
+        stages = row["stages"]
+        assert stages["network"] > 0 and stages["content test"] > 0 and stages["other"] >= 0
+        assert sum(stages.values()) == pytest.approx(row["total"])
