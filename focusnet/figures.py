@@ -205,6 +205,20 @@ def save_overlay(path, image, prediction, title: str = "") -> str | None:
 OVERLAY_DESCRIPTION = "focusnet overlay: patch borders coloured by defocus level and certainty"
 
 
+def write_overlay_png(path, rgb) -> None:
+    """Write an overlay image (:func:`overlay_rgb`, floats in [0, 1]) as an 8-bit PNG marked as focusnet's.
+
+    No legend and no figure: the overlay's own pixels, fast enough for every image of a batch.
+    Written where ``path`` says (callers write to a temporary file renamed into place).
+    """
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Description", OVERLAY_DESCRIPTION)
+    pixels = np.clip(np.round(np.asarray(rgb, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels, "RGB").save(path, format="PNG", pnginfo=info)
+
+
 def is_focusnet_overlay(path) -> bool:
     """Whether an image file is an overlay focusnet wrote (by its PNG text)."""
     from PIL import Image

@@ -445,11 +445,12 @@ with the next setting (written whole) or with **SaveImages**.""",
 *(Used only when making an overlay)*
 
 Select *Yes* to have this module write each measured image's overlay as
-``<image file name>_focus.png``: the overlay of ``focusnet predict --overlay-dir``, with its legend
-of levels and certainty. Each file is written whole (to a temporary file, then renamed into
-place), so a run stopped by Ctrl-C, a scheduler's kill or a full disk never leaves a cut-short
-overlay, which **SaveImages** can. The folder is checked before the first image: a folder that is
-a file or cannot be written stops the run with a message. A file of that name is replaced only if
+``<image file name>_focus.png``: the overlay image above as an 8-bit PNG (what **SaveImages**
+would write), marked as focusnet's so that a later run does not measure it. Each file is
+written whole (to a temporary file, then renamed into place), so a run stopped by Ctrl-C, a
+scheduler's kill or a full disk never leaves a cut-short overlay, which **SaveImages** can.
+The folder is checked before the first image: a folder that is a file or cannot be written
+stops the run with a message. A file of that name is replaced only if
 it is an overlay focusnet wrote; two images of one name in one run get the second's image number
 in its name. An image that cannot be measured gets no overlay file.""",
             ),
@@ -680,9 +681,9 @@ in its name. An image that cannot be measured gets no overlay file.""",
             return "%s\nFix the setting '%s'." % (error, group.overlay_folder.text)
         return None
 
-    def save_overlay_file(self, workspace, group, counts, prediction, label):
+    def save_overlay_file(self, workspace, group, rgb, label):
         """Write the overlay PNG whole (temporary file renamed into place); a failure is a warning, not the end."""
-        from focusnet.figures import is_focusnet_overlay, save_overlay
+        from focusnet.figures import is_focusnet_overlay, write_overlay_png
         from focusnet.files import replacing
 
         measurements = workspace.measurements
@@ -703,16 +704,12 @@ in its name. An image that cannot be measured gets no overlay file.""",
         try:
             os.makedirs(folder, exist_ok=True)
             with replacing(path) as temporary:
-                note = save_overlay(temporary, counts, prediction,
-                                    title="%s: level %d, aggregate certainty %.2f"
-                                          % (label, prediction.defocus_level, prediction.aggregate_certainty))
+                write_overlay_png(temporary, rgb)
         except OSError as error:
             LOGGER.warning("MeasureImageFocus: %s: overlay not written (%s)", label, error)
             return
         written.add(path)
         self.overlay_files_written = written
-        if note:
-            LOGGER.warning("MeasureImageFocus: %s: %s", label, note)
 
     # --- measuring ---------------------------------------------------------------------------------
 
@@ -777,7 +774,7 @@ in its name. An image that cannot be measured gets no overlay file.""",
                 workspace.image_set.add(group.overlay_name.value, Image(rgb, parent_image=image))
                 overlays.append((name, rgb))
                 if group.wants_overlay_file.value and prediction is not None:
-                    self.save_overlay_file(workspace, group, counts, prediction, label)
+                    self.save_overlay_file(workspace, group, rgb, label)
         if self.show_window:
             workspace.display_data.statistics = statistics
             workspace.display_data.overlays = overlays
