@@ -18,7 +18,7 @@ def test_speed_benchmark_smoke(tmp_path):
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
-    for key in ("focusnet_s", "paper_arch_s", "measureimagequality_s", "plls_s", "focusnet_peak_mb",
+    for key in ("focusnet_s", "onnx_s", "paper_arch_s", "measureimagequality_s", "plls_s", "focusnet_peak_mb",
                 "cellprofiler_images_per_s"):
         assert report[key] > 0, key
     # Measured in a fresh process: the peak while measuring includes the ready state.
