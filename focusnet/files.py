@@ -43,14 +43,12 @@ def write_text(path, text: str) -> Path:
     return Path(path)
 
 
-def read_csv_rows(path, setting: str | None = None) -> list:
+def read_csv_rows(path) -> list:
     """The rows of a user's CSV table as dicts, or one clear error for anything that is not one.
 
     Parameters
     ----------
     path : path-like
-    setting : str, optional
-        The setting that named the file (for the error).
 
     Raises
     ------
@@ -61,25 +59,25 @@ def read_csv_rows(path, setting: str | None = None) -> list:
     """
     path = Path(path)
     if path.is_dir():
-        raise InvalidParameterError(f"{path} is a folder; give the CSV file", setting=setting)
+        raise InvalidParameterError(f"{path} is a folder; give the CSV file")
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise InvalidParameterError(f"cannot read {path}: {error.strerror or error}", setting=setting) from None
+        raise InvalidParameterError(f"cannot read {path}: {error.strerror or error}") from None
     if b"\0" in data:
         raise InvalidParameterError(f"{path} holds NUL bytes: it is not a CSV text file (an image or other binary "
-                                    "file given as the table?)", setting=setting)
+                                    "file given as the table?)")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise InvalidParameterError(f"{path} is not UTF-8 text (byte {error.start}); save it as a UTF-8 CSV, as "
-                                    "focusnet and CellProfiler write them", setting=setting) from None
+                                    "focusnet and CellProfiler write them") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
         return list(reader)
     except csv.Error as error:
         raise InvalidParameterError(f"{path}, line {reader.line_num}: not a CSV table the csv module can read "
-                                    f"({error})", setting=setting) from None
+                                    f"({error})") from None
 
 
 def refuse_inputs_as_outputs(inputs, outputs) -> None:

@@ -72,7 +72,7 @@ class OnnxModel(PatchClassifier):
         return f"onnx {self.directory.name} ({self.architecture.name})"
 
     def _build(self):
-        session = _session(self._data, self.directory)
+        session = onnx_session(self._data, self.directory)
 
         def predict(batch):
             try:
@@ -84,19 +84,29 @@ class OnnxModel(PatchClassifier):
         return predict
 
 
-def _session(data: bytes, where):
-    """onnxruntime's session for a checked model, or one clear error (onnxruntime's own types are not ours)."""
+def onnx_session(data: bytes, where, missing: str = "ONNX models run with onnxruntime: pip install 'focusnet[onnx]'"):
+    """onnxruntime's CPU session for a checked model, or one clear error (onnxruntime's own types are not ours).
+
+    Parameters
+    ----------
+    data : bytes
+        The serialized model.
+    where : path-like
+        Names the model in errors.
+    missing : str
+        The message when onnxruntime is not installed.
+    """
     try:
         import onnxruntime
     except ImportError:
-        raise ModelError("ONNX models run with onnxruntime: pip install 'focusnet[onnx]'") from None
+        raise ModelError(missing) from None
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only
     try:
         return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as error:
         raise ModelError(f"{where}: onnxruntime cannot load this model ({type(error).__name__}: {error}); export it "
-                         "again with this focusnet (focusnet export --format onnx)") from None
+                         "again with this focusnet (focusnet export)") from None
 
 
 def _dimensions(value) -> list:

@@ -23,6 +23,7 @@ from ..classifier import MODEL_CACHE, onnx_manifest_sha256, sha256_file
 from ..contract import CONFIG_FILE, WEIGHTS_FILE
 from ..errors import ModelError
 from ..files import write_text
+from ..onnxmodel import onnx_session
 from ..optics import Optics
 from .pairs import PERCENTILES
 from .unet import UNetSpec, build_onnx_graph, expected_weight_shapes
@@ -132,16 +133,6 @@ def _import_onnx():
     return onnx
 
 
-def _session(proto):
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ModelError(_MISSING_RUNTIME) from None
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    return onnxruntime.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-
-
 class RefocusModel:
     """A loaded refocus model: config, weights and the ONNX session that runs them (built on first use)."""
 
@@ -191,7 +182,8 @@ class RefocusModel:
         """The graph on one normalised image as it is (sides multiples of ``spec.multiple()``; no padding)."""
         with self._lock:
             if self._session is None:
-                self._session = _session(self.onnx_proto())
+                self._session = onnx_session(self.onnx_proto().SerializeToString(), self.directory,
+                                             missing=_MISSING_RUNTIME)
         return self._session.run(None, {"image": np.asarray(normalised, np.float32)[None, None]})[0][0, 0]
 
     def _run_padded(self, window: np.ndarray) -> np.ndarray:
