@@ -291,6 +291,8 @@ class MeasureImageFocus(Module):
         "Please cite the following when using MeasureImageFocus:": "https://doi.org/" + PAPER_DOI}
 
     def create_settings(self):
+        #: The overlay files this run wrote (prepare_run starts each run with none).
+        self.overlay_files_written = set()
         self.image_groups = []
         self.image_count = HiddenCount(self.image_groups, "Image count")
         self.model_choice = Choice(
@@ -450,9 +452,9 @@ would write), marked as focusnet's so that a later run does not measure it. Each
 written whole (to a temporary file, then renamed into place), so a run stopped by Ctrl-C, a
 scheduler's kill or a full disk never leaves a cut-short overlay, which **SaveImages** can.
 The folder is checked before the first image: a folder that is a file or cannot be written
-stops the run with a message. A file of that name is replaced only if
-it is an overlay focusnet wrote; two images of one name in one run get the second's image number
-in its name. An image that cannot be measured gets no overlay file.""",
+stops the run with a message. A file of that name is replaced only if it is an overlay
+focusnet wrote; two images of one name in one run get the second's image number in its name.
+An image that cannot be measured gets no overlay file.""",
             ),
         )
         group.append(
@@ -683,6 +685,7 @@ in its name. An image that cannot be measured gets no overlay file.""",
 
     def save_overlay_file(self, workspace, group, rgb, label):
         """Write the overlay PNG whole (temporary file renamed into place); a failure is a warning, not the end."""
+        from focusnet.batch import OVERLAY_SUFFIX
         from focusnet.figures import is_focusnet_overlay, write_overlay_png
         from focusnet.files import replacing
 
@@ -693,10 +696,9 @@ in its name. An image that cannot be measured gets no overlay file.""",
         stem = (os.path.splitext(measurements.get_current_image_measurement(feature))[0]
                 if measurements.has_feature(IMAGE, feature) else "image%d_%s" % (number, name))
         folder = group.overlay_folder.get_absolute_path()
-        path = os.path.join(folder, stem + "_focus.png")
-        written = getattr(self, "overlay_files_written", set())
-        if path in written:  # another image of this name in this run: never overwrite its overlay
-            path = os.path.join(folder, "%s_image%d_focus.png" % (stem, number))
+        path = os.path.join(folder, stem + OVERLAY_SUFFIX)
+        if path in self.overlay_files_written:  # another image of this name in this run: never overwrite its overlay
+            path = os.path.join(folder, "%s_image%d%s" % (stem, number, OVERLAY_SUFFIX))
         if os.path.exists(path) and not is_focusnet_overlay(path):
             LOGGER.warning("MeasureImageFocus: %s: the overlay would replace %s, which is not an overlay focusnet "
                            "wrote; not written", label, path)
@@ -708,8 +710,7 @@ in its name. An image that cannot be measured gets no overlay file.""",
         except OSError as error:
             LOGGER.warning("MeasureImageFocus: %s: overlay not written (%s)", label, error)
             return
-        written.add(path)
-        self.overlay_files_written = written
+        self.overlay_files_written.add(path)
 
     # --- measuring ---------------------------------------------------------------------------------
 

@@ -367,7 +367,6 @@ def test_overlay_files_are_written_whole_named_by_image_and_never_replace_other_
     group.wants_overlay_file.value = True
     group.overlay_folder.value = f"Elsewhere...|{tmp_path / 'overlays'}"
     assert group.overlay_folder in shared.visible_settings()
-    shared.overlay_files_written = set()  # what prepare_run starts each run with
     measure("well_A01.tif")
     first = tmp_path / "overlays" / "well_A01_focus.png"
     assert is_focusnet_overlay(first) and not list(first.parent.glob(".*partial*"))
