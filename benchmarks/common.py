@@ -139,6 +139,16 @@ def random_model(architecture_name, seed=0):
     return FocusModel(REPO / f"random-{architecture_name}", config, weights)
 
 
+def best_seconds(function, repeats):
+    """The shortest wall time of ``repeats`` calls of ``function`` (the one least disturbed by other load)."""
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        seconds.append(time.perf_counter() - start)
+    return min(seconds)
+
+
 def median_seconds_each(functions, repeats, block_seconds=0.2):
     """Median wall time per call of each of several functions, timed in turn.
 

@@ -7,13 +7,17 @@ once and then timed seven times (median), in batches of ``--batch`` patches:
 * TensorFlow: the model folder (focusnet's own path);
 * onnxruntime: ``default.onnx`` with default session options, and with the intra-op threads
   set to the CPUs this process may use;
+* onnxruntime with 8-bit weights (``onnxruntime.quantization.quantize_dynamic`` of
+  ``default.onnx``, uint8: only a candidate if the levels stay identical and the probabilities
+  within 1e-3);
 * OpenVINO (``openvino``): ``default.onnx`` read directly, 32-bit float precision asked for;
 * LiteRT with XNNPACK (``ai-edge-litert``): the folder converted by TensorFlow's TFLite
   converter (needs TensorFlow here), fixed batch, zero-padded last batch.
 
 Reported per runtime: the import time of its module (in this process: modules imported earlier
 make later imports cheaper, so it is a lower bound except for the first), seconds per image for
-the network alone, and the largest difference of a probability from TensorFlow's. Runtimes that
+the network alone, the largest difference of a probability from TensorFlow's, and how many
+patches' most probable level differs from TensorFlow's. Runtimes that
 are not installed are listed as such.
 
 Usage::
@@ -113,7 +117,8 @@ def main():
         if reference is None:
             reference = probabilities
         rows.append({"runtime": name, "version": version, "import_s": import_s, "seconds_per_image": seconds,
-                     "max_difference": float(np.abs(probabilities - reference).max())})
+                     "max_difference": float(np.abs(probabilities - reference).max()),
+                     "levels_changed": int((probabilities.argmax(1) != reference.argmax(1)).sum())})
 
     tensorflow, import_s = timed_import("tensorflow")
     from focusnet.loader import load_model
@@ -132,6 +137,15 @@ def main():
                 lambda batch, session=session: session.run(["probabilities"], {"patches": batch})[0],
                 onnxruntime.__version__)
             import_s = None
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with tempfile.TemporaryDirectory() as scratch:
+            quantised = Path(scratch) / "int8.onnx"
+            # uint8 weights: onnxruntime's CPU provider has no ConvInteger for the default int8 ones.
+            quantize_dynamic(str(SHIPPED_ONNX), str(quantised), weight_type=QuantType.QUInt8)
+            session = onnxruntime.InferenceSession(str(quantised), providers=["CPUExecutionProvider"])
+        add("onnxruntime, 8-bit weights (dynamic quantisation)", None,
+            lambda batch: session.run(["probabilities"], {"patches": batch})[0], onnxruntime.__version__)
     openvino, import_s = timed_import("openvino")
     if openvino is not None:
         compiled = openvino.Core().compile_model(str(SHIPPED_ONNX), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
@@ -146,13 +160,14 @@ def main():
     missing = [name for name, module in (("openvino", openvino), ("ai-edge-litert", litert)) if module is None]
     print(f"The shipped network on the 576 patches of one 2048 x 2048 image, batches of {arguments.batch} "
           f"({machine()})" + (f"; not installed here: {', '.join(missing)}" if missing else "") + "\n")
-    print("| runtime | version | import | network, s per image | vs TensorFlow | largest probability difference |")
-    print("|---|---|---|---|---|---|")
+    print("| runtime | version | import | network, s per image | vs TensorFlow | largest probability difference "
+          "| levels changed |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         imported = "-" if row["import_s"] is None else f"{row['import_s']:.2f} s"
         speed = rows[0]["seconds_per_image"] / row["seconds_per_image"]
         print(f"| {row['runtime']} | {row['version']} | {imported} | {row['seconds_per_image']:.3f} | {speed:.2f}x | "
-              f"{row['max_difference']:.1e} |")
+              f"{row['max_difference']:.1e} | {row['levels_changed']} of {len(patches)} |")
     if arguments.json:
         Path(arguments.json).write_text(json.dumps({"machine": machine(), "batch": arguments.batch,
                                                     "not_installed": missing, "rows": rows}, indent=2) + "\n")

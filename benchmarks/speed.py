@@ -15,10 +15,13 @@ through
 at 696 x 520, 2048 x 2048 and 8192 x 8192 pixels. Each is warmed up once, then timed in
 blocks of consecutive calls (as in a batch run), the methods in turn so that load changes
 affect all alike; the median block's time per image is reported. Memory
-is focusnet's alone, in a fresh process: the resident size with TensorFlow, the model and the
-image loaded, and the largest sampled while it measures the image.
-Last, a headless CellProfiler run of ``pipelines/measure_focus.cppipe`` gives images per
-second.
+is focusnet's alone, in a fresh process per runtime: the resident size with the runtime, the
+model and the image loaded, and the largest sampled while it measures the image.
+Then a 40-plane 2048 x 2048 through-focus stack (``benchmarks/stacks.py``'s) is measured in
+the library (``predict_stack``, model loaded) with each runtime, best of three; the import
+time of the TensorFlow-free runtime is taken in a fresh process (``import onnxruntime`` and
+focusnet's inference modules). Last, a headless CellProfiler run of
+``pipelines/measure_focus.cppipe`` gives images per second.
 
 Usage::
 
@@ -40,8 +43,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stacks import make_stack  # noqa: E402
+
 from common import (  # noqa: E402
     REPO,
+    best_seconds,
     classic_metrics,
     in_focus_sources,
     median_seconds_each,
@@ -54,6 +60,13 @@ from focusnet.contract import PATCH_SIZE  # noqa: E402
 
 SIZES = ((520, 696), (2048, 2048), (8192, 8192))
 SMOKE_SIZES = ((168, 252),)
+#: Planes, height, width of the stack measured (and of the smoke run's).
+STACK = (40, 2048, 2048)
+SMOKE_STACK = (8, 168, 252)
+#: The issue's targets at the reference size (benchmarks, not timed tests).
+TARGET_PAPER_SPEEDUP = 20.0
+TARGET_IMPORT_S = 0.5
+TARGET_STACK_PLANES_PER_S = 25.0
 
 
 class PeakMemory:
@@ -113,25 +126,32 @@ def cellprofiler_throughput(count, smoke):
             "startup_s": max(times[count] - count / steady, 0.0)}
 
 
-def focusnet_memory(height, width):
+def focusnet_memory(height, width, runtime):
     """Memory of focusnet alone measuring one image, in a fresh process (nothing else loaded).
 
-    Returns ``{"ready_mb": ..., "peak_mb": ...}``: the resident size once TensorFlow, the
-    model and the image are loaded (after one warm-up prediction on a small image), and the
-    peak during the prediction of the whole image.
+    Returns ``{"ready_mb": ..., "peak_mb": ...}``: the resident size once the runtime
+    (``tensorflow`` or ``onnxruntime``), the model and the image are loaded (after one warm-up
+    prediction on a small image), and the peak during the prediction of the whole image.
     """
-    result = subprocess.run([sys.executable, __file__, "--memory-of", f"{height}x{width}"], check=True,
-                            capture_output=True, text=True, timeout=1800)
+    result = subprocess.run([sys.executable, __file__, "--memory-of", f"{height}x{width}", "--runtime", runtime],
+                            check=True, capture_output=True, text=True, timeout=1800)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def measure_memory_here(size):
-    """The child side of :func:`focusnet_memory`: prints one JSON line."""
-    from focusnet.inference import predict_image
+def load_runtime_model(runtime):
+    """The shipped model for a runtime: the model folder (TensorFlow) or ``default.onnx`` (onnxruntime)."""
+    from focusnet.contract import SHIPPED_ONNX
     from focusnet.loader import load_model
 
+    return load_model(SHIPPED_ONNX if runtime == "onnxruntime" else None)
+
+
+def measure_memory_here(size, runtime):
+    """The child side of :func:`focusnet_memory`: prints one JSON line."""
+    from focusnet.inference import predict_image
+
     height, width = (int(v) for v in size.split("x"))
-    model = load_model()
+    model = load_runtime_model(runtime)
     image = tiled_image(height, width, in_focus_sources())
     predict_image(image[:168, :168], model)
     with PeakMemory() as memory:
@@ -139,16 +159,52 @@ def measure_memory_here(size):
     print(json.dumps({"ready_mb": memory.start_mb, "peak_mb": memory.peak_mb}))
 
 
-def targets_line(reference) -> str:
-    """The speed targets at the reference size, met or missed (docs/benchmarks.md renders the same)."""
+def light_runtime_import_seconds():
+    """Seconds to import onnxruntime and focusnet's inference modules in a fresh interpreter (best of 3)."""
+    code = ("import time; start = time.perf_counter(); import onnxruntime, focusnet.inference, focusnet.onnxmodel; "
+            "print(time.perf_counter() - start)")
+    return min(float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                                    timeout=600).stdout) for _ in range(3))
+
+
+def stack_throughput(models, smoke):
+    """Planes per second of ``predict_stack`` on a simulated through-focus stack, model loaded, per runtime."""
+    from focusnet.stacks import predict_stack
+
+    planes, height, width = SMOKE_STACK if smoke else STACK
+    repeats = 1 if smoke else 3
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "stack.tif"
+        make_stack(path, planes, height, width)
+        rates = {}
+        for runtime, model in models.items():
+            predict_stack(path, model)  # warm-up
+            rates[runtime] = planes / best_seconds(lambda model=model: predict_stack(path, model), repeats)
+    return {"planes": planes, "height": height, "width": width, "repeats": repeats, "planes_per_s": rates}
+
+
+def targets(reference, stack, import_s) -> list:
+    """The issue's speed targets at the reference size, each met or missed (the docs render these lines)."""
+    def verdict(met):
+        return "met" if met else "missed"
+
     speedup = reference["paper_arch_s"] / reference["focusnet_s"]
     light = reference["focusnet_s"] / reference["onnx_s"]
     versus_miq = reference["focusnet_s"] / reference["measureimagequality_s"]
-    return (f"Targets at {reference['size']}: focusnet >= 20x faster than the paper architecture: {speedup:.1f}x "
-            f"({'met' if speedup >= 20 else 'missed'}); onnxruntime, the runtime without TensorFlow, at least as "
-            f"fast as TensorFlow end to end: {light:.2f}x ({'met' if light >= 1 else 'missed'}); no slower than "
-            f"MeasureImageQuality's blur features: {versus_miq:.2f} of its time "
-            f"({'met' if versus_miq <= 1 else 'missed'}).")
+    stack_size = f"stack of {stack['planes']} planes of {stack['width']} x {stack['height']}"
+    rates = stack["planes_per_s"]
+    return [
+        f"focusnet (TensorFlow) >= {TARGET_PAPER_SPEEDUP:g}x faster than the paper architecture at "
+        f"{reference['size']}: {speedup:.1f}x ({verdict(speedup >= TARGET_PAPER_SPEEDUP)})",
+        f"onnxruntime, the runtime without TensorFlow, at least as fast as TensorFlow end to end at "
+        f"{reference['size']}: {light:.2f}x ({verdict(light >= 1)}); it imports in {import_s:.2f} s (target "
+        f"< {TARGET_IMPORT_S:g} s: {verdict(import_s < TARGET_IMPORT_S)})",
+        f"a {stack_size} at >= {TARGET_STACK_PLANES_PER_S:g} planes/s in the library: "
+        + ", ".join(f"{rate:.1f} with {runtime} ({verdict(rate >= TARGET_STACK_PLANES_PER_S)})"
+                    for runtime, rate in rates.items()),
+        f"no slower than MeasureImageQuality's blur features at {reference['size']}: {versus_miq:.2f} of its time "
+        f"({verdict(versus_miq <= 1)})",
+    ]
 
 
 def main():
@@ -157,16 +213,15 @@ def main():
     parser.add_argument("--markdown", help="write the tables as Markdown")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat (a check that it runs)")
     parser.add_argument("--memory-of", metavar="HEIGHTxWIDTH", help=argparse.SUPPRESS)
+    parser.add_argument("--runtime", default="tensorflow", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.memory_of:
-        return measure_memory_here(arguments.memory_of)
+        return measure_memory_here(arguments.memory_of, arguments.runtime)
 
-    from focusnet.contract import SHIPPED_ONNX
     from focusnet.inference import extract_patches, predict_image, tile_starts
-    from focusnet.loader import load_model
 
-    focusnet_model = load_model()
-    onnx_model = load_model(SHIPPED_ONNX)
+    focusnet_model = load_runtime_model("tensorflow")
+    onnx_model = load_runtime_model("onnxruntime")
     paper_model = random_model("paper")
     module = quality_module()
     sources = in_focus_sources()
@@ -187,15 +242,19 @@ def main():
             "plls_s": lambda image=image: power_log_log_slope_only(module, image),
         }, repeats)
         row = {"size": f"{width}x{height}", "patches": (height // PATCH_SIZE) * (width // PATCH_SIZE), **seconds,
-               **{f"focusnet_{key}": value for key, value in focusnet_memory(height, width).items()}}
+               **{f"focusnet_{key}": value for key, value in focusnet_memory(height, width, "tensorflow").items()},
+               **{f"onnx_{key}": value for key, value in focusnet_memory(height, width, "onnxruntime").items()}}
         rows.append(row)
         print(f"{row['size']}: focusnet {row['focusnet_s']:.3f} s (onnxruntime {row['onnx_s']:.3f} s), "
               f"paper architecture {row['paper_arch_s']:.3f} s, "
               f"MeasureImageQuality blur {row['measureimagequality_s']:.3f} s, PowerLogLogSlope "
               f"{row['plls_s']:.3f} s; focusnet alone: {row['focusnet_ready_mb']:.0f} MB ready, peak "
-              f"{row['focusnet_peak_mb']:.0f} MB", flush=True)
+              f"{row['focusnet_peak_mb']:.0f} MB (onnxruntime {row['onnx_peak_mb']:.0f} MB)", flush=True)
+    stack = stack_throughput({"tensorflow": focusnet_model, "onnxruntime": onnx_model}, arguments.smoke)
+    import_s = light_runtime_import_seconds()
     throughput = cellprofiler_throughput(2 if arguments.smoke else 24, arguments.smoke)
     reference = next((r for r in rows if r["size"] == "2048x2048"), rows[-1])
+    target_lines = targets(reference, stack, import_s)
     report = {
         "reference_size": reference["size"],
         "focusnet_s": reference["focusnet_s"],
@@ -207,6 +266,9 @@ def main():
         "focusnet_ready_mb": reference["focusnet_ready_mb"],
         "cellprofiler_images_per_s": throughput["steady_images_per_s"],
         "cellprofiler": throughput,
+        "stack": stack,
+        "onnx_import_s": import_s,
+        "targets": target_lines,
         "sizes": rows,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
         "smoke": arguments.smoke,
@@ -216,8 +278,8 @@ def main():
         "",
         "| image | patches | focusnet | focusnet, onnxruntime | `paper` architecture | MeasureImageQuality blur "
         "| PowerLogLogSlope alone | paper / focusnet | same, network alone | TensorFlow / onnxruntime, network "
-        "| focusnet / MIQ | focusnet memory: ready, peak |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| focusnet / MIQ | TensorFlow memory: ready, peak | onnxruntime memory: ready, peak |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(f"| {r['size']} | {r['patches']} | {r['focusnet_s']:.3f} | {r['onnx_s']:.3f} | "
@@ -227,12 +289,16 @@ def main():
                      f"{r['paper_network_s'] / r['focusnet_network_s']:.1f}x | "
                      f"{r['focusnet_network_s'] / r['onnx_network_s']:.2f} | "
                      f"{r['focusnet_s'] / r['measureimagequality_s']:.2f} | {r['focusnet_ready_mb']:.0f} MB, "
-                     f"{r['focusnet_peak_mb']:.0f} MB |")
+                     f"{r['focusnet_peak_mb']:.0f} MB | {r['onnx_ready_mb']:.0f} MB, {r['onnx_peak_mb']:.0f} MB |")
     lines += ["", f"Headless CellProfiler, `pipelines/measure_focus.cppipe` on 696 x 520 images: "
                   f"{throughput['steady_images_per_s']:.2f} images/s at steady state "
                   f"({throughput['whole_run_images_per_s']:.2f} images/s for a whole run of "
                   f"{2 * throughput['images']} images, start-up {throughput['startup_s']:.0f} s)."]
-    lines += ["", targets_line(reference)]
+    lines += ["", f"A stack of {stack['planes']} planes of {stack['width']} x {stack['height']} in the library "
+                  f"(`predict_stack`, model loaded, best of {stack['repeats']}): "
+                  + ", ".join(f"{rate:.1f} planes/s with {runtime}" for runtime, rate in stack["planes_per_s"].items())
+                  + "."]
+    lines += ["", "Targets:", "", *(f"- {line}." for line in target_lines)]
     text = "\n".join(lines)
     print(text)
     if arguments.json:

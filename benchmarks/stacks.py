@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, in_focus_sources, tiled_image, write_zstack  # noqa: E402
+from common import REPO, best_seconds, in_focus_sources, tiled_image, write_zstack  # noqa: E402
 
 FOCUS_PLANE = 17
 
@@ -69,11 +69,8 @@ def main():
             path = Path(scratch) / f"stack_{width}x{height}.tif"
             focus = make_stack(path, planes, height, width)
             predict_stack(path, model)  # warm-up: TensorFlow's first call builds the graph
-            seconds = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                (result,) = predict_stack(path, model)
-                seconds.append(time.perf_counter() - start)
+            seconds = best_seconds(lambda path=path: predict_stack(path, model), repeats)
+            (result,) = predict_stack(path, model)
             start = time.perf_counter()
             command = subprocess.run([sys.executable, "-m", "focusnet", "stack", str(path), "--csv",
                                       str(Path(scratch) / "planes.csv")], capture_output=True, text=True)
@@ -81,8 +78,8 @@ def main():
             if command.returncode != 0:
                 sys.exit(f"focusnet stack failed: {command.stderr[-2000:]}")
             rows.append({"planes": planes, "height": height, "width": width, "best_plane": result.best_plane,
-                         "true_focus": focus, "library_s": min(seconds),
-                         "library_planes_per_s": planes / min(seconds), "command_s": command_seconds,
+                         "true_focus": focus, "library_s": seconds,
+                         "library_planes_per_s": planes / seconds, "command_s": command_seconds,
                          "command_planes_per_s": planes / command_seconds})
     report = {"machine": f"{platform.machine()}, {platform.python_version()}, "
                          f"{len(__import__('os').sched_getaffinity(0))} CPUs", "stacks": rows}

@@ -32,6 +32,7 @@ left is "too noisy". The threshold is one number for every answer: leaving out o
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -71,7 +72,12 @@ def noise_sigma(regions: np.ndarray) -> np.ndarray:
     # Differences of neighbours are centred on 0 whatever the image: their median absolute
     # value is the noise's median absolute deviation.
     differences = np.abs(np.diff(rows, axis=2).reshape(len(rows), -1)) / np.float32(math.sqrt(2))
-    sigma = 1.4826 * np.median(differences, axis=1).astype(np.float64)
+    # The median as np.median defines it (the middle value, or the mean of the middle two),
+    # taken from a full sort: numpy's vectorised sort is twice as fast as its partition here.
+    ordered = np.sort(differences, axis=1)
+    middle = ordered.shape[1] // 2
+    median = ordered[:, middle] if ordered.shape[1] % 2 else np.mean(ordered[:, middle - 1:middle + 1], axis=1)
+    sigma = 1.4826 * median.astype(np.float64)
     # Very few photons: the median difference is 0; use the plain spread there.
     return np.where(sigma > 0, sigma, np.sqrt((differences.astype(np.float64) ** 2).mean(axis=1)))
 
@@ -100,7 +106,19 @@ _RESIDUAL = _plane_residual_projection()
 _DOF = BLOCKS * BLOCKS - 3
 
 
-def structure_to_noise(regions: np.ndarray, noise_reduction: float = 1.0):
+@functools.lru_cache(maxsize=None)
+def _significant_variance_ratio() -> float:
+    """The block means' variance over the noise's that pure noise exceeds with probability P_VALUE (chi-square).
+
+    scipy.special's inverse, not scipy.stats.chi2.isf: the same number, and importing scipy.stats
+    takes 0.7 s, more than onnxruntime and focusnet together.
+    """
+    from scipy.special import chdtri
+
+    return float(chdtri(_DOF, P_VALUE)) / _DOF
+
+
+def structure_to_noise(regions: np.ndarray, noise_reduction: float = 1.0, overwrite: bool = False):
     """How much structure each region holds beyond its noise.
 
     Parameters
@@ -112,6 +130,9 @@ def structure_to_noise(regions: np.ndarray, noise_reduction: float = 1.0):
         How much the model's view averages the pixel noise down (the linear
         resampling factor when the image is downsampled to the model's
         pixels; 1 otherwise).
+    overwrite : bool
+        The caller's float32 regions may be changed (hot pixels capped in
+        place), saving a copy.
 
     Returns
     -------
@@ -120,14 +141,14 @@ def structure_to_noise(regions: np.ndarray, noise_reduction: float = 1.0):
     significant : ndarray of bool, shape (N,)
         Whether the block means vary more than noise explains (p < 1e-6).
     """
-    from scipy.stats import chi2
-
     regions = np.asarray(regions)
     if regions.ndim == 2:
         regions = regions[None]
     sigma = noise_sigma(regions)
     block_h, block_w = regions.shape[1] // BLOCKS, regions.shape[2] // BLOCKS
-    clipped = np.array(regions[:, :block_h * BLOCKS, :block_w * BLOCKS], dtype=np.float32)
+    clipped = regions[:, :block_h * BLOCKS, :block_w * BLOCKS]
+    if not (overwrite and clipped.dtype == np.float32 and clipped.flags.c_contiguous):
+        clipped = np.array(clipped, dtype=np.float32)
     _remove_hot_pixels(clipped, sigma)
     sums = clipped.reshape(len(regions) * BLOCKS, block_h, BLOCKS * block_w).sum(axis=1)
     sums = sums.reshape(len(regions), BLOCKS, BLOCKS, block_w).sum(axis=3, dtype=np.float64)
@@ -136,7 +157,7 @@ def structure_to_noise(regions: np.ndarray, noise_reduction: float = 1.0):
     variance = (residual**2).sum(axis=1) / _DOF
     with np.errstate(divide="ignore", invalid="ignore"):
         block_noise = sigma**2 / (block_h * block_w)
-        significant = (sigma > 0) & (variance / block_noise > chi2.isf(P_VALUE, _DOF) / _DOF)
+        significant = (sigma > 0) & (variance / block_noise > _significant_variance_ratio())
         ratio = np.sqrt(np.maximum(variance - block_noise, 0.0)) * max(noise_reduction, 1.0) / sigma
     ratio = np.where(sigma > 0, ratio, 0.0)  # constant regions: nothing to judge
     return ratio, significant

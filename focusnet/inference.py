@@ -34,7 +34,6 @@ import math
 
 import numpy as np
 
-from .classifier import PATCHES_PER_BATCH
 from .content import content_from, judged_from, structure_to_noise
 from .contract import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
 from .defocus import DefocusScale, defocus_scale
@@ -63,6 +62,12 @@ def tile_starts(size: int, patch: int = PATCH_SIZE) -> np.ndarray:
     space = size - patch * count
     index = np.arange(count)
     return index * patch + (index + 1) * space // (count + 1)
+
+
+#: Patches cut, tested for content and classified per step. Small enough that a step's patches (1.8 MB
+#: as float32) stay in the CPU's cache from one stage to the next: a 2048 x 2048 image took 0.057 s
+#: with onnxruntime at 64 against 0.103 s at 1024 per step (TensorFlow: 0.067 s against 0.084 s; 2 CPUs).
+PATCHES_PER_STEP = 64
 
 
 #: Resampling within this relative difference of the model's pixel size is skipped.
@@ -423,15 +428,15 @@ def predict_image(image, model=None, scale=None, name: str = "image", pixel_size
     original_x = np.clip(np.round(xs / zoom).astype(int), 0, counts.shape[1] - patch_size) if resampled else xs
     original_positions = [(y, x) for y in original_y for x in original_x]
     probabilities, content, ratios = [], [], []
-    for start in range(0, len(positions), PATCHES_PER_BATCH):
-        batch = slice(start, start + PATCHES_PER_BATCH)
+    for start in range(0, len(positions), PATCHES_PER_STEP):
+        batch = slice(start, start + PATCHES_PER_STEP)
         patches = extract_patches(work, positions[batch])
         probabilities.append(model.predict_patches(patches))
         if resampled:
             regions = np.stack([counts[y:y + patch_size, x:x + patch_size] for y, x in original_positions[batch]])
-            ratio, significant = structure_to_noise(regions, noise_reduction=1.0 / zoom)
-        else:
-            ratio, significant = structure_to_noise(patches * np.float32(INPUT_SCALE))
+            ratio, significant = structure_to_noise(regions, noise_reduction=1.0 / zoom, overwrite=True)
+        else:  # a fresh copy as counts, which the test may change
+            ratio, significant = structure_to_noise(patches * np.float32(INPUT_SCALE), overwrite=True)
         content.append(content_from(ratio, significant))
         ratios.append(ratio)
     grid = (len(ys), len(xs))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import HELD_OUT_IN_FOCUS
-from focusnet.content import has_content, structure_to_noise
+from focusnet.content import ROW_STEP, has_content, noise_sigma, structure_to_noise
 from focusnet.contract import PATCH_SIZE
 from focusnet.errors import NoContentError
 from focusnet.images import read_image
@@ -160,3 +160,21 @@ def test_predict_writes_a_too_noisy_image_as_a_nan_row_with_its_reason(tmp_path,
     rows = list(csv.DictReader(patches.open()))
     assert {row["image"] for row in rows} == {str(folder / "a_bright.tif")}  # a NaN row has no patches
     assert all(row["judged"] == ("1" if row["defocus_level"] != "nan" else "0") for row in rows)
+
+
+@pytest.mark.parametrize("shape", [(5, 84, 84), (5, 80, 81)])  # an odd and an even number of samples
+def test_the_noise_is_the_median_absolute_difference_as_numpy_defines_it(shape):
+    regions = np.random.default_rng(0).poisson(50, shape).astype(np.float32)
+    differences = np.abs(np.diff(regions[:, ::ROW_STEP, :], axis=2).reshape(len(regions), -1)) / np.float32(2 ** 0.5)
+    np.testing.assert_array_equal(noise_sigma(regions), 1.4826 * np.median(differences, axis=1).astype(np.float64))
+
+
+def test_overwriting_the_callers_regions_gives_the_same_answer():
+    regions = np.random.default_rng(1).poisson(200, (6, 84, 84)).astype(np.float32)
+    regions[:, 40, 40] = 60000  # hot pixels, which the test caps in place
+    expected = structure_to_noise(regions)
+    overwritten = regions.copy()
+    answer = structure_to_noise(overwritten, overwrite=True)
+    np.testing.assert_array_equal(answer[0], expected[0])
+    np.testing.assert_array_equal(answer[1], expected[1])
+    assert overwritten[0, 40, 40] < 60000 and regions[0, 40, 40] == 60000

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from focusnet.classifier import PATCHES_PER_BATCH
 from focusnet.contract import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
 from focusnet.images import ImageFormatError
 from focusnet.inference import (
+    PATCHES_PER_STEP,
     UnmeasurableImageError,
     aggregate,
     certainty,
@@ -79,10 +79,10 @@ def test_prediction_of_a_real_image(model, in_focus_image):
     assert len(rows) == 48 and (rows[9]["row"], rows[9]["col"]) == (1, 1)
 
 
-def test_an_image_of_several_batches_equals_one_call_on_all_its_patches(model, in_focus_image):
-    # 33 x 33 tiles: more patches than one batch, so the last batch is a partial one.
-    image = np.tile(in_focus_image, (6, 4))[:PATCH_SIZE * 33 + 50, :PATCH_SIZE * 33 + 20]
-    assert 33 * 33 > PATCHES_PER_BATCH
+def test_an_image_of_several_steps_equals_one_call_on_all_its_patches(model, in_focus_image):
+    # 9 x 9 tiles: more patches than one step, so the last step is a partial one.
+    image = np.tile(in_focus_image, (2, 2))[:PATCH_SIZE * 9 + 50, :PATCH_SIZE * 9 + 20]
+    assert 9 * 9 > PATCHES_PER_STEP
     prediction = predict_image(image, model)
     positions = [(y, x) for y in prediction.y for x in prediction.x]
     every_patch = np.stack([image[y:y + PATCH_SIZE, x:x + PATCH_SIZE] for y, x in positions]) / INPUT_SCALE
