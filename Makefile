@@ -18,13 +18,17 @@ ONNX_READY := .venv-onnx/.focusnet-installed
 APP_READY := .venv-app/.complete
 # CellProfiler 5 (nightly, pinned): the module's and the pipelines' tests run there too.
 CP5_READY := .venv-cp5/.focusnet-installed
+# napari with PyQt5 and pytest-qt, without TensorFlow: the widget's tests run there under Xvfb.
+NAPARI_READY := .venv-napari/.focusnet-installed
+# Xvfb (Debian packages, installed as root; otherwise the napari tests skip with the reason).
+XVFB_READY := .cache/xvfb-ready
 DEMO_IMAGE := examples/images/BBBC006_z_aligned__a07__s1__w1_10.tif
 DEMO_OUT := demo-output
 # Keep tool caches (matplotlib fonts) inside the clone.
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
 .PHONY: help env envs app-env tf1-envs demo test test-fast test-integration test-cellprofiler test-packaging \
-	test-main test-main-library test-main-apps test-latest test-cp5 lint bench clean
+	test-main test-main-library test-main-apps test-latest test-cp5 test-napari lint bench clean
 
 help:
 	@echo "make demo    simulate defocus of a real image and measure it with the shipped model (builds .venv on first use)"
@@ -34,6 +38,7 @@ help:
 	@echo "make test-integration / test-cellprofiler / test-packaging   one tier in the main environment"
 	@echo "make test-latest  the unit tier and the TensorFlow tests on the newest Python and TensorFlow"
 	@echo "make test-cp5   the cellprofiler tier on CellProfiler 5"
+	@echo "make test-napari  the napari widget in a real viewer under Xvfb (.venv-napari)"
 	@echo "make lint    ruff on the whole repository"
 	@echo "make env     only build the main environment (.venv: Python 3.9, TF 2.15.1, CellProfiler 4.2.8.1)"
 	@echo "make bench   accuracy and speed benchmarks against CellProfiler's focus metrics (prints tables)"
@@ -60,6 +65,14 @@ $(APP_READY): requirements/app.in requirements/app.lock scripts/make-env.sh
 
 .venv-onnx/.complete: requirements/onnx.in requirements/onnx.lock scripts/make-env.sh
 	scripts/make-env.sh onnx .venv-onnx
+
+.venv-napari/.complete: requirements/napari.in requirements/napari.lock scripts/make-env.sh
+	scripts/make-env.sh napari .venv-napari
+
+# Not a real file's rule: it tries again on every run until xvfb-run is there.
+$(XVFB_READY):
+	@mkdir -p $(@D)
+	scripts/install-xvfb.sh $@
 
 # focusnet's packaging (setup.cfg) changes reinstall it, without rebuilding the environment.
 %/.focusnet-installed: %/.complete setup.cfg pyproject.toml
@@ -91,7 +104,7 @@ demo: $(VENV)/.focusnet-installed
 
 # Every environment make test uses.
 ENVS := $(VENV_LINT)/.complete $(VENV)/.focusnet-installed $(TF1_READY) $(ONNX_READY) $(APP_READY) \
-	$(VENV_LATEST)/.focusnet-installed $(CP5_READY)
+	$(VENV_LATEST)/.focusnet-installed $(CP5_READY) $(NAPARI_READY) $(XVFB_READY)
 
 envs: $(ENVS)
 
@@ -103,7 +116,7 @@ envs: $(ENVS)
 # 11 and 5 minutes), and the lanes are balanced by the other suites. The CellProfiler suites each
 # measure a 20000 x 20000 image (about 10 GB); that test takes a lock, so two never run at once.
 LANE_1 := lint test-main-library test-cp5
-LANE_2 := test-main-apps test-latest
+LANE_2 := test-main-apps test-latest test-napari
 test:
 	@start=$$(date +%s); $(MAKE) --no-print-directory -j2 -k envs; \
 		echo "=== environments: $$(( $$(date +%s) - start )) s"
@@ -147,6 +160,12 @@ test-latest: $(VENV_LATEST)/.focusnet-installed $(TF1_READY) $(ONNX_READY)
 	$(VENV_LATEST)/bin/python -m pytest $(PYTEST_REPORT) tests/unit tests/integration \
 		-m "(unit or tensorflow) and not cellprofiler and not packaging"
 
+# The napari tier: the widget in a real viewer, under Xvfb when it is installed (the tests skip without a display).
+test-napari: $(NAPARI_READY)
+	@if command -v xvfb-run >/dev/null; then \
+		xvfb-run -a -s "-screen 0 1600x1000x24" .venv-napari/bin/python -m pytest $(PYTEST_REPORT) tests/napari; \
+	else .venv-napari/bin/python -m pytest $(PYTEST_REPORT) tests/napari; fi
+
 # The CellProfiler tier on CellProfiler 5 (Python 3.11), headless and offline.
 test-cp5: $(CP5_READY)
 	.venv-cp5/bin/python -m pytest $(PYTEST_REPORT) tests/cellprofiler
@@ -163,7 +182,11 @@ bench: $(VENV)/.focusnet-installed
 	$(VENV)/bin/python benchmarks/onnxruntime_vs_tensorflow.py --json benchmarks/results/onnx.json | tee benchmarks/results/onnx.md
 	$(VENV)/bin/python benchmarks/profile.py --json benchmarks/results/profile.json | tee benchmarks/results/profile.md
 	$(VENV)/bin/python benchmarks/refocus.py --json benchmarks/results/refocus.json | tee benchmarks/results/refocus.md
+	$(MAKE) --no-print-directory $(NAPARI_READY) $(XVFB_READY)
+	xvfb-run -a -s "-screen 0 1600x1000x24" .venv-napari/bin/python benchmarks/napari_widget.py \
+		--json benchmarks/results/napari.json | tee benchmarks/results/napari.md
 	$(VENV)/bin/python scripts/render_docs.py
 
 clean:
-	rm -rf $(VENV) $(VENV_LATEST) $(VENV_LINT) .venv-tf1.15 .venv-tf1.12 .venv-onnx .venv-app .venv-cp5 $(DEMO_OUT) .cache build *.egg-info
+	rm -rf $(VENV) $(VENV_LATEST) $(VENV_LINT) .venv-tf1.15 .venv-tf1.12 .venv-onnx .venv-app .venv-cp5 .venv-napari \
+		$(DEMO_OUT) .cache build *.egg-info

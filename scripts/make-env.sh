@@ -7,6 +7,8 @@
 #   scripts/make-env.sh tf1.12 DIR   Python 3.6 + tensorflow 1.12.3 (Fiji's default TF runtime)
 #   scripts/make-env.sh lint   DIR   the linter (ruff), on Python 3.12 or 3.11
 #   scripts/make-env.sh onnx   DIR   Python 3.12 (or 3.11) + focusnet[onnx], no TensorFlow
+#   scripts/make-env.sh napari DIR   Python 3.12 (or 3.11) + focusnet[napari] (napari, PyQt6, onnxruntime) and
+#                                    pytest-qt, no TensorFlow
 #   scripts/make-env.sh onnx-py310 DIR  the same requirements on Python 3.10, only to pin its lock (the
 #                                    release tests install the wheel on 3.10 with it)
 #   scripts/make-env.sh cp5    DIR   Python 3.11 + CellProfiler 5 (nightly, pinned) + TensorFlow 2.15.1, headless
@@ -83,7 +85,7 @@ cp5)
     python=$(find_python 3.11 || find_python 3.10) || die "Python 3.11 or 3.10 is required for CellProfiler 5 (scipy < 1.11) and was not found.
   Install it, e.g. 'pyenv install 3.11.7', then run make again."
     ;;
-latest | lint | onnx)
+latest | lint | onnx | napari)
     python=$(find_python 3.12 || find_python 3.11) || die "Python 3.12 or 3.11 is required for the '$name' environment and was not found.
   Install it, e.g. 'pyenv install 3.12.1' or your OS package 'python3.12 python3.12-venv', then run make again."
     ;;
@@ -92,7 +94,7 @@ onnx-py310)
   Install it, e.g. 'pyenv install 3.10.13', then run make again."
     ;;
 *)
-    die "unknown environment '$name' (main, app, cp5, latest, onnx, onnx-py310, tf1.15, tf1.12 or lint)"
+    die "unknown environment '$name' (main, app, cp5, latest, onnx, onnx-py310, napari, tf1.15, tf1.12 or lint)"
     ;;
 esac
 
@@ -129,7 +131,7 @@ fi
 if [[ $name == cp5 ]]; then
     "${pip[@]}" install "${constraints[@]}" --no-deps cellprofiler-nightly==5.0.0.dev784
 fi
-if [[ $name == main || $name == latest || $name == onnx || $name == cp5 ]]; then
+if [[ $name == main || $name == latest || $name == onnx || $name == cp5 || $name == napari ]]; then
     # focusnet itself, editable; its dependencies are all installed above.
     "${pip[@]}" install --no-deps --no-build-isolation -e "$root"
 fi

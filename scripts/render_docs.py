@@ -150,6 +150,21 @@ def profile(results) -> str:
                       *_table(["image", "runtime", "total", *stages, "around the network"], rows)])
 
 
+def napari(results) -> str:
+    """The napari widget against the library on the same stacks (benchmarks/napari_widget.py)."""
+    data = results.benchmark("napari")
+    rows = [[f"{r['planes']} x {r['width']} x {r['height']}", f"{r['library_s']:.2f} s", f"{r['widget_s']:.2f} s",
+             f"{r['ratio']:.2f}", f"{r['curve_painted_s']:.2f} s", f"{1000 * r['longest_event_loop_gap_s']:.0f} ms"]
+            for r in data["stacks"]]
+    first = data["stacks"][0]
+    verdict = "met" if first["ratio"] <= data["target_ratio"] else "missed"
+    return "\n".join([f"Best of {data['repeats']}, {data['machine']}, {data['model']}:", "",
+                      *_table(["stack (planes x width x height)", "library", "widget: click to result",
+                               "widget / library", "focus curve painted", "longest wait of the event loop"], rows), "",
+                      f"Target: at {first['planes']} x {first['width']} x {first['height']}, the widget at most "
+                      f"{data['target_ratio']:g}x the library's time: {first['ratio']:.2f}x ({verdict})."])
+
+
 def speed_cellprofiler(results) -> str:
     run = results.benchmark("speed")["cellprofiler"]
     return (f"{run['steady_images_per_s']:.1f} images/s at steady state ({run['whole_run_images_per_s']:.1f} images/s "
@@ -550,6 +565,7 @@ RENDERERS = {
     "speed-miq-share": speed_miq_share,
     "speed-cellprofiler": speed_cellprofiler,
     "profile": profile,
+    "napari": napari,
     "accuracy": accuracy,
     "architectures": architectures,
     "stacks": stacks,

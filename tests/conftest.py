@@ -18,6 +18,9 @@ The tests come in four tiers, one folder each; the folder gives a test its tier'
   CellProfiler runs (also the CellProfiler 5 environment's suite); marked ``cellprofiler`` and ``slow``.
 * ``tests/packaging``: the wheel and sdist, fresh venvs, the packaged CellProfiler apps' Python;
   marked ``packaging`` and ``slow``.
+* ``tests/napari``: the napari widget in a real viewer (pytest-qt, under Xvfb), run in its own
+  environment (``make test-napari``); marked ``napari`` and ``slow``, skipped where napari is not
+  installed.
 
 Tests that exercise TensorFlow itself (loading, training, exporting SavedModels and ONNX, the TF1
 and bioimage.io checks) are also marked ``tensorflow``: the latest-Python environment runs the unit
@@ -69,6 +72,7 @@ TIERS = {
     "integration": ("integration", "slow"),
     "cellprofiler": ("cellprofiler", "slow"),
     "packaging": ("packaging", "slow"),
+    "napari": ("napari", "slow"),
 }
 
 

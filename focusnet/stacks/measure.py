@@ -25,8 +25,8 @@ from ..files import replacing
 from ..images import Stack, read_stack
 from ..inference import FocusPrediction, choose_pixel_size, predict_image
 
-__all__ = ["PlaneResult", "StackResult", "best_plane", "measure_planes", "output_stem", "predict_stack",
-           "refine_best_plane", "write_planes"]
+__all__ = ["PlaneResult", "StackResult", "best_plane", "iter_planes", "judge_stack", "measure_planes", "output_stem",
+           "predict_stack", "refine_best_plane", "write_planes"]
 
 #: Planes on each side of the best one that the sub-plane fit uses.
 FIT_HALF_WIDTH = 2
@@ -142,9 +142,12 @@ def refine_best_plane(expected_levels, best: int, half_width: int = FIT_HALF_WID
     return float(best + np.clip(-slope / (2.0 * curvature), -1.0, 1.0))
 
 
-def measure_planes(planes, model, name: str, z_step_um: float, pixel_size_um: float, pixel_size_source: str,
-                   objective=None, scale=None, bar=None) -> List[PlaneResult]:
-    """Measure each plane with :func:`~focusnet.inference.predict_image`; a plane that fails is kept with its error.
+def iter_planes(planes, model, name: str, z_step_um: float, pixel_size_um: float, pixel_size_source: str,
+                objective=None, scale=None):
+    """Measure each plane with :func:`~focusnet.inference.predict_image`, yielding its result as soon as it is known.
+
+    A plane that fails is yielded with its error. Front ends that show progress or can be
+    cancelled (napari) take the results one by one; :func:`measure_planes` takes them all.
 
     Parameters
     ----------
@@ -152,22 +155,58 @@ def measure_planes(planes, model, name: str, z_step_um: float, pixel_size_um: fl
     model : loaded model
     name : str
         Names the stack in errors (each plane adds `` plane N``).
-    bar : tqdm, optional
-        Advanced by one per plane.
+
+    Yields
+    ------
+    PlaneResult
     """
-    results = []
     for index, plane in enumerate(planes):
         z_um = index * z_step_um if z_step_um else float("nan")
         try:
             prediction = predict_image(plane, model, scale=scale, name=f"{name} plane {index}",
                                        pixel_size_um=pixel_size_um, pixel_size_source=pixel_size_source,
                                        objective=objective)
-            results.append(PlaneResult(index, z_um, prediction))
+            yield PlaneResult(index, z_um, prediction)
         except FocusnetError as error:
-            results.append(PlaneResult(index, z_um, error=error))
+            yield PlaneResult(index, z_um, error=error)
+
+
+def measure_planes(planes, model, name: str, z_step_um: float, pixel_size_um: float, pixel_size_source: str,
+                   objective=None, scale=None, bar=None) -> List[PlaneResult]:
+    """Every plane's :class:`PlaneResult` (see :func:`iter_planes`); ``bar`` (tqdm) advances by one per plane."""
+    results = []
+    for result in iter_planes(planes, model, name, z_step_um, pixel_size_um, pixel_size_source, objective, scale):
+        results.append(result)
         if bar is not None:
             bar.update(1)
     return results
+
+
+def judge_stack(path, time: int, channel: int, channel_name: str, z_step_um, pixel_size_um: float,
+                pixel_size_source: str, planes: List[PlaneResult], notes=()) -> StackResult:
+    """A stack's result from its measured planes: the best plane, its sub-plane fit, and every plane's notes once.
+
+    Parameters
+    ----------
+    path : str
+        Names the stack (a file, or a layer in a viewer).
+    planes : list of PlaneResult
+        In plane order (:func:`iter_planes`).
+    notes : sequence of str
+        The stack's own notes (how its axes were read, a missing z step).
+    """
+    result = StackResult(str(path), time, channel, channel_name, z_step_um, pixel_size_um, pixel_size_source,
+                         planes, notes=list(notes))
+    for plane in result.measured:
+        result.notes += [note for note in plane.prediction.notes if note not in result.notes]
+    expected = [plane.expected_level for plane in planes]
+    certainty = [plane.prediction.aggregate_certainty if plane.prediction else np.nan for plane in planes]
+    best = best_plane(expected, certainty)
+    if best is not None:
+        result.best_plane = best
+        result.best_plane_fit = refine_best_plane(expected, best)
+        result.best_plane_certainty = float(certainty[best])
+    return result
 
 
 def predict_stack(path, model=None, channel=None, axes: str | None = None, z_step_um: float | None = None,
@@ -240,18 +279,8 @@ def predict_stack(path, model=None, channel=None, axes: str | None = None, z_ste
             name = f"{Path(path).name}" + (f" time {time}" if times > 1 else "")
             planes = measure_planes(stack.data[time, channel_index], model, name, z_step, size, source,
                                     objective=objective, scale=scale, bar=bar)
-            result = StackResult(str(path), time, channel_index, stack.channel_names[channel_index], z_step, size,
-                                 source, planes, notes=list(notes))
-            for plane in result.measured:
-                result.notes += [note for note in plane.prediction.notes if note not in result.notes]
-            expected = [plane.expected_level for plane in planes]
-            certainty = [plane.prediction.aggregate_certainty if plane.prediction else np.nan for plane in planes]
-            best = best_plane(expected, certainty)
-            if best is not None:
-                result.best_plane = best
-                result.best_plane_fit = refine_best_plane(expected, best)
-                result.best_plane_certainty = float(certainty[best])
-            results.append(result)
+            results.append(judge_stack(path, time, channel_index, stack.channel_names[channel_index], z_step, size,
+                                       source, planes, notes))
     finally:
         if own_bar:
             bar.close()

@@ -61,6 +61,13 @@ def test_the_wheel_holds_only_the_focusnet_package(distributions):
     assert any(name.endswith(".dist-info/licenses/LICENSE") or name.endswith(".dist-info/LICENSE") for name in names)
     assert "focusnet/models/default/evaluation.json" in names and "focusnet/models/default-bundle.zip" in names
     assert "focusnet/models/default.onnx" in names
+    # The napari plugin: its manifest, the sample images and the entry point napari finds it by.
+    for required in ("napari.yaml", "_widget.py", "_reader.py", "_sample_data.py",
+                     "data/BBBC006_z_aligned__a07__s1__w1_10.tif", "data/MCF7_out_of_focus_a19_s2.tif"):
+        assert f"focusnet/napari/{required}" in names, required
+    entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
+    with zipfile.ZipFile(distributions.wheel) as archive:
+        assert "focusnet = focusnet.napari:napari.yaml" in archive.read(entry_points).decode()
     # No generic names such as export/ or plugins/ in site-packages.
     assert {name for name in top_level if not name.endswith(".dist-info")} == {"focusnet"}, top_level
 
