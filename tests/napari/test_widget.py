@@ -267,3 +267,25 @@ def test_screenshot_of_the_overlay_and_the_focus_curve(widget, qtbot, tmp_path):
     shot = viewer.screenshot(str(folder / "napari_measure_focus.png"), canvas_only=False)
     assert shot.shape[0] > 300 and shot.shape[1] > 600
     assert (folder / "napari_measure_focus.png").stat().st_size > 10_000
+
+
+def test_a_fresh_install_of_the_napari_extra_shows_the_widget_in_the_plugin_menu(tmp_path):
+    # The wheel with [napari] in a new virtual environment, versions pinned by this environment's lock.
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path / "dist"), str(REPO)], check=True, capture_output=True, timeout=600)
+    (wheel,) = (tmp_path / "dist").glob("focusnet-*.whl")
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True, timeout=600)
+    python = tmp_path / "venv" / "bin" / "python"
+    installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"{wheel}[napari]", "-c",
+                                str(REPO / "requirements" / "napari.lock")], capture_output=True, text=True,
+                               timeout=900)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    check = ("import napari\n"
+             "viewer = napari.Viewer(show=False)\n"
+             "dock, widget = viewer.window.add_plugin_dock_widget('focusnet', 'Measure focus')\n"
+             "print(type(widget).__name__)\n"
+             "viewer.open_sample('focusnet', 'through_focus_stack')\n"
+             "print(viewer.layers[-1].data.shape)\n")
+    shown = subprocess.run([str(python), "-c", check], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert shown.stdout.split() == ["MeasureFocusWidget", "(21,", "336,", "420)"]
