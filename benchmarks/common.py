@@ -139,14 +139,19 @@ def random_model(architecture_name, seed=0):
     return FocusModel(REPO / f"random-{architecture_name}", config, weights)
 
 
-def best_seconds(function, repeats):
-    """The shortest wall time of ``repeats`` calls of ``function`` (the one least disturbed by other load)."""
+def call_seconds(function, repeats) -> list:
+    """The wall time of each of ``repeats`` calls of ``function``."""
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
         function()
         seconds.append(time.perf_counter() - start)
-    return min(seconds)
+    return seconds
+
+
+def best_seconds(function, repeats):
+    """The shortest wall time of ``repeats`` calls of ``function`` (the one least disturbed by other load)."""
+    return min(call_seconds(function, repeats))
 
 
 def median_seconds_each(functions, repeats, block_seconds=0.2):

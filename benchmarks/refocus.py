@@ -19,14 +19,13 @@ Usage::
 import argparse
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import in_focus_sources, machine, report, tiled_image  # noqa: E402
+from common import call_seconds, in_focus_sources, machine, report, tiled_image  # noqa: E402
 
 SIZES = ((520, 696), (2048, 2048))
 LEVEL = 3
@@ -40,12 +39,7 @@ print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def median_time(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(call_seconds(function, repeats)))
 
 
 def main():
