@@ -20,8 +20,8 @@ APP_READY := .venv-app/.complete
 CP5_READY := .venv-cp5/.focusnet-installed
 # napari with PyQt5 and pytest-qt, without TensorFlow: the widget's tests run there under Xvfb.
 NAPARI_READY := .venv-napari/.focusnet-installed
-# Xvfb (Debian packages, installed as root; otherwise the napari tests skip with the reason).
-XVFB_READY := .cache/xvfb-ready
+# Xvfb and ImageJ (Debian packages, installed as root; otherwise the napari and ImageJ tests skip with the reason).
+TEST_PACKAGES_READY := .cache/test-packages-ready
 DEMO_IMAGE := examples/images/BBBC006_z_aligned__a07__s1__w1_10.tif
 DEMO_OUT := demo-output
 # Keep tool caches (matplotlib fonts) inside the clone.
@@ -69,10 +69,10 @@ $(APP_READY): requirements/app.in requirements/app.lock scripts/make-env.sh
 .venv-napari/.complete: requirements/napari.in requirements/napari.lock scripts/make-env.sh
 	scripts/make-env.sh napari .venv-napari
 
-# Not a real file's rule: it tries again on every run until xvfb-run is there.
-$(XVFB_READY):
+# Not a real file's rule: it tries again on every run until xvfb-run and ImageJ are there.
+$(TEST_PACKAGES_READY):
 	@mkdir -p $(@D)
-	scripts/install-xvfb.sh $@
+	scripts/install-test-packages.sh $@
 
 # focusnet's packaging (setup.cfg) changes reinstall it, without rebuilding the environment.
 %/.focusnet-installed: %/.complete setup.cfg pyproject.toml
@@ -104,7 +104,7 @@ demo: $(VENV)/.focusnet-installed
 
 # Every environment make test uses.
 ENVS := $(VENV_LINT)/.complete $(VENV)/.focusnet-installed $(TF1_READY) $(ONNX_READY) $(APP_READY) \
-	$(VENV_LATEST)/.focusnet-installed $(CP5_READY) $(NAPARI_READY) $(XVFB_READY)
+	$(VENV_LATEST)/.focusnet-installed $(CP5_READY) $(NAPARI_READY) $(TEST_PACKAGES_READY)
 
 envs: $(ENVS)
 
@@ -115,8 +115,8 @@ envs: $(ENVS)
 # message. The main environment's suite runs as two pytest processes, one per lane (measured: about
 # 11 and 5 minutes), and the lanes are balanced by the other suites. The CellProfiler suites each
 # measure a 20000 x 20000 image (about 10 GB); that test takes a lock, so two never run at once.
-LANE_1 := lint test-main-library test-cp5
-LANE_2 := test-main-apps test-latest test-napari
+LANE_1 := lint test-main-library test-napari
+LANE_2 := test-main-apps test-latest test-cp5
 test:
 	@start=$$(date +%s); $(MAKE) --no-print-directory -j2 -k envs; \
 		echo "=== environments: $$(( $$(date +%s) - start )) s"
@@ -133,7 +133,7 @@ test-fast: $(VENV)/.focusnet-installed
 	$(VENV)/bin/python -m pytest -q tests/unit
 
 # One tier in the main environment, for contributors (test-main runs all four).
-test-integration: $(VENV)/.focusnet-installed $(TF1_READY) $(ONNX_READY)
+test-integration: $(VENV)/.focusnet-installed $(TF1_READY) $(ONNX_READY) $(TEST_PACKAGES_READY)
 	$(VENV)/bin/python -m pytest $(PYTEST_REPORT) tests/integration
 
 test-cellprofiler: $(VENV)/.focusnet-installed
@@ -143,11 +143,11 @@ test-packaging: $(VENV)/.focusnet-installed $(APP_READY)
 	$(VENV)/bin/python -m pytest $(PYTEST_REPORT) tests/packaging
 
 # All four tiers on Python 3.9 + TensorFlow 2.15.1 + CellProfiler 4.2.8.1, with Fiji's TF1 runtimes.
-test-main: $(VENV)/.focusnet-installed $(TF1_READY) $(ONNX_READY) $(APP_READY)
+test-main: $(VENV)/.focusnet-installed $(TF1_READY) $(ONNX_READY) $(APP_READY) $(TEST_PACKAGES_READY)
 	$(VENV)/bin/python -m pytest $(PYTEST_REPORT)
 
 # test-main in two halves, for make test's two lanes.
-test-main-library: $(VENV)/.focusnet-installed $(TF1_READY) $(ONNX_READY)
+test-main-library: $(VENV)/.focusnet-installed $(TF1_READY) $(ONNX_READY) $(TEST_PACKAGES_READY)
 	$(VENV)/bin/python -m pytest $(PYTEST_REPORT) tests/unit tests/integration
 
 test-main-apps: $(VENV)/.focusnet-installed $(APP_READY)
@@ -161,7 +161,7 @@ test-latest: $(VENV_LATEST)/.focusnet-installed $(TF1_READY) $(ONNX_READY)
 		-m "(unit or tensorflow) and not cellprofiler and not packaging"
 
 # The napari tier: the widget in a real viewer, under Xvfb when it is installed (the tests skip without a display).
-test-napari: $(NAPARI_READY)
+test-napari: $(NAPARI_READY) $(TEST_PACKAGES_READY)
 	@if command -v xvfb-run >/dev/null; then \
 		xvfb-run -a -s "-screen 0 1600x1000x24" .venv-napari/bin/python -m pytest $(PYTEST_REPORT) tests/napari; \
 	else .venv-napari/bin/python -m pytest $(PYTEST_REPORT) tests/napari; fi
@@ -182,7 +182,8 @@ bench: $(VENV)/.focusnet-installed
 	$(VENV)/bin/python benchmarks/onnxruntime_vs_tensorflow.py --json benchmarks/results/onnx.json | tee benchmarks/results/onnx.md
 	$(VENV)/bin/python benchmarks/profile.py --json benchmarks/results/profile.json | tee benchmarks/results/profile.md
 	$(VENV)/bin/python benchmarks/refocus.py --json benchmarks/results/refocus.json | tee benchmarks/results/refocus.md
-	$(MAKE) --no-print-directory $(NAPARI_READY) $(XVFB_READY)
+	$(MAKE) --no-print-directory $(NAPARI_READY) $(TEST_PACKAGES_READY)
+	$(VENV)/bin/python benchmarks/imagej_engine.py --json benchmarks/results/imagej.json | tee benchmarks/results/imagej.md
 	xvfb-run -a -s "-screen 0 1600x1000x24" .venv-napari/bin/python benchmarks/napari_widget.py \
 		--json benchmarks/results/napari.json | tee benchmarks/results/napari.md
 	$(VENV)/bin/python scripts/render_docs.py

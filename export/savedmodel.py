@@ -31,6 +31,7 @@ from focusnet.contract import (
     BUNDLE_PROBABILITIES_KEY,
     BUNDLE_SIGNATURE,
     BUNDLE_TAG,
+    IMAGEJ_MODEL_FILE,
     INPUT_SCALE,
     MANIFEST_FILE,
     NUM_LEVELS,
@@ -44,6 +45,7 @@ from focusnet.model import FocusModel
 from focusnet.network import inference_graph
 from focusnet.tf import import_tensorflow
 
+from .imagej import imagej_model_text
 from .targets import refuse_inside_model
 
 
@@ -119,6 +121,9 @@ def export_bundle(model=None, out=None, overwrite: bool = False) -> Path:
                                                  strip_default_attrs=True)
             builder.save()
         (folder / VARIABLES_DIR).mkdir(exist_ok=True)  # Fiji's plugin expects the folder even when empty
+        imagej_model = imagej_model_text(model)
+        if imagej_model is not None:
+            (folder / IMAGEJ_MODEL_FILE).write_text(imagej_model, encoding="ascii")
         files = {p.relative_to(folder).as_posix(): sha256_bytes(p.read_bytes())
                  for p in sorted(folder.rglob("*")) if p.is_file()}
         manifest = {

@@ -47,6 +47,11 @@ BUNDLE_FORMAT_VERSION = 1
 MANIFEST_FILE = "focusnet.json"
 SAVED_MODEL_FILE = "saved_model.pb"
 VARIABLES_DIR = "variables"
+#: The bundle's model for the ImageJ plugin's plain-Java forward pass (java.util.Properties text, see
+#: export/imagej.py); its SHA-256 is in the manifest like every other file's.
+IMAGEJ_MODEL_FILE = "imagej-model.properties"
+IMAGEJ_MODEL_FORMAT = "focusnet-imagej-model"
+IMAGEJ_MODEL_FORMAT_VERSION = 1
 #: The MetaGraph tag Fiji's "Microscope Image Focus Quality" plugin loads.
 BUNDLE_TAG = "inference"
 BUNDLE_SIGNATURE = "serving_default"

@@ -165,6 +165,20 @@ def napari(results) -> str:
                       f"{data['target_ratio']:g}x the library's time: {first['ratio']:.2f}x ({verdict})."])
 
 
+def imagej(results) -> str:
+    """The ImageJ plugin's Java engine against predict_image, seconds per image (benchmarks/imagej_engine.py)."""
+    data = results.benchmark("imagej")
+    rows = [[_size(r["image"]), f"{r['java_s']:.3f} s", f"{r['onnxruntime_s']:.3f} s", f"{r['tensorflow_s']:.3f} s",
+             f"{r['java_over_onnxruntime']:.1f}x"] for r in data["rows"]]
+    worst = max(r["java_over_onnxruntime"] for r in data["rows"])
+    verdict = "met" if worst <= data["target_ratio"] else "missed"
+    return "\n".join([f"Seconds per image, best of {data['repeats']} ({data['machine']}; shipped model):", "",
+                      *_table(["image", "Java engine (ImageJ plugin)", "onnxruntime", "TensorFlow",
+                               "Java / onnxruntime"], rows), "",
+                      f"Target: the Java engine at most {data['target_ratio']:g}x onnxruntime's time per image: "
+                      f"{worst:.1f}x ({verdict})."])
+
+
 def speed_cellprofiler(results) -> str:
     run = results.benchmark("speed")["cellprofiler"]
     return (f"{run['steady_images_per_s']:.1f} images/s at steady state ({run['whole_run_images_per_s']:.1f} images/s "
@@ -566,6 +580,7 @@ RENDERERS = {
     "speed-cellprofiler": speed_cellprofiler,
     "profile": profile,
     "napari": napari,
+    "imagej": imagej,
     "accuracy": accuracy,
     "architectures": architectures,
     "stacks": stacks,

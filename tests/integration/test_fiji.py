@@ -1,8 +1,9 @@
-"""The Fiji script's arithmetic, compiled with javac and checked against focusnet's Python on the same images.
+"""The arithmetic around the network in Java, compiled with javac and checked against focusnet's Python.
 
-Fiji cannot run here. The script keeps everything it computes besides the TensorFlow call (patch
-placement, the content test, certainty, the whole-image distribution) in one block of Java syntax,
-class FocusArithmetic; this test compiles that very block and compares it with focusnet.
+``imagej/src/focusnet/FocusArithmetic.java`` holds everything the ImageJ plugin and the Fiji script
+compute besides the network (patch placement, the content test, certainty, the whole-image
+distribution): one copy, which the Fiji script imports from the plugin's jar. This test compiles that
+very file and compares it with focusnet on the same images.
 """
 
 import math
@@ -31,11 +32,12 @@ from focusnet.images import read_image
 from focusnet.inference import extract_patches, predict_image, tile_starts
 from focusnet.photons import binomial_thinning, photon_transfer
 
-SCRIPT = REPO / "fiji" / "FocusQuality.groovy"
+ARITHMETIC = REPO / "imagej" / "src" / "focusnet" / "FocusArithmetic.java"
 JAVAC = shutil.which("javac")
 pytestmark = pytest.mark.skipif(JAVAC is None, reason="javac (a JDK, which CellProfiler's build needs) not found")
 
 CHECK = """
+import focusnet.FocusArithmetic;
 import java.io.*;
 import java.util.*;
 
@@ -78,15 +80,10 @@ public class FijiCheck {
 
 @pytest.fixture(scope="module")
 def arithmetic(tmp_path_factory):
-    """Compile the script's shared block; return a function running FijiCheck on input lines."""
+    """Compile the shared arithmetic; return a function running FijiCheck on input lines."""
     folder = tmp_path_factory.mktemp("fiji")
-    text = SCRIPT.read_text()
-    block = re.search(r"// BEGIN SHARED ARITHMETIC.*?\n(class FocusArithmetic \{.*?\n\})\n// END SHARED ARITHMETIC",
-                      text, re.S)
-    assert block, "the script's shared block is missing"
-    (folder / "FocusArithmetic.java").write_text(block.group(1))
     (folder / "FijiCheck.java").write_text(CHECK)
-    subprocess.run([JAVAC, "-d", str(folder), str(folder / "FocusArithmetic.java"), str(folder / "FijiCheck.java")],
+    subprocess.run([JAVAC, "-d", str(folder), str(ARITHMETIC), str(folder / "FijiCheck.java")],
                    check=True, capture_output=True, timeout=300)
     java = shutil.which("java") or str(Path(JAVAC).parent / "java")
 
@@ -99,8 +96,14 @@ def arithmetic(tmp_path_factory):
     return run
 
 
+def test_the_fiji_script_uses_the_shared_arithmetic_not_a_copy():
+    script = (REPO / "fiji" / "FocusQuality.groovy").read_text()
+    assert "import focusnet.FocusArithmetic" in script
+    assert "class FocusArithmetic" not in script and "static double structureToNoise" not in script
+
+
 def constant(name):
-    return re.search(rf"static final \w+ {name} = ([^;]+);", SCRIPT.read_text()).group(1)
+    return re.search(rf"static final \w+ {name} = ([^;]+);", ARITHMETIC.read_text()).group(1)
 
 
 def test_the_scripts_numbers_are_the_contracts():

@@ -55,7 +55,8 @@ def test_the_wheel_holds_only_the_focusnet_package(distributions):
     # export/ is installed as focusnet.export, never as a top-level "export", with only what
     # `focusnet export` needs: the TF1 load check is a test helper, the Fiji script an extra.
     assert sorted(name for name in names if name.startswith("focusnet/export/")) == [
-        "focusnet/export/__init__.py", "focusnet/export/bioimageio_package.py", "focusnet/export/onnxexport.py",
+        "focusnet/export/__init__.py", "focusnet/export/bioimageio_package.py", "focusnet/export/imagej.py",
+        "focusnet/export/onnxexport.py",
         "focusnet/export/refocus_export.py", "focusnet/export/savedmodel.py", "focusnet/export/targets.py"]
     assert not [name for name in names if "tf1_check" in name or name.endswith(".groovy")]
     assert any(name.endswith(".dist-info/licenses/LICENSE") or name.endswith(".dist-info/LICENSE") for name in names)

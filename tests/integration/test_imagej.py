@@ -1,0 +1,219 @@
+"""The ImageJ plugin (imagej/focusnet_.jar) inside a real ImageJ 1.x, in batch mode under Xvfb.
+
+Each test writes an ImageJ macro that opens images and calls ``run("Measure Focus", ...)`` as a user's
+macro would, runs ``java -jar ij.jar -batch`` with the committed jar in the plugins folder, and compares
+the CSV the plugin saves with ``focusnet predict``'s on the same files (levels identical, probabilities
+and certainties within 1e-4). ImageJ 1's ``-batch`` needs AWT (its menus), hence Xvfb.
+"""
+
+import csv
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import EXAMPLES, REPO
+from focusnet.contract import IMAGE_COLUMNS, SHIPPED_BUNDLE
+
+IJ_JAR = Path("/usr/share/java/ij.jar")
+JAR = REPO / "imagej" / "focusnet_.jar"
+TOLERANCE = 1e-4
+MISSING = [what for what, found in (("ImageJ (apt-get install imagej)", IJ_JAR.is_file()),
+                                     ("javac (apt-get install default-jdk)", shutil.which("javac")),
+                                     ("xvfb-run (apt-get install xvfb)", shutil.which("xvfb-run")))
+           if not found]
+pytestmark = pytest.mark.skipif(bool(MISSING), reason="needs " + ", ".join(MISSING) + " (make test installs them "
+                                                      "with apt-get when run as root)")
+
+
+def run_imagej(tmp_path, macro, jar=JAR):
+    """Run an ImageJ macro in batch mode with the plugin installed; return ImageJ's output."""
+    home = tmp_path / "imagej"
+    (home / "plugins").mkdir(parents=True, exist_ok=True)
+    shutil.copy(jar, home / "plugins" / "focusnet_.jar")
+    (tmp_path / "macro.ijm").write_text(macro)
+    result = subprocess.run(["xvfb-run", "-a", "java", f"-Dplugins.dir={home}", "-jar", str(IJ_JAR), "-ijpath",
+                             str(home), "-batch", str(tmp_path / "macro.ijm")], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return result.stdout + result.stderr
+
+
+def measure_macro(csv_path, images=(), folder="", bundle="", pixel=0, count=0):
+    lines = [f'open("{image}");' for image in images]
+    lines.append(f'run("Measure Focus", "bundle=[{bundle}] folder=[{folder}] pixel={pixel} count={count} '
+                 f'save=[{csv_path}]");')
+    return "\n".join(lines) + "\n"
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def focusnet_predict(tmp_path, paths, *options):
+    out = tmp_path / "predict.csv"
+    result = subprocess.run([sys.executable, "-m", "focusnet", "predict", *map(str, paths), "--csv", str(out),
+                             *options], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return read_rows(out)
+
+
+def assert_rows_agree(ours, theirs):
+    assert list(ours) == IMAGE_COLUMNS
+    for column in IMAGE_COLUMNS:
+        mine, cli = ours[column], theirs[column]
+        if column in ("image", "pixel_size_source", "reason"):
+            if column != "image":
+                assert mine == cli, (column, mine, cli)
+            continue
+        if cli == "nan":
+            assert mine == "nan", column
+        elif column in ("defocus_level", "patches", "defocus_um_lower_bound"):
+            assert float(mine) == float(cli), column
+        else:
+            assert float(mine) == pytest.approx(float(cli), abs=TOLERANCE), column
+
+
+def test_the_committed_jar_is_built_from_its_sources(tmp_path):
+    rebuilt = tmp_path / "focusnet_.jar"
+    subprocess.run(["bash", str(REPO / "scripts" / "build-imagej-plugin.sh"), str(rebuilt)], check=True,
+                   capture_output=True, timeout=600)
+    with zipfile.ZipFile(JAR) as committed, zipfile.ZipFile(rebuilt) as fresh:
+        assert committed.namelist() == fresh.namelist()
+        for name in committed.namelist():
+            assert committed.read(name) == fresh.read(name), f"{name} differs: run scripts/build-imagej-plugin.sh"
+        # The jar holds the shipped model as the shipped bundle has it, and says its version.
+        with zipfile.ZipFile(SHIPPED_BUNDLE) as bundle:
+            for name in ("focusnet.json", "imagej-model.properties"):
+                assert committed.read(f"focusnet/default-bundle/{name}") == bundle.read(name)
+        assert b"Implementation-Version: 0.1.0" in committed.read("META-INF/MANIFEST.MF")
+
+
+def test_the_example_images_give_focusnet_predicts_numbers(tmp_path):
+    images = sorted(EXAMPLES.glob("*.tif"))
+    run_imagej(tmp_path, "\n".join(measure_macro(tmp_path / f"{i}.csv", [image]) + "close();"
+                                   for i, image in enumerate(images)))
+    expected = focusnet_predict(tmp_path, images)
+    for index, row in enumerate(expected):
+        (ours,) = read_rows(tmp_path / f"{index}.csv")
+        assert ours["image"] == Path(row["image"]).name
+        assert_rows_agree(ours, row)
+
+
+def test_8_bit_32_bit_and_calibrated_images_follow_the_clis_rules(tmp_path):
+    image = tifffile.imread(EXAMPLES / "BBBC006_z_aligned__a07__s1__w1_10.tif")
+    eight = (image // 16).clip(0, 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "eight.tif", eight)
+    tifffile.imwrite(tmp_path / "float.tif", (image / 65535).astype(np.float32))
+    tifffile.imwrite(tmp_path / "calibrated.tif", image, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
+                     metadata={"unit": "um"})
+    macro = (measure_macro(tmp_path / "eight.csv", [tmp_path / "eight.tif"]) + "close();\n"
+             + measure_macro(tmp_path / "float.csv", [tmp_path / "float.tif"], count=65535) + "close();\n"
+             + measure_macro(tmp_path / "float_no_count.csv", [tmp_path / "float.tif"]) + "close();\n"
+             + measure_macro(tmp_path / "calibrated.csv", [tmp_path / "calibrated.tif"]) + "close();\n")
+    output = run_imagej(tmp_path, macro)
+    assert_rows_agree(read_rows(tmp_path / "eight.csv")[0], focusnet_predict(tmp_path, [tmp_path / "eight.tif"])[0])
+    assert_rows_agree(read_rows(tmp_path / "float.csv")[0],
+                      focusnet_predict(tmp_path, [tmp_path / "float.tif"], "--scale", "65535")[0])
+    (refused,) = read_rows(tmp_path / "float_no_count.csv")
+    assert refused["reason"] == "image format" and refused["defocus_level"] == "nan"
+    assert "floating-point pixels need an explicit scale" in output
+    (calibrated,) = read_rows(tmp_path / "calibrated.csv")
+    assert calibrated["pixel_size_source"] == "file" and float(calibrated["pixel_size_um"]) == pytest.approx(0.65)
+    assert_rows_agree(calibrated, focusnet_predict(tmp_path, [tmp_path / "calibrated.tif"])[0])
+
+
+@pytest.mark.parametrize("pixel_size", [0.325, 0.5, 0.8])
+def test_calibrated_images_are_resampled_to_the_models_pixels_as_focusnet_does(tmp_path, pixel_size):
+    image = tifffile.imread(EXAMPLES / "BBBC006_z_aligned__a07__s1__w1_10.tif")
+    if pixel_size < 0.5:  # enough pixels to keep patches after shrinking
+        image = np.tile(image, (2, 2))
+    path = tmp_path / "calibrated.tif"
+    tifffile.imwrite(path, image, imagej=True, resolution=(1 / pixel_size, 1 / pixel_size), metadata={"unit": "um"})
+    tifffile.imwrite(tmp_path / "plain.tif", image)
+    run_imagej(tmp_path, measure_macro(tmp_path / "calibrated.csv", [path]) + "close();\n"
+               + measure_macro(tmp_path / "given.csv", [tmp_path / "plain.tif"], pixel=pixel_size))
+    (ours,), (given,) = read_rows(tmp_path / "calibrated.csv"), read_rows(tmp_path / "given.csv")
+    assert ours["pixel_size_source"] == "file" and given["pixel_size_source"] == "given"
+    assert_rows_agree(ours, focusnet_predict(tmp_path, [path])[0])
+    assert_rows_agree(given, focusnet_predict(tmp_path, [tmp_path / "plain.tif"], "--pixel-size", str(pixel_size))[0])
+
+
+def test_a_stack_gives_one_row_per_plane(tmp_path):
+    image = tifffile.imread(EXAMPLES / "BBBC006_z_aligned__a07__s1__w1_10.tif")
+    planes = np.stack([image, image[::-1], np.full_like(image, 7)])
+    tifffile.imwrite(tmp_path / "stack.tif", planes, imagej=True, metadata={"axes": "ZYX"})
+    for index, plane in enumerate(planes):
+        tifffile.imwrite(tmp_path / f"plane{index}.tif", plane)
+    run_imagej(tmp_path, measure_macro(tmp_path / "stack.csv", [tmp_path / "stack.tif"]))
+    rows = read_rows(tmp_path / "stack.csv")
+    assert [row["image"] for row in rows] == [f"stack.tif plane {index}" for index in range(3)]
+    expected = focusnet_predict(tmp_path, [tmp_path / f"plane{index}.tif" for index in range(3)])
+    for ours, theirs in zip(rows, expected):
+        assert_rows_agree(ours, theirs)
+    assert rows[2]["reason"] == "unmeasurable"  # the constant plane
+
+
+def test_a_folder_with_a_broken_file_gives_it_a_row_with_the_reason_and_goes_on(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for image in EXAMPLES.glob("*.tif"):
+        shutil.copy(image, folder / image.name)
+    (folder / "broken.tif").write_bytes(b"II*\x00 not really a TIFF")
+    output = run_imagej(tmp_path, measure_macro(tmp_path / "folder.csv", folder=folder))
+    rows = {Path(row["image"]).name: row for row in read_rows(tmp_path / "folder.csv")}
+    assert sorted(rows) == sorted(["broken.tif", *(image.name for image in EXAMPLES.glob("*.tif"))])
+    assert rows["broken.tif"]["reason"] == "image format" and "broken.tif: cannot be read" in output
+    expected = {Path(row["image"]).name: row for row in focusnet_predict(tmp_path, sorted(EXAMPLES.glob("*.tif")))}
+    for name, row in expected.items():
+        assert_rows_agree(rows[name], row)
+
+
+def test_a_tampered_bundle_is_refused_and_a_bundle_file_is_used_as_given(tmp_path):
+    bundle = tmp_path / "bundle.zip"
+    shutil.copy(SHIPPED_BUNDLE, bundle)
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(SHIPPED_BUNDLE) as source, zipfile.ZipFile(tampered, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "imagej-model.properties":
+                data = data.replace(b"pixel_size_um=0.65", b"pixel_size_um=0.33")
+            target.writestr(item, data)
+    image = EXAMPLES / "BBBC006_z_aligned__a07__s1__w1_10.tif"
+    output = run_imagej(tmp_path, measure_macro(tmp_path / "given.csv", [image], bundle=bundle)
+                        + measure_macro(tmp_path / "tampered.csv", [image], bundle=tampered))
+    assert_rows_agree(read_rows(tmp_path / "given.csv")[0], focusnet_predict(tmp_path, [image])[0])
+    assert "imagej-model.properties is damaged or modified" in output
+    assert not (tmp_path / "tampered.csv").exists()
+
+
+def test_the_overlay_shows_the_patches_in_focusnets_colours(tmp_path):
+    import os
+
+    from focusnet.figures import level_colours
+
+    folder = Path(os.environ.get("FOCUSNET_SCREENSHOT_DIR") or tmp_path)
+    shot = folder / "imagej_overlay.png"
+    image = EXAMPLES / "MCF7_out_of_focus_a19_s2.tif"
+    run_imagej(tmp_path, measure_macro(tmp_path / "focus.csv", [image])
+               + f'run("Enhance Contrast", "saturated=0.35");\nrun("Flatten");\nsaveAs("PNG", "{shot}");\n')
+    import imageio.v2 as imageio
+
+    rgb = imageio.imread(shot)[..., :3]
+    (row,) = read_rows(tmp_path / "focus.csv")
+    # The out-of-focus image's patches are drawn in the colour of their levels (magenta-ish at level 10).
+    colour = np.round(255 * level_colours(int(row["defocus_level"]), 1.0)).astype(int)
+    assert (np.abs(rgb.astype(int) - colour).sum(axis=-1) < 60).sum() > 500
+
+
+def test_the_speed_benchmark_runs(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "imagej_engine.py"), "--smoke", "--json",
+                             str(tmp_path / "imagej.json")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Java / onnxruntime" in result.stdout
