@@ -110,6 +110,15 @@ class DefocusScale:
         return float(self.micrometres[-1] / self.levels[-1])
 
 
+def level_blur_um(model_optics: Optics) -> np.ndarray:
+    """The model's defocus blur (um, beyond its in-focus spot) at each level of the 1/20-level grid.
+
+    What an objective's blur is matched to (:func:`defocus_scale`); the ImageJ plugin gets it in its bundle.
+    """
+    diameter = blur_diameter_um(_LEVEL_GRID * model_optics.z_step_um, model_optics)
+    return np.sqrt(np.maximum(diameter**2 - diameter[0] ** 2, 0.0))
+
+
 @functools.lru_cache(maxsize=32)
 def defocus_scale(model_optics: Optics, objective: Optics) -> DefocusScale:
     """The level-to-micrometre conversion for an objective (see the module's description).
@@ -121,11 +130,9 @@ def defocus_scale(model_optics: Optics, objective: Optics) -> DefocusScale:
     objective : Optics
         The user's objective; the model's optics when they are the same.
     """
-    model_z = _LEVEL_GRID * model_optics.z_step_um
     if _same_lens(model_optics, objective):
-        return DefocusScale(model_optics, objective, _LEVEL_GRID, model_z)
-    model_diameter = blur_diameter_um(model_z, model_optics)
-    target = np.sqrt(np.maximum(model_diameter**2 - model_diameter[0] ** 2, 0.0))
+        return DefocusScale(model_optics, objective, _LEVEL_GRID, _LEVEL_GRID * model_optics.z_step_um)
+    target = level_blur_um(model_optics)
     # The objective's defocus blur on a z grid reaching past the model's largest one (the blur
     # radius grows at least as fast as z NA / n, the paraxial geometric radius).
     reach = target[-1] / (2.0 * objective.numerical_aperture / objective.refractive_index) + objective.wavelength_um

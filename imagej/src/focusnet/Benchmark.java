@@ -20,11 +20,11 @@ public final class Benchmark {
             ImagePlus image = IJ.openImage(args[a]);
             float[] counts = Measure_Focus.counts(image.getBitDepth(), image.getProcessor(), 0);
             int width = image.getWidth(), height = image.getHeight();
-            Engine.measure(args[a], counts, width, height, bundle, Double.NaN, "assumed", threads);
+            Engine.measure(args[a], counts, width, height, bundle, Double.NaN, "assumed", bundle.defocusUm, threads);
             double best = Double.POSITIVE_INFINITY;
             for (int r = 0; r < repeats; r++) {
                 long start = System.nanoTime();
-                Engine.measure(args[a], counts, width, height, bundle, Double.NaN, "assumed", threads);
+                Engine.measure(args[a], counts, width, height, bundle, Double.NaN, "assumed", bundle.defocusUm, threads);
                 best = Math.min(best, (System.nanoTime() - start) / 1e9);
             }
             System.out.println(args[a] + " " + best);

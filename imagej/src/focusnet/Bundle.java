@@ -34,7 +34,9 @@ public final class Bundle {
     public final String name;
     public final Network network;
     public final double pixelSizeUm;
-    public final double[] defocusLevels, defocusUm;
+    public final double[] defocusLevels, defocusUm, targetBlur;
+    /** The model's lens: the objective focusnet assumes where the user gives none. */
+    public final double lensWavelengthUm, lensAperture, lensIndex;
 
     private Bundle(String name, byte[] manifest, byte[] model) {
         this.name = name;
@@ -66,6 +68,10 @@ public final class Bundle {
             pixelSizeUm = Network.number(properties, "pixel_size_um");
             defocusLevels = numbers(properties, "defocus_um.levels");
             defocusUm = numbers(properties, "defocus_um.micrometres");
+            targetBlur = numbers(properties, "defocus_um.target_blur");
+            lensWavelengthUm = Network.number(properties, "objective.wavelength_um");
+            lensAperture = Network.number(properties, "objective.numerical_aperture");
+            lensIndex = Network.number(properties, "objective.refractive_index");
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(name + ": " + MODEL + ": " + e.getMessage());
         }
@@ -97,14 +103,25 @@ public final class Bundle {
         return new Bundle("the shipped model", resource(MANIFEST), resource(MODEL));
     }
 
-    /** Micrometres from focus of the model's lens for a (fractional) level: the exported table, interpolated. */
-    public double defocusUm(double level) {
-        double[] x = defocusLevels, y = defocusUm;
-        if (level <= x[0]) return y[0];
-        if (level >= x[x.length - 1]) return y[y.length - 1];
-        int i = 1;
-        while (x[i] < level) i++;
-        return y[i - 1] + (y[i] - y[i - 1]) * (level - x[i - 1]) / (x[i] - x[i - 1]);
+    /**
+     * The micrometres of each level of {@link #defocusLevels} for an objective (NaN or 0: the model's lens for
+     * that value), as focusnet.defocus.defocus_scale; the model's lens itself is the bundle's table.
+     *
+     * @throws IllegalArgumentException for values that are not positive, or an aperture not below the index
+     */
+    public double[] micrometres(double wavelengthUm, double aperture, double index) {
+        double wavelength = wavelengthUm > 0 ? wavelengthUm : lensWavelengthUm;
+        double na = aperture > 0 ? aperture : lensAperture, n = index > 0 ? index : lensIndex;
+        if (!(na < n))
+            throw new IllegalArgumentException("the numerical aperture " + na + " must be below the immersion index "
+                    + n);
+        if (wavelength == lensWavelengthUm && na == lensAperture && n == lensIndex) return defocusUm;
+        return Defocus.micrometres(targetBlur, wavelength, na, n);
+    }
+
+    /** Micrometres from focus for a (fractional) level: the table for the objective, interpolated. */
+    public double defocusUm(double level, double[] micrometres) {
+        return Defocus.interp(level, defocusLevels, micrometres);
     }
 
     private static double[] numbers(Properties properties, String key) {

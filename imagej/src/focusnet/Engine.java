@@ -3,7 +3,7 @@ package focusnet;
 /**
  * One image's focus, as focusnet.inference.predict_image measures it: patches placed as focusnet places
  * them, the content test, the network, the certainty-weighted whole-image distribution and the distance
- * from focus in micrometres (the model's lens). Images at another pixel size are resampled to the model's
+ * from focus in micrometres for the user's objective. Images at another pixel size are resampled to the model's
  * ({@link Resample}); their content is judged in the original pixels, as focusnet does.
  */
 public final class Engine {
@@ -26,6 +26,7 @@ public final class Engine {
         public int[] ys = new int[0], xs = new int[0];
         public double[][] probabilities = new double[0][];
         public boolean[] content = new boolean[0], judged = new boolean[0];
+        public double[] structureToNoise = new double[0], micrometres = new double[0];
 
         Result(String image) {
             this.image = image;
@@ -50,10 +51,12 @@ public final class Engine {
      * @param counts      raw counts, row-major (width x height)
      * @param pixelSizeUm the pixel size in the sample plane (NaN: the model's, reported as assumed)
      * @param source      where the pixel size came from: given, file or assumed
+     * @param micrometres the objective's micrometres per level of the bundle's grid ({@link Bundle#micrometres})
      * @param threads     patches computed side by side
      */
     public static Result measure(String name, float[] counts, int width, int height, Bundle bundle,
-                                 double pixelSizeUm, String source, int threads) throws Exception {
+                                 double pixelSizeUm, String source, double[] micrometres, int threads)
+            throws Exception {
         Result result = new Result(name);
         if (Double.isNaN(pixelSizeUm)) {
             pixelSizeUm = bundle.pixelSizeUm;
@@ -90,7 +93,7 @@ public final class Engine {
         int region = resampled ? Math.min((int) Math.rint(patch / zoom), Math.min(width, height)) : patch;
         int n = ys.length * xs.length;
         float[][] patches = new float[n][patch * patch];
-        double[] ratios = new double[n];
+        double[][] answers = new double[n][];
         final float[] image = work;
         final int imageWidth = workWidth;
         // Each patch's pixels and content test on its own: side by side on the CPUs.
@@ -103,21 +106,24 @@ public final class Engine {
                 int oy = original(y0, zoom, height - region), ox = original(x0, zoom, width - region);
                 for (int dy = 0; dy < region; dy++)
                     for (int dx = 0; dx < region; dx++) pixels[dy * region + dx] = counts[(oy + dy) * width + ox + dx];
-                ratios[i] = FocusArithmetic.structureToNoise(pixels, region, 1.0 / zoom);
+                answers[i] = FocusArithmetic.structureAndSignificance(pixels, region, 1.0 / zoom);
             } else {
                 for (int j = 0; j < pixels.length; j++) {
                     // What predict_image tests: float32 counts / 65535 (as the network sees them), times 65535.
                     float scaled = patches[i][j] * (float) (1.0 / FocusArithmetic.INPUT_SCALE);
                     pixels[j] = scaled * (float) FocusArithmetic.INPUT_SCALE;
                 }
-                ratios[i] = FocusArithmetic.structureToNoise(pixels, region);
+                answers[i] = FocusArithmetic.structureAndSignificance(pixels, region, 1.0);
             }
         });
         boolean[] content = new boolean[n], judged = new boolean[n];
         int withContent = 0, judgedCount = 0;
+        double[] ratios = new double[n];
         for (int i = 0; i < n; i++) {
-            content[i] = ratios[i] >= FocusArithmetic.MIN_STRUCTURE_TO_NOISE;
-            judged[i] = ratios[i] >= FocusArithmetic.TOO_NOISY_BELOW;
+            ratios[i] = answers[i][0];
+            boolean significant = answers[i][1] > 0;
+            content[i] = significant && ratios[i] >= FocusArithmetic.MIN_STRUCTURE_TO_NOISE;
+            judged[i] = content[i] && ratios[i] >= FocusArithmetic.TOO_NOISY_BELOW;
             if (content[i]) withContent++;
             if (judged[i]) judgedCount++;
         }
@@ -129,6 +135,7 @@ public final class Engine {
         result.probabilities = probabilities;
         result.content = content;
         result.judged = judged;
+        result.structureToNoise = ratios;
         result.contentFraction = withContent / (double) n;
         result.judgedFraction = judgedCount / (double) n;
         if (withContent == 0)
@@ -147,7 +154,8 @@ public final class Engine {
         result.level = level;
         result.aggregateCertainty = FocusArithmetic.certainty(distribution);
         result.meanCertainty = certainties / judgedCount;
-        result.defocusUm = bundle.defocusUm(level == last ? last : expected);
+        result.defocusUm = bundle.defocusUm(level == last ? last : expected, micrometres);
+        result.micrometres = micrometres;
         result.lowerBound = level == last ? 1 : 0;
         return result;
     }

@@ -71,6 +71,15 @@ public final class FocusArithmetic {
      * how much the resampling averages the noise down (1 / zoom when shrinking; 1 otherwise).
      */
     public static double structureToNoise(double[] patch, int size, double noiseReduction) {
+        double[] answer = structureAndSignificance(patch, size, noiseReduction);
+        return answer[1] > 0 ? answer[0] : 0.0;
+    }
+
+    /**
+     * focusnet.content.structure_to_noise for one region: {ratio, 1 if the block means vary significantly
+     * else 0}. The ratio is reported whether or not it is significant, as focusnet's patch table does.
+     */
+    public static double[] structureAndSignificance(double[] patch, int size, double noiseReduction) {
         // Pixel noise from neighbouring-pixel differences, every ROW_STEP-th row (robust: median absolute value).
         int rows = (size + ROW_STEP - 1) / ROW_STEP;
         double[] differences = new double[rows * (size - 1)];
@@ -84,7 +93,7 @@ public final class FocusArithmetic {
             for (int i = 0; i < n; i++) sum += differences[i] * differences[i];
             sigma = Math.sqrt(sum / n);
         }
-        if (sigma == 0) return 0.0;
+        if (sigma == 0) return new double[] {0.0, 0.0};
         // Hot pixels (brighter than all four neighbours by HOT_PIXEL_SIGMAS sigma) capped; the border kept.
         double[] capped = patch.clone();
         for (int y = 1; y < size - 1; y++)
@@ -121,7 +130,7 @@ public final class FocusArithmetic {
         double blockNoise = sigma * sigma / (block * block);
         boolean significant = variance / blockNoise > CHI2_THRESHOLD;
         double ratio = Math.sqrt(Math.max(variance - blockNoise, 0.0)) * Math.max(noiseReduction, 1.0) / sigma;
-        return significant ? ratio : 0.0;
+        return new double[] {ratio, significant ? 1.0 : 0.0};
     }
 
     /** The whole-image distribution: certainty-weighted mean over the patches with content (NaN: none). */

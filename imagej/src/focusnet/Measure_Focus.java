@@ -33,13 +33,17 @@ import java.util.Locale;
  * bundle (default: the shipped model inside this jar), into a Results table named "focusnet" with the
  * columns of {@code focusnet predict}'s CSV, optionally saved as CSV; the current 2-D image gets its patches
  * as an overlay in focusnet's colours. The dialog is recorded by the macro recorder:
- * {@code run("Measure Focus", "bundle=[] folder=[] pixel=0 count=0 save=[/path/focus.csv]");}
+ * {@code run("Measure Focus", "bundle=[] folder=[] pixel=0 count=0 na=0 immersion=0 wavelength=0
+ * save=[/path/focus.csv]");}
  */
 public class Measure_Focus implements PlugIn {
     public static final String VERSION = "0.1.0";
     /** The columns of focusnet predict's CSV (focusnet.contract.IMAGE_COLUMNS). */
     static final String[] COLUMNS = columns();
     static final String TABLE = "focusnet";
+    /** The columns of focusnet predict's --patches-csv (focusnet.contract.PATCH_COLUMNS). */
+    static final String[] PATCH_COLUMNS = patchColumns();
+    static final String PATCH_TABLE = "focusnet patches";
     /** focusnet.figures.NO_CONTENT_COLOUR: patches that take no part in the answer. */
     public static final Color NOT_JUDGED = new Color(0.25f, 0.45f, 1.0f);
 
@@ -56,26 +60,48 @@ public class Measure_Focus implements PlugIn {
         dialog.addStringField("Folder of images (empty: the current image)", "", 40);
         dialog.addNumericField("Pixel size (um; 0: the image's calibration, else the model's)", 0, 4);
         dialog.addNumericField("Count that 1.0 stands for (32-bit images only; 0: none)", 0, 1);
+        dialog.addNumericField("NA of the objective (0: the model's)", 0, 3);
+        dialog.addNumericField("Immersion refractive index (0: the model's)", 0, 3);
+        dialog.addNumericField("Wavelength (um; emission; 0: the model's)", 0, 3);
         dialog.addStringField("Save the table as CSV (empty: do not save)", "", 40);
+        dialog.addCheckbox("List every patch (table 'focusnet patches'; saved as <CSV name>_patches.csv)", false);
         dialog.showDialog();
         if (dialog.wasCanceled()) return;
         String bundlePath = dialog.getNextString(), folder = dialog.getNextString();
         double pixelSize = dialog.getNextNumber(), scale = dialog.getNextNumber();
+        double aperture = dialog.getNextNumber(), index = dialog.getNextNumber(), wavelength = dialog.getNextNumber();
         String csv = dialog.getNextString();
+        boolean listPatches = dialog.getNextBoolean();
         try {
             Bundle bundle = Bundle.read(bundlePath);
+            double[] micrometres = bundle.micrometres(wavelength, aperture, index);
             List<Engine.Result> results = new ArrayList<>();
             int threads = Math.max(1, Prefs.getThreads());
             if (!folder.trim().isEmpty()) {
-                results.addAll(measureFolder(new File(folder.trim()), bundle, pixelSize, scale, threads));
+                results.addAll(measureFolder(new File(folder.trim()), bundle, pixelSize, scale, micrometres,
+                        threads));
             } else {
                 ImagePlus image = IJ.getImage();
-                results.addAll(measureImage(image, image.getTitle(), bundle, pixelSize, scale, threads));
+                results.addAll(measureImage(image, image.getTitle(), bundle, pixelSize, scale, micrometres, threads));
                 if (results.size() == 1 && image.getStackSize() == 1) image.setOverlay(overlay(results.get(0)));
             }
             for (Engine.Result result : results) if (!result.measured()) IJ.log("focusnet: " + result.message);
-            show(results);
-            if (!csv.trim().isEmpty()) writeCsv(new File(csv.trim()), results);
+            List<String[]> rows = new ArrayList<>(), patchRows = new ArrayList<>();
+            for (Engine.Result result : results) {
+                rows.add(cells(result));
+                if (result.measured()) patchRows.addAll(patchCells(result, bundle));
+            }
+            show(TABLE, COLUMNS, rows);
+            if (listPatches) show(PATCH_TABLE, PATCH_COLUMNS, patchRows);
+            if (!csv.trim().isEmpty()) {
+                File file = new File(csv.trim());
+                writeCsv(file, COLUMNS, rows);
+                if (listPatches) {
+                    String name = file.getName().replaceAll("(?i)\\.csv$", "");
+                    writeCsv(new File(file.getAbsoluteFile().getParentFile(), name + "_patches.csv"), PATCH_COLUMNS,
+                            patchRows);
+                }
+            }
         } catch (IllegalArgumentException | IOException e) {
             fail(e.getMessage());
         } catch (Exception e) {
@@ -91,8 +117,8 @@ public class Measure_Focus implements PlugIn {
     }
 
     /** Every image of a folder (TIFF, PNG, JPEG), in name order; one that cannot be read gets a row with why. */
-    static List<Engine.Result> measureFolder(File folder, Bundle bundle, double pixelSize, double scale, int threads)
-            throws Exception {
+    static List<Engine.Result> measureFolder(File folder, Bundle bundle, double pixelSize, double scale,
+                                             double[] micrometres, int threads) throws Exception {
         if (!folder.isDirectory()) throw new IllegalArgumentException(folder + ": no such folder");
         File[] files = folder.listFiles((dir, name) -> name.toLowerCase(Locale.ROOT).matches(".*\\.(tif|tiff|png|jpe?g)$"));
         Arrays.sort(files);
@@ -112,7 +138,7 @@ public class Measure_Focus implements PlugIn {
                         + image.getStackSize() + " planes; open it and measure it as the current image (one row "
                         + "per plane)"));
             } else {
-                results.addAll(measureImage(image, file.getPath(), bundle, pixelSize, scale, threads));
+                results.addAll(measureImage(image, file.getPath(), bundle, pixelSize, scale, micrometres, threads));
             }
         }
         return results;
@@ -120,7 +146,7 @@ public class Measure_Focus implements PlugIn {
 
     /** One row per plane of the image's current channel and time point (one row for a 2-D image). */
     static List<Engine.Result> measureImage(ImagePlus image, String name, Bundle bundle, double pixelSize,
-                                            double scale, int threads) throws Exception {
+                                            double scale, double[] micrometres, int threads) throws Exception {
         List<Engine.Result> results = new ArrayList<>();
         double size = Double.NaN;
         String source = "assumed";
@@ -150,7 +176,7 @@ public class Measure_Focus implements PlugIn {
                 continue;
             }
             results.add(Engine.measure(plane, counts, processor.getWidth(), processor.getHeight(), bundle, size,
-                    source, threads));
+                    source, micrometres, threads));
         }
         return results;
     }
@@ -228,34 +254,34 @@ public class Measure_Focus implements PlugIn {
         return Color.getHSBColor((float) hue, (float) Math.max(0, Math.min(1, certainty)), 1f);
     }
 
-    static void show(List<Engine.Result> results) {
+    /** Text columns stay text; every other column is numeric ("nan": NaN). */
+    static void show(String title, String[] columns, List<String[]> rows) {
         ResultsTable table = new ResultsTable();
-        for (Engine.Result result : results) {
+        for (String[] row : rows) {
             table.incrementCounter();
-            String[] row = cells(result);
-            for (int c = 0; c < COLUMNS.length; c++) {
-                String column = COLUMNS[c];
+            for (int c = 0; c < columns.length; c++) {
+                String column = columns[c];
                 if (column.equals("image") || column.equals("pixel_size_source") || column.equals("reason"))
                     table.addValue(column, row[c]);
                 else
-                    table.addValue(column, Double.parseDouble(row[c].equals("nan") ? "NaN" : row[c]));
+                    table.addValue(column, row[c].equals("nan") ? Double.NaN : Double.parseDouble(row[c]));
             }
         }
-        table.show(TABLE);
+        table.show(title);
     }
 
     /** Written whole: a temporary file beside the target, renamed into place. */
-    static void writeCsv(File file, List<Engine.Result> results) throws IOException {
+    static void writeCsv(File file, String[] columns, List<String[]> rows) throws IOException {
         File parent = file.getAbsoluteFile().getParentFile();
         if (parent == null || !parent.isDirectory())
             throw new IOException(file + ": folder " + parent + " does not exist");
         File temporary = new File(parent, "." + file.getName() + ".partial");
         try (PrintWriter out = new PrintWriter(temporary, StandardCharsets.UTF_8.name())) {
-            out.print(String.join(",", COLUMNS) + "\n");
-            for (Engine.Result result : results) {
-                String[] row = cells(result);
-                for (int c = 0; c < row.length; c++) row[c] = quote(row[c]);
-                out.print(String.join(",", row) + "\n");
+            out.print(String.join(",", columns) + "\n");
+            for (String[] row : rows) {
+                String[] quoted = new String[row.length];
+                for (int c = 0; c < row.length; c++) quoted[c] = quote(row[c]);
+                out.print(String.join(",", quoted) + "\n");
             }
         }
         Files.move(temporary.toPath(), file.toPath(), StandardCopyOption.REPLACE_EXISTING,
@@ -285,10 +311,52 @@ public class Measure_Focus implements PlugIn {
         return cells.toArray(new String[0]);
     }
 
+    /**
+     * One row per patch, row-major, in the order of {@link #PATCH_COLUMNS}: patches not judged have no level,
+     * certainty, probabilities or distance (nan), as focusnet.records.patch_records.
+     */
+    static List<String[]> patchCells(Engine.Result result, Bundle bundle) {
+        List<String[]> rows = new ArrayList<>();
+        int last = FocusArithmetic.LEVELS - 1;
+        for (int i = 0; i < result.probabilities.length; i++) {
+            double[] p = result.probabilities[i];
+            boolean judged = result.judged[i];
+            int level = FocusArithmetic.argmax(p);
+            double expected = 0;
+            for (int k = 0; k <= last; k++) expected += k * p[k];
+            List<String> cells = new ArrayList<>();
+            cells.add(result.image);
+            cells.add(Integer.toString(i / result.xs.length));
+            cells.add(Integer.toString(i % result.xs.length));
+            cells.add(Integer.toString(result.ys[i / result.xs.length]));
+            cells.add(Integer.toString(result.xs[i % result.xs.length]));
+            cells.add(judged ? Integer.toString(level) : "nan");
+            cells.add(judged ? number(FocusArithmetic.certainty(p)) : "nan");
+            for (int k = 0; k <= last; k++) cells.add(judged ? number(p[k]) : "nan");
+            cells.add(result.content[i] ? "1" : "0");
+            cells.add(judged ? number(bundle.defocusUm(level == last ? last : expected, result.micrometres)) : "nan");
+            cells.add(Integer.toString(result.patchSize));
+            cells.add(judged ? (level == last ? "1" : "0") : "nan");
+            cells.add(number(result.structureToNoise[i]));
+            cells.add(judged ? "1" : "0");
+            rows.add(cells.toArray(new String[0]));
+        }
+        return rows;
+    }
+
     static String number(double value) {
         if (Double.isNaN(value)) return "nan";
         return value == Math.rint(value) && Math.abs(value) < 1e15 ? Long.toString((long) value)
                 : Double.toString(value);
+    }
+
+    private static String[] patchColumns() {
+        List<String> columns = new ArrayList<>(Arrays.asList("image", "row", "col", "y", "x", "defocus_level",
+                "certainty"));
+        for (int k = 0; k < FocusArithmetic.LEVELS; k++) columns.add("prob_" + k);
+        columns.addAll(Arrays.asList("content", "defocus_um", "size", "defocus_um_lower_bound", "structure_to_noise",
+                "judged"));
+        return columns.toArray(new String[0]);
     }
 
     private static String[] columns() {
