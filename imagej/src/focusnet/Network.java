@@ -78,28 +78,30 @@ public final class Network {
         return levels;
     }
 
-    /** Patches computed together: the innermost loops run over them (contiguous, so the JIT vectorises them). */
-    static final int BATCH = 32;
+    /** At most this many patches computed together: the innermost loops run over them (the JIT vectorises them). */
+    static final int BATCH = 64;
 
     /**
      * Level probabilities of patches of raw counts, each patch row-major (patch x patch).
      *
      * @param patches raw counts (not divided by the input scale)
-     * @param threads how many batches of {@link #BATCH} patches are computed side by side
+     * @param threads how many batches of patches are computed side by side
      */
     public double[][] predict(final float[][] patches, int threads) throws Exception {
         final double[][] result = new double[patches.length][];
+        // Batches as long as allowed, but at least one per thread: a small image still uses every CPU.
+        final int batch = Math.max(1, Math.min(BATCH, (patches.length + threads - 1) / Math.max(threads, 1)));
         List<Integer> starts = new ArrayList<>();
-        for (int start = 0; start < patches.length; start += BATCH) starts.add(start);
+        for (int start = 0; start < patches.length; start += batch) starts.add(start);
         if (threads <= 1 || starts.size() < 2) {
-            for (int start : starts) predictBatch(patches, start, Math.min(BATCH, patches.length - start), result);
+            for (int start : starts) predictBatch(patches, start, Math.min(batch, patches.length - start), result);
             return result;
         }
         ExecutorService pool = Executors.newFixedThreadPool(Math.min(threads, starts.size()));
         try {
             List<Future<?>> futures = new ArrayList<>();
             for (final int start : starts)
-                futures.add(pool.submit(() -> predictBatch(patches, start, Math.min(BATCH, patches.length - start),
+                futures.add(pool.submit(() -> predictBatch(patches, start, Math.min(batch, patches.length - start),
                         result)));
             for (Future<?> future : futures) future.get();
         } finally {
@@ -116,59 +118,41 @@ public final class Network {
     }
 
     /**
-     * Patches {@code from} .. {@code from + count - 1} into {@code result}. Activations are stored position,
-     * channel, patch (the patch fastest): every multiply-add of a convolution is then a run over the batch.
+     * Patches {@code from} .. {@code from + count - 1} into {@code result}. Each activation (position, channel)
+     * is an array over the batch: every multiply-add of a convolution is then a loop over whole arrays from
+     * index 0, which the JIT vectorises (it does not where one array is read and written at two offsets).
      */
     private void predictBatch(float[][] patches, int from, int count, double[][] result) {
         int size = patch, channels = 1;
-        float[] x = new float[size * size * count];
+        float[][] x = new float[size * size][count];
         for (int b = 0; b < count; b++) {
             float[] preprocessed = preprocess(patches[from + b]);
-            for (int p = 0; p < size * size; p++) x[p * count + b] = preprocessed[p];
+            for (int p = 0; p < size * size; p++) x[p][b] = preprocessed[p];
         }
         for (Conv conv : convs) {
             int outSize = (size + conv.stride - 1) / conv.stride;
             int padBefore = Math.max((outSize - 1) * conv.stride + conv.kernel - size, 0) / 2;
-            float[] y = new float[outSize * outSize * conv.out * count];
+            float[][] y = new float[outSize * outSize * conv.out][count];
             for (int oy = 0; oy < outSize; oy++)
                 for (int ox = 0; ox < outSize; ox++) {
-                    int base = (oy * outSize + ox) * conv.out * count;
-                    for (int o = 0; o < conv.out; o++)
-                        java.util.Arrays.fill(y, base + o * count, base + (o + 1) * count, conv.bias[o]);
+                    int base = (oy * outSize + ox) * conv.out;
+                    for (int o = 0; o < conv.out; o++) java.util.Arrays.fill(y[base + o], conv.bias[o]);
                     for (int ky = 0; ky < conv.kernel; ky++) {
                         int iy = oy * conv.stride + ky - padBefore;
                         if (iy < 0 || iy >= size) continue;
                         for (int kx = 0; kx < conv.kernel; kx++) {
                             int ix = ox * conv.stride + kx - padBefore;
                             if (ix < 0 || ix >= size) continue;
-                            int input = (iy * size + ix) * channels * count;
+                            int input = (iy * size + ix) * channels;
                             int weight = (ky * conv.kernel + kx) * conv.in * conv.out;
-                            for (int c = 0; c < conv.in; c++) {
-                                int xs = input + c * count, ws = weight + c * conv.out;
-                                int o = 0;
-                                // Four output channels per pass over the batch: each input value is loaded once
-                                // for four multiply-adds (every layer's width is a multiple of four).
-                                for (; o + 3 < conv.out; o += 4) {
-                                    float w0 = conv.weights[ws + o], w1 = conv.weights[ws + o + 1];
-                                    float w2 = conv.weights[ws + o + 2], w3 = conv.weights[ws + o + 3];
-                                    int y0 = base + o * count;
-                                    for (int b = 0; b < count; b++) {
-                                        float value = x[xs + b];
-                                        y[y0 + b] += w0 * value;
-                                        y[y0 + count + b] += w1 * value;
-                                        y[y0 + 2 * count + b] += w2 * value;
-                                        y[y0 + 3 * count + b] += w3 * value;
-                                    }
-                                }
-                                for (; o < conv.out; o++) {
-                                    float w = conv.weights[ws + o];
-                                    int ys = base + o * count;
-                                    for (int b = 0; b < count; b++) y[ys + b] += w * x[xs + b];
-                                }
-                            }
+                            for (int c = 0; c < conv.in; c++)
+                                accumulate(y, base, x[input + c], conv.weights, weight + c * conv.out, conv.out, count);
                         }
                     }
-                    for (int i = base; i < base + conv.out * count; i++) if (y[i] < 0) y[i] = 0;
+                    for (int o = 0; o < conv.out; o++) {
+                        float[] values = y[base + o];
+                        for (int b = 0; b < count; b++) if (values[b] < 0) values[b] = 0;
+                    }
                 }
             x = y;
             size = outSize;
@@ -179,11 +163,32 @@ public final class Network {
             for (int k = 0; k < levels; k++) logits[k] = denseBias[k];
             for (int c = 0; c < features; c++) {
                 double sum = 0;
-                for (int p = 0; p < size * size; p++) sum += x[(p * features + c) * count + b];
+                for (int p = 0; p < size * size; p++) sum += x[p * features + c][b];
                 double value = sum / (size * size);
                 for (int k = 0; k < levels; k++) logits[k] += value * denseWeights[c * levels + k];
             }
             result[from + b] = softmax(logits);
+        }
+    }
+
+    /** y[base + o] += weights[w + o] * input for every output channel o, four channels per pass over the batch. */
+    private static void accumulate(float[][] y, int base, float[] input, float[] weights, int w, int out, int count) {
+        int o = 0;
+        for (; o + 3 < out; o += 4) {
+            float w0 = weights[w + o], w1 = weights[w + o + 1], w2 = weights[w + o + 2], w3 = weights[w + o + 3];
+            float[] y0 = y[base + o], y1 = y[base + o + 1], y2 = y[base + o + 2], y3 = y[base + o + 3];
+            for (int b = 0; b < count; b++) {
+                float value = input[b];
+                y0[b] += w0 * value;
+                y1[b] += w1 * value;
+                y2[b] += w2 * value;
+                y3[b] += w3 * value;
+            }
+        }
+        for (; o < out; o++) {
+            float weight = weights[w + o];
+            float[] values = y[base + o];
+            for (int b = 0; b < count; b++) values[b] += weight * input[b];
         }
     }
 
