@@ -10,6 +10,7 @@ import math
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -96,9 +97,9 @@ def arithmetic(tmp_path_factory):
     return run
 
 
-def test_the_fiji_script_uses_the_shared_arithmetic_not_a_copy():
+def test_the_fiji_script_uses_the_plugins_code_not_a_copy():
     script = (REPO / "fiji" / "FocusQuality.groovy").read_text()
-    assert "import focusnet.FocusArithmetic" in script
+    assert "import focusnet.FocusArithmetic" in script and "Measure_Focus.measureImage" in script
     assert "class FocusArithmetic" not in script and "static double structureToNoise" not in script
 
 
@@ -170,3 +171,61 @@ def test_the_whole_image_answer_agrees_with_focusnet(arithmetic, images, model):
     # No content at all: NaN, as focusnet's NaN row.
     (line,) = arithmetic(["aggregate 1 0 " + " ".join(["0.1"] * contract.NUM_LEVELS)])
     assert all(math.isnan(float(v)) for v in line.split()[:contract.NUM_LEVELS])
+
+
+def test_the_fiji_script_runs_and_gives_focusnets_numbers_with_a_stub_tensorflow(tmp_path):
+    """The script's own code, run by Groovy with stubs for Fiji's TensorFlow service (tests/data/fiji_stubs).
+
+    The stub runs the bundle's model with focusnet's Java network, fed and read as the script feeds and
+    reads TensorFlow; the script's dialog parameters are set as Fiji would set them.
+    """
+    import csv
+    import os
+
+    groovy, ij_jar = shutil.which("groovy"), Path("/usr/share/java/ij.jar")
+    if groovy is None or not ij_jar.is_file():
+        pytest.skip("needs groovy and ImageJ (apt-get install groovy imagej)")
+    from focusnet.contract import IMAGE_COLUMNS, SHIPPED_BUNDLE
+
+    jar = REPO / "imagej" / "focusnet_.jar"
+    stubs = tmp_path / "stubs"
+    sources = sorted(str(path) for path in (REPO / "tests" / "data" / "fiji_stubs").rglob("*.java"))
+    subprocess.run([JAVAC, "-cp", str(jar), "-d", str(stubs), *sources], check=True, capture_output=True, timeout=300)
+    script = (REPO / "fiji" / "FocusQuality.groovy").read_text().splitlines()
+    script = [line for line in script if not line.startswith("#@")]  # SciJava's parameters, set here instead
+    last_import = max(index for index, line in enumerate(script) if line.startswith("import "))
+    script[last_import + 1:last_import + 1] = [
+        "bundle = new File(args[0]); folder = new File(args[1])",
+        "pixelSize = 0d; countScale = 0d; aperture = 1.4d; immersion = 1.515d; wavelength = 0.52d; perPatch = true",
+        "tensorFlowService = new stub.TensorFlowService()",
+        "log = [warn: { message -> println('WARN ' + message) }]",
+    ]
+    (tmp_path / "FocusQuality.groovy").write_text("\n".join(script) + "\n")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for image in sorted((REPO / "examples" / "images").glob("*.tif")):
+        shutil.copy(image, folder / image.name)
+    (folder / "broken.tif").write_bytes(b"II*\x00 not really a TIFF")
+    java_home = Path(os.path.realpath(JAVAC)).parent.parent
+    environment = dict(os.environ, JAVA_HOME=str(java_home), JAVA_OPTS="-Djava.awt.headless=true")
+    result = subprocess.run([groovy, "-cp", os.pathsep.join([str(stubs), str(jar), str(ij_jar)]),
+                             str(tmp_path / "FocusQuality.groovy"), str(SHIPPED_BUNDLE), str(folder)],
+                            capture_output=True, text=True, timeout=600, env=environment)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "WARN " in result.stdout and "broken.tif: cannot be read" in result.stdout
+    with open(folder / "focusnet_results.csv", newline="") as handle:
+        ours = {Path(row["image"]).name: row for row in csv.DictReader(handle)}
+    assert ours["broken.tif"]["reason"] == "image format"
+    cli = tmp_path / "cli.csv"
+    subprocess.run([sys.executable, "-m", "focusnet", "predict", *map(str, sorted((REPO / "examples" / "images")
+                                                                                  .glob("*.tif"))),
+                    "--na", "1.4", "--refractive-index", "1.515", "--wavelength", "0.52", "--csv", str(cli)],
+                   check=True, capture_output=True, timeout=600)
+    with open(cli, newline="") as handle:
+        for row in csv.DictReader(handle):
+            mine = ours[Path(row["image"]).name]
+            assert list(mine) == IMAGE_COLUMNS
+            assert mine["defocus_level"] == row["defocus_level"]
+            for column in ("aggregate_certainty", "mean_certainty", "defocus_um", "prob_0", "prob_10"):
+                assert float(mine[column]) == pytest.approx(float(row[column]), abs=1e-4), column
+    assert (folder / "focusnet_results_patches.csv").stat().st_size > 1000

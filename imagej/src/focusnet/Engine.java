@@ -13,6 +13,14 @@ public final class Engine {
     private Engine() {
     }
 
+    /**
+     * What classifies patches of raw counts (each row-major, patch x patch) into level probabilities: the
+     * bundle's Java network, or, in the Fiji script, Fiji's TensorFlow running the bundle's SavedModel.
+     */
+    public interface Classifier {
+        double[][] predict(float[][] patches) throws Exception;
+    }
+
     /** The answer for one image: the columns of focusnet predict's CSV, and every patch. */
     public static final class Result {
         public String image, pixelSizeSource = "", reason = "";
@@ -52,10 +60,18 @@ public final class Engine {
      * @param pixelSizeUm the pixel size in the sample plane (NaN: the model's, reported as assumed)
      * @param source      where the pixel size came from: given, file or assumed
      * @param micrometres the objective's micrometres per level of the bundle's grid ({@link Bundle#micrometres})
-     * @param threads     patches computed side by side
+     * @param threads     patches computed side by side by the bundle's Java network
      */
     public static Result measure(String name, float[] counts, int width, int height, Bundle bundle,
                                  double pixelSizeUm, String source, double[] micrometres, int threads)
+            throws Exception {
+        return measure(name, counts, width, height, bundle, pixelSizeUm, source, micrometres,
+                patches -> bundle.network.predict(patches, threads));
+    }
+
+    /** The same with another classifier of the bundle's model (the Fiji script's TensorFlow). */
+    public static Result measure(String name, float[] counts, int width, int height, Bundle bundle,
+                                 double pixelSizeUm, String source, double[] micrometres, Classifier classifier)
             throws Exception {
         Result result = new Result(name);
         if (Double.isNaN(pixelSizeUm)) {
@@ -127,7 +143,7 @@ public final class Engine {
             if (content[i]) withContent++;
             if (judged[i]) judgedCount++;
         }
-        double[][] probabilities = bundle.network.predict(patches, threads);
+        double[][] probabilities = classifier.predict(patches);
         result.patches = n;
         result.patchSize = region;
         result.ys = resampled ? originals(ys, zoom, height - region) : ys;

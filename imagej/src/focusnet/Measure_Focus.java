@@ -39,10 +39,10 @@ import java.util.Locale;
 public class Measure_Focus implements PlugIn {
     public static final String VERSION = "0.1.0";
     /** The columns of focusnet predict's CSV (focusnet.contract.IMAGE_COLUMNS). */
-    static final String[] COLUMNS = columns();
+    public static final String[] COLUMNS = columns();
     static final String TABLE = "focusnet";
     /** The columns of focusnet predict's --patches-csv (focusnet.contract.PATCH_COLUMNS). */
-    static final String[] PATCH_COLUMNS = patchColumns();
+    public static final String[] PATCH_COLUMNS = patchColumns();
     static final String PATCH_TABLE = "focusnet patches";
     /** focusnet.figures.NO_CONTENT_COLOUR: patches that take no part in the answer. */
     public static final Color NOT_JUDGED = new Color(0.25f, 0.45f, 1.0f);
@@ -75,14 +75,15 @@ public class Measure_Focus implements PlugIn {
         try {
             Bundle bundle = Bundle.read(bundlePath);
             double[] micrometres = bundle.micrometres(wavelength, aperture, index);
-            List<Engine.Result> results = new ArrayList<>();
             int threads = Math.max(1, Prefs.getThreads());
+            Engine.Classifier network = patches -> bundle.network.predict(patches, threads);
+            List<Engine.Result> results = new ArrayList<>();
             if (!folder.trim().isEmpty()) {
                 results.addAll(measureFolder(new File(folder.trim()), bundle, pixelSize, scale, micrometres,
-                        threads));
+                        network));
             } else {
                 ImagePlus image = IJ.getImage();
-                results.addAll(measureImage(image, image.getTitle(), bundle, pixelSize, scale, micrometres, threads));
+                results.addAll(measureImage(image, image.getTitle(), bundle, pixelSize, scale, micrometres, network));
                 if (results.size() == 1 && image.getStackSize() == 1) image.setOverlay(overlay(results.get(0)));
             }
             for (Engine.Result result : results) if (!result.measured()) IJ.log("focusnet: " + result.message);
@@ -117,8 +118,9 @@ public class Measure_Focus implements PlugIn {
     }
 
     /** Every image of a folder (TIFF, PNG, JPEG), in name order; one that cannot be read gets a row with why. */
-    static List<Engine.Result> measureFolder(File folder, Bundle bundle, double pixelSize, double scale,
-                                             double[] micrometres, int threads) throws Exception {
+    public static List<Engine.Result> measureFolder(File folder, Bundle bundle, double pixelSize, double scale,
+                                                    double[] micrometres, Engine.Classifier classifier)
+            throws Exception {
         if (!folder.isDirectory()) throw new IllegalArgumentException(folder + ": no such folder");
         File[] files = folder.listFiles((dir, name) -> name.toLowerCase(Locale.ROOT).matches(".*\\.(tif|tiff|png|jpe?g)$"));
         Arrays.sort(files);
@@ -138,15 +140,16 @@ public class Measure_Focus implements PlugIn {
                         + image.getStackSize() + " planes; open it and measure it as the current image (one row "
                         + "per plane)"));
             } else {
-                results.addAll(measureImage(image, file.getPath(), bundle, pixelSize, scale, micrometres, threads));
+                results.addAll(measureImage(image, file.getPath(), bundle, pixelSize, scale, micrometres, classifier));
             }
         }
         return results;
     }
 
     /** One row per plane of the image's current channel and time point (one row for a 2-D image). */
-    static List<Engine.Result> measureImage(ImagePlus image, String name, Bundle bundle, double pixelSize,
-                                            double scale, double[] micrometres, int threads) throws Exception {
+    public static List<Engine.Result> measureImage(ImagePlus image, String name, Bundle bundle, double pixelSize,
+                                                   double scale, double[] micrometres, Engine.Classifier classifier)
+            throws Exception {
         List<Engine.Result> results = new ArrayList<>();
         double size = Double.NaN;
         String source = "assumed";
@@ -176,7 +179,7 @@ public class Measure_Focus implements PlugIn {
                 continue;
             }
             results.add(Engine.measure(plane, counts, processor.getWidth(), processor.getHeight(), bundle, size,
-                    source, micrometres, threads));
+                    source, micrometres, classifier));
         }
         return results;
     }
@@ -228,7 +231,7 @@ public class Measure_Focus implements PlugIn {
     }
 
     /** The patches in focusnet's colours: hue by level (green in focus ... magenta), pale when uncertain. */
-    static Overlay overlay(Engine.Result result) {
+    public static Overlay overlay(Engine.Result result) {
         Overlay overlay = new Overlay();
         int patch = result.patchSize;
         for (int i = 0; i < result.probabilities.length; i++) {
@@ -255,7 +258,7 @@ public class Measure_Focus implements PlugIn {
     }
 
     /** Text columns stay text; every other column is numeric ("nan": NaN). */
-    static void show(String title, String[] columns, List<String[]> rows) {
+    public static void show(String title, String[] columns, List<String[]> rows) {
         ResultsTable table = new ResultsTable();
         for (String[] row : rows) {
             table.incrementCounter();
@@ -271,7 +274,7 @@ public class Measure_Focus implements PlugIn {
     }
 
     /** Written whole: a temporary file beside the target, renamed into place. */
-    static void writeCsv(File file, String[] columns, List<String[]> rows) throws IOException {
+    public static void writeCsv(File file, String[] columns, List<String[]> rows) throws IOException {
         File parent = file.getAbsoluteFile().getParentFile();
         if (parent == null || !parent.isDirectory())
             throw new IOException(file + ": folder " + parent + " does not exist");
@@ -293,7 +296,7 @@ public class Measure_Focus implements PlugIn {
     }
 
     /** One row's cells, in the order of {@link #COLUMNS}: numbers as Java prints doubles, NaN as "nan". */
-    static String[] cells(Engine.Result result) {
+    public static String[] cells(Engine.Result result) {
         List<String> cells = new ArrayList<>();
         cells.add(result.image);
         cells.add(number(result.level));
@@ -315,7 +318,7 @@ public class Measure_Focus implements PlugIn {
      * One row per patch, row-major, in the order of {@link #PATCH_COLUMNS}: patches not judged have no level,
      * certainty, probabilities or distance (nan), as focusnet.records.patch_records.
      */
-    static List<String[]> patchCells(Engine.Result result, Bundle bundle) {
+    public static List<String[]> patchCells(Engine.Result result, Bundle bundle) {
         List<String[]> rows = new ArrayList<>();
         int last = FocusArithmetic.LEVELS - 1;
         for (int i = 0; i < result.probabilities.length; i++) {
