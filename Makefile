@@ -158,7 +158,7 @@ test-main-apps: $(VENV)/.focusnet-installed $(APP_READY)
 # loading its bundles), not the command-line, batch and Dask runs again.
 test-latest: $(VENV_LATEST)/.focusnet-installed $(TF1_READY) $(ONNX_READY)
 	$(VENV_LATEST)/bin/python -m pytest $(PYTEST_REPORT) tests/unit tests/integration \
-		-m "(unit or tensorflow) and not cellprofiler and not packaging"
+		-m "(unit or tensorflow) and not cellprofiler and not packaging and not fuzz"
 
 # The napari tier: the widget in a real viewer, under Xvfb when it is installed (the tests skip without a display).
 test-napari: $(NAPARI_READY) $(TEST_PACKAGES_READY)

@@ -281,6 +281,7 @@ def test_a_loaded_bundle_changed_on_disk_is_checked_again(bundle_folder):
         load_bundle(bundle_folder)
 
 
+@pytest.mark.fuzz
 def test_every_single_byte_flip_loads_the_same_bundle_or_is_refused(bundle_zip, in_focus_image):
     """Fuzz: each byte of the zip flipped in turn; nothing but BundleError may escape the loader."""
     import multiprocessing
