@@ -157,7 +157,13 @@ public class Measure_Focus implements PlugIn {
             size = pixelSize;
             source = "given";
         } else {
-            double stated = calibratedPixelSize(image.getCalibration());
+            double stated;
+            try {
+                stated = calibratedPixelSize(image.getCalibration());
+            } catch (IllegalArgumentException e) {  // pixels that are not square: this image's row says why
+                results.add(Engine.failed(new Engine.Result(name), "unmeasurable", e.getMessage()));
+                return results;
+            }
             if (!Double.isNaN(stated)) {
                 size = stated;
                 source = "file";
