@@ -44,11 +44,41 @@ public final class FocusArithmetic {
         return best;
     }
 
+    /** The median (the mean of the two middle values for an even count), by selection: no full sort. */
     public static double median(double[] values) {
-        double[] sorted = values.clone();
-        java.util.Arrays.sort(sorted);
-        int n = sorted.length;
-        return n % 2 == 1 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+        double[] work = values.clone();
+        int n = work.length;
+        double upper = select(work, n / 2);
+        if (n % 2 == 1) return upper;
+        double lower = Double.NEGATIVE_INFINITY;  // the largest value before the middle one
+        for (int i = 0; i < n / 2; i++) lower = Math.max(lower, work[i]);
+        return 0.5 * (lower + upper);
+    }
+
+    /**
+     * The k-th smallest value (from 0), Hoare's selection: values is rearranged so that none before index k is
+     * larger and none after it smaller.
+     */
+    static double select(double[] values, int k) {
+        int left = 0, right = values.length - 1;
+        while (left < right) {
+            double a = values[left], b = values[(left + right) >>> 1], c = values[right];
+            double pivot = Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));  // median of three
+            int i = left, j = right;
+            while (i <= j) {
+                while (values[i] < pivot) i++;
+                while (values[j] > pivot) j--;
+                if (i <= j) {
+                    double swap = values[i];
+                    values[i++] = values[j];
+                    values[j--] = swap;
+                }
+            }
+            if (k <= j) right = j;
+            else if (k >= i) left = i;
+            else return values[k];
+        }
+        return values[k];
     }
 
     /** Whether a patch (raw counts, row-major, size x size) holds structure above its noise (focusnet.content). */
