@@ -6,6 +6,7 @@ the CSV the plugin saves with ``focusnet predict``'s on the same files (levels i
 and certainties within 1e-4). ImageJ 1's ``-batch`` needs AWT (its menus), hence Xvfb.
 """
 
+import base64
 import csv
 import shutil
 import subprocess
@@ -143,16 +144,20 @@ def test_defocus_in_micrometres_for_the_users_objective_is_focusnets(tmp_path, o
 
 
 def test_8_bit_32_bit_and_calibrated_images_follow_the_clis_rules(tmp_path):
+    """8-, 32-bit and calibrated images (square pixels and not) measured as focusnet predict measures them."""
     image = tifffile.imread(EXAMPLES / "BBBC006_z_aligned__a07__s1__w1_10.tif")
     eight = (image // 16).clip(0, 255).astype(np.uint8)
     tifffile.imwrite(tmp_path / "eight.tif", eight)
     tifffile.imwrite(tmp_path / "float.tif", (image / 65535).astype(np.float32))
     tifffile.imwrite(tmp_path / "calibrated.tif", image, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
                      metadata={"unit": "um"})
+    # Pixels that are not square: focusnet takes the mean of width and height.
+    tifffile.imwrite(tmp_path / "oblong.tif", image, imagej=True, resolution=(1 / 0.7, 1 / 0.6), metadata={"unit": "um"})
     macro = (measure_macro(tmp_path / "eight.csv", [tmp_path / "eight.tif"]) + "close();\n"
              + measure_macro(tmp_path / "float.csv", [tmp_path / "float.tif"], count=65535) + "close();\n"
              + measure_macro(tmp_path / "float_no_count.csv", [tmp_path / "float.tif"]) + "close();\n"
-             + measure_macro(tmp_path / "calibrated.csv", [tmp_path / "calibrated.tif"]) + "close();\n")
+             + measure_macro(tmp_path / "calibrated.csv", [tmp_path / "calibrated.tif"]) + "close();\n"
+             + measure_macro(tmp_path / "oblong.csv", [tmp_path / "oblong.tif"]) + "close();\n")
     output = run_imagej(tmp_path, macro)
     assert_rows_agree(read_rows(tmp_path / "eight.csv")[0], focusnet_predict(tmp_path, [tmp_path / "eight.tif"])[0])
     assert_rows_agree(read_rows(tmp_path / "float.csv")[0],
@@ -163,6 +168,9 @@ def test_8_bit_32_bit_and_calibrated_images_follow_the_clis_rules(tmp_path):
     (calibrated,) = read_rows(tmp_path / "calibrated.csv")
     assert calibrated["pixel_size_source"] == "file" and float(calibrated["pixel_size_um"]) == pytest.approx(0.65)
     assert_rows_agree(calibrated, focusnet_predict(tmp_path, [tmp_path / "calibrated.tif"])[0])
+    (oblong,) = read_rows(tmp_path / "oblong.csv")
+    assert float(oblong["pixel_size_um"]) == pytest.approx(0.65)
+    assert_rows_agree(oblong, focusnet_predict(tmp_path, [tmp_path / "oblong.tif"])[0])
 
 
 @pytest.mark.parametrize("pixel_size", [0.325, 0.5, 0.8])
@@ -253,3 +261,75 @@ def test_the_speed_benchmark_runs(tmp_path):
                              str(tmp_path / "imagej.json")], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Java / onnxruntime" in result.stdout
+
+
+NETWORK_HARNESS = """
+import focusnet.Network;
+import java.io.FileInputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Paths;
+import java.util.Properties;
+
+public class RunNetwork {
+    public static void main(String[] args) throws Exception {
+        Properties model = new Properties();
+        try (FileInputStream in = new FileInputStream(args[0])) { model.load(in); }
+        Network network = new Network(model);
+        int size = network.patchSize();
+        ByteBuffer bytes = ByteBuffer.wrap(Files.readAllBytes(Paths.get(args[1]))).order(ByteOrder.LITTLE_ENDIAN);
+        float[][] patches = new float[bytes.capacity() / 4 / (size * size)][size * size];
+        for (float[] patch : patches) for (int i = 0; i < patch.length; i++) patch[i] = bytes.getFloat();
+        for (double[] row : network.predict(patches, Integer.parseInt(args[2]))) {
+            StringBuilder line = new StringBuilder();
+            for (double p : row) line.append(p).append(' ');
+            System.out.println(line.toString().trim());
+        }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_java_network_is_tensorflows_for_any_strides_and_kernel_sizes(tmp_path, threads):
+    """The Java forward pass against TensorFlow's (focusnet.network.inference_graph) on a network of other
+    shapes than the shipped one: stride 1 and 3, even and 1 x 1 kernels, sizes that strides do not divide."""
+    from focusnet.contract import INPUT_SCALE, NUM_LEVELS, PATCH_SIZE
+    from focusnet.network import Architecture, ConvSpec, inference_graph
+
+    architecture = Architecture("shapes", (ConvSpec(3, 5, stride=1), ConvSpec(4, 6, stride=3), ConvSpec(2, 7, stride=2),
+                                           ConvSpec(1, 8, stride=1), ConvSpec(5, 9, stride=2)), "global_average")
+    rng = np.random.default_rng(7)
+    weights, lines, channels = {}, [f"patch_size={PATCH_SIZE}", f"num_levels={NUM_LEVELS}",
+                                    f"input_scale={INPUT_SCALE!r}", "head=global_average"], 1
+    for index, conv in enumerate(architecture.convs):
+        kernel = rng.normal(0, 1 / np.sqrt(conv.kernel ** 2 * channels), (conv.kernel, conv.kernel, channels,
+                                                                           conv.filters)).astype("<f4")
+        weights[f"conv{index}/kernel"], weights[f"conv{index}/bias"] = kernel, rng.normal(0, .1, conv.filters).astype("<f4")
+        lines.append(f"conv{index}.stride={conv.stride}")
+        channels = conv.filters
+    weights["levels/kernel"] = rng.normal(0, 1, (channels, NUM_LEVELS)).astype("<f4")
+    weights["levels/bias"] = rng.normal(0, .1, NUM_LEVELS).astype("<f4")
+    for name, value in weights.items():
+        key = name.replace("/", ".")
+        lines += [f"{key}.shape={','.join(map(str, value.shape))}",
+                  f"{key}={base64.b64encode(value.tobytes()).decode('ascii')}"]
+    (tmp_path / "model.properties").write_text("\n".join(lines) + "\n")
+    # 37 patches: batches of two sizes in each thread. Smooth structure plus noise; whole and fractional counts.
+    y, x = np.mgrid[:PATCH_SIZE, :PATCH_SIZE]
+    patches = np.stack([1000 + 800 * np.sin(x / (3 + k) + k) * np.cos(y / (5 + k % 4)) + rng.poisson(50, x.shape)
+                        for k in range(37)]).astype("<f4")
+    patches[::2] += 0.25
+    patches.tofile(tmp_path / "patches.f32")
+    (tmp_path / "RunNetwork.java").write_text(NETWORK_HARNESS)
+    classpath = f"{IJ_JAR}:{JAR}:{tmp_path}"
+    subprocess.run(["javac", "-cp", classpath, "-d", str(tmp_path), str(tmp_path / "RunNetwork.java")], check=True)
+    result = subprocess.run(["java", "-cp", classpath, "RunNetwork", str(tmp_path / "model.properties"),
+                             str(tmp_path / "patches.f32"), str(threads)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    java = np.array([[float(value) for value in line.split()] for line in result.stdout.strip().splitlines()])
+    expected = inference_graph(patches[..., None] / np.float32(INPUT_SCALE), weights, architecture).numpy()
+    assert java.shape == expected.shape
+    assert np.abs(java - expected).max() < TOLERANCE
+    assert expected.max(axis=1).min() < 0.9, "the test network should not be certain of everything"

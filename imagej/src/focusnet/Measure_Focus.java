@@ -157,13 +157,7 @@ public class Measure_Focus implements PlugIn {
             size = pixelSize;
             source = "given";
         } else {
-            double stated;
-            try {
-                stated = calibratedPixelSize(image.getCalibration());
-            } catch (IllegalArgumentException e) {  // pixels that are not square: this image's row says why
-                results.add(Engine.failed(new Engine.Result(name), "unmeasurable", e.getMessage()));
-                return results;
-            }
+            double stated = calibratedPixelSize(image.getCalibration());
             if (!Double.isNaN(stated)) {
                 size = stated;
                 source = "file";
@@ -212,7 +206,7 @@ public class Measure_Focus implements PlugIn {
         return counts;
     }
 
-    /** The pixel size in micrometres that a calibration states (NaN: none, or not square). */
+    /** The pixel size in micrometres that a calibration states (NaN: none, or in no length unit). */
     public static double calibratedPixelSize(Calibration calibration) {
         if (calibration == null || !calibration.scaled()) return Double.NaN;
         String unit = calibration.getUnit().trim().toLowerCase(Locale.ROOT);
@@ -230,10 +224,8 @@ public class Measure_Focus implements PlugIn {
             default:
                 return Double.NaN;
         }
-        if (Math.abs(calibration.pixelWidth - calibration.pixelHeight) > 1e-3 * calibration.pixelWidth)
-            throw new IllegalArgumentException("the image's pixels are not square (" + calibration.pixelWidth + " x "
-                    + calibration.pixelHeight + " " + unit + "); give the pixel size");
-        return calibration.pixelWidth * factor;
+        // Width and height averaged where they differ, as focusnet reads a TIFF's resolution.
+        return (calibration.pixelWidth + calibration.pixelHeight) / 2 * factor;
     }
 
     /** The patches in focusnet's colours: hue by level (green in focus ... magenta), pale when uncertain. */
