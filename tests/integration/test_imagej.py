@@ -152,7 +152,8 @@ def test_8_bit_32_bit_and_calibrated_images_follow_the_clis_rules(tmp_path):
     tifffile.imwrite(tmp_path / "calibrated.tif", image, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
                      metadata={"unit": "um"})
     # Pixels that are not square: focusnet takes the mean of width and height.
-    tifffile.imwrite(tmp_path / "oblong.tif", image, imagej=True, resolution=(1 / 0.7, 1 / 0.6), metadata={"unit": "um"})
+    tifffile.imwrite(tmp_path / "oblong.tif", image, imagej=True, resolution=(1 / 0.7, 1 / 0.6),
+                     metadata={"unit": "um"})
     macro = (measure_macro(tmp_path / "eight.csv", [tmp_path / "eight.tif"]) + "close();\n"
              + measure_macro(tmp_path / "float.csv", [tmp_path / "float.tif"], count=65535) + "close();\n"
              + measure_macro(tmp_path / "float_no_count.csv", [tmp_path / "float.tif"]) + "close();\n"
@@ -304,9 +305,9 @@ def test_the_java_network_is_tensorflows_for_any_strides_and_kernel_sizes(tmp_pa
     weights, lines, channels = {}, [f"patch_size={PATCH_SIZE}", f"num_levels={NUM_LEVELS}",
                                     f"input_scale={INPUT_SCALE!r}", "head=global_average"], 1
     for index, conv in enumerate(architecture.convs):
-        kernel = rng.normal(0, 1 / np.sqrt(conv.kernel ** 2 * channels), (conv.kernel, conv.kernel, channels,
-                                                                           conv.filters)).astype("<f4")
-        weights[f"conv{index}/kernel"], weights[f"conv{index}/bias"] = kernel, rng.normal(0, .1, conv.filters).astype("<f4")
+        shape = (conv.kernel, conv.kernel, channels, conv.filters)
+        weights[f"conv{index}/kernel"] = rng.normal(0, 1 / np.sqrt(conv.kernel ** 2 * channels), shape).astype("<f4")
+        weights[f"conv{index}/bias"] = rng.normal(0, .1, conv.filters).astype("<f4")
         lines.append(f"conv{index}.stride={conv.stride}")
         channels = conv.filters
     weights["levels/kernel"] = rng.normal(0, 1, (channels, NUM_LEVELS)).astype("<f4")
