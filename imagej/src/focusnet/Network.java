@@ -70,9 +70,10 @@ public final class Network {
         for (int index = 0; model.getProperty("conv" + index + ".kernel") != null; index++) {
             String name = "conv" + index;
             int[] shape = shape(model, name + ".kernel");
-            if (shape.length != 4 || shape[0] != shape[1] || shape[2] != channels)
+            if (shape.length != 4 || shape[0] != shape[1] || shape[0] < 1 || shape[2] != channels || shape[3] < 1)
                 throw new IllegalArgumentException(name + ".kernel has shape " + Arrays.toString(shape));
             int stride = integer(model, name + ".stride");
+            if (stride < 1) throw new IllegalArgumentException(name + ".stride is " + stride + ", not a positive number");
             float[] weights = floats(model, name + ".kernel", shape[0] * shape[1] * shape[2] * shape[3]);
             float[] bias = floats(model, name + ".bias", shape[3]);
             convs.add(new Conv(shape[0], shape[2], shape[3], stride, weights, bias));
