@@ -292,6 +292,15 @@ public class RunNetwork {
 """
 
 
+def run_network(tmp_path, threads=1):
+    """The Java network of tmp_path/model.properties on the patches in tmp_path/patches.f32."""
+    (tmp_path / "RunNetwork.java").write_text(NETWORK_HARNESS)
+    classpath = f"{IJ_JAR}:{JAR}:{tmp_path}"
+    subprocess.run(["javac", "-cp", classpath, "-d", str(tmp_path), str(tmp_path / "RunNetwork.java")], check=True)
+    return subprocess.run(["java", "-cp", classpath, "RunNetwork", str(tmp_path / "model.properties"),
+                           str(tmp_path / "patches.f32"), str(threads)], capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_the_java_network_is_tensorflows_for_any_strides_and_kernel_sizes(tmp_path, threads):
     """The Java forward pass against TensorFlow's (focusnet.network.inference_graph) on a network of other
@@ -323,14 +332,23 @@ def test_the_java_network_is_tensorflows_for_any_strides_and_kernel_sizes(tmp_pa
                         for k in range(37)]).astype("<f4")
     patches[::2] += 0.25
     patches.tofile(tmp_path / "patches.f32")
-    (tmp_path / "RunNetwork.java").write_text(NETWORK_HARNESS)
-    classpath = f"{IJ_JAR}:{JAR}:{tmp_path}"
-    subprocess.run(["javac", "-cp", classpath, "-d", str(tmp_path), str(tmp_path / "RunNetwork.java")], check=True)
-    result = subprocess.run(["java", "-cp", classpath, "RunNetwork", str(tmp_path / "model.properties"),
-                             str(tmp_path / "patches.f32"), str(threads)], capture_output=True, text=True, timeout=300)
+    result = run_network(tmp_path, threads)
     assert result.returncode == 0, result.stderr[-3000:]
     java = np.array([[float(value) for value in line.split()] for line in result.stdout.strip().splitlines()])
     expected = inference_graph(patches[..., None] / np.float32(INPUT_SCALE), weights, architecture).numpy()
     assert java.shape == expected.shape
     assert np.abs(java - expected).max() < TOLERANCE
     assert expected.max(axis=1).min() < 0.9, "the test network should not be certain of everything"
+
+
+@pytest.mark.parametrize(("entry", "value", "message"), [("conv0.stride", "0", "conv0.stride is 0"),
+                                                         ("conv0.kernel.shape", "0,0,1,4", "conv0.kernel has shape")])
+def test_a_model_with_an_impossible_stride_or_kernel_is_refused_by_name(tmp_path, entry, value, message):
+    lines = ["patch_size=84", "num_levels=11", "input_scale=65535.0", "head=global_average", "conv0.stride=2",
+             "conv0.kernel.shape=3,3,1,4", "conv0.kernel=" + base64.b64encode(np.ones(36, "<f4").tobytes()).decode(),
+             "conv0.bias.shape=4", "conv0.bias=" + base64.b64encode(np.zeros(4, "<f4").tobytes()).decode()]
+    lines = [f"{entry}={value}" if line.startswith(entry + "=") else line for line in lines]
+    (tmp_path / "model.properties").write_text("\n".join(lines) + "\n")
+    np.zeros((1, 84, 84), "<f4").tofile(tmp_path / "patches.f32")
+    result = run_network(tmp_path)
+    assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
