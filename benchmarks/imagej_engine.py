@@ -18,7 +18,6 @@ Usage::
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, best_seconds, in_focus_sources, machine, tiled_image  # noqa: E402
+from common import REPO, best_seconds, in_focus_sources, machine, report, tiled_image  # noqa: E402
 
 IJ_JAR = Path("/usr/share/java/ij.jar")
 JAR = REPO / "imagej" / "focusnet_.jar"
@@ -79,18 +78,15 @@ def main():
                                                    repeats)
             row["java_over_onnxruntime"] = row["java_s"] / row["onnxruntime_s"]
             rows.append(row)
-    report = {"machine": machine(), "repeats": repeats, "target_ratio": TARGET_RATIO, "rows": rows}
-    print(f"Seconds per image, best of {repeats} ({report['machine']}; shipped model):\n")
-    print("| image | Java engine (ImageJ plugin) | its first run | onnxruntime | TensorFlow | Java / onnxruntime |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['image']} | {row['java_s']:.3f} | {row['java_first_s']:.3f} | {row['onnxruntime_s']:.3f} | "
-              f"{row['tensorflow_s']:.3f} | {row['java_over_onnxruntime']:.1f}x |")
+    data = {"machine": machine(), "repeats": repeats, "target_ratio": TARGET_RATIO, "rows": rows}
+    report(f"Seconds per image, best of {repeats} ({data['machine']}; shipped model):",
+           ["image", "Java engine (ImageJ plugin)", "its first run", "onnxruntime", "TensorFlow", "Java / onnxruntime"],
+           [[row["image"], f"{row['java_s']:.3f}", f"{row['java_first_s']:.3f}", f"{row['onnxruntime_s']:.3f}",
+             f"{row['tensorflow_s']:.3f}", f"{row['java_over_onnxruntime']:.1f}x"] for row in rows],
+           arguments.json, data)
     worst = max(row["java_over_onnxruntime"] for row in rows)
     print(f"\nTarget: the Java engine at most {TARGET_RATIO:g}x onnxruntime's time per image: {worst:.1f}x "
           f"({'met' if worst <= TARGET_RATIO else 'missed'}).")
-    if arguments.json:
-        Path(arguments.json).write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Usage (needs napari, pytest-qt's Qt bindings and a display, e.g. ``xvfb-run -a``
 """
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stacks import make_stack  # noqa: E402
 
-from common import best_seconds, machine  # noqa: E402
+from common import best_seconds, machine, report  # noqa: E402
 
 #: Planes, height, width of the stacks (the issue's is the first; and the smoke run's).
 STACKS = ((40, 520, 696), (40, 2048, 2048))
@@ -131,22 +130,19 @@ def main():
                      "longest_event_loop_gap_s": longest_gap_s, "best_plane": widget.stack_result.best_plane})
         viewer.layers.remove(name)
     viewer.close()
-    report = {"machine": machine(), "model": model.name, "repeats": repeats, "target_ratio": TARGET_RATIO,
-              "stacks": rows}
-    print(f"napari widget against the library ({report['machine']}; {report['model']}), best of {repeats}:\n")
-    print("| stack | library | widget: click to result | widget / library | focus curve painted | longest wait "
-          "of the viewer's event loop |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['planes']} x {row['width']} x {row['height']} | {row['library_s']:.2f} s | "
-              f"{row['widget_s']:.2f} s | {row['ratio']:.2f} | {row['curve_painted_s']:.2f} s | "
-              f"{1000 * row['longest_event_loop_gap_s']:.0f} ms |")
+    data = {"machine": machine(), "model": model.name, "repeats": repeats, "target_ratio": TARGET_RATIO,
+            "stacks": rows}
+    report(f"napari widget against the library ({data['machine']}; {data['model']}), best of {repeats}:",
+           ["stack", "library", "widget: click to result", "widget / library", "focus curve painted",
+            "longest wait of the viewer's event loop"],
+           [[f"{row['planes']} x {row['width']} x {row['height']}", f"{row['library_s']:.2f} s",
+             f"{row['widget_s']:.2f} s", f"{row['ratio']:.2f}", f"{row['curve_painted_s']:.2f} s",
+             f"{1000 * row['longest_event_loop_gap_s']:.0f} ms"] for row in rows],
+           arguments.json, data)
     first = rows[0]
     verdict = "met" if first["ratio"] <= TARGET_RATIO else "missed"
     print(f"\nTarget: at {first['planes']} x {first['width']} x {first['height']}, the widget at most "
           f"{TARGET_RATIO:g}x the library's time: {first['ratio']:.2f}x ({verdict}).")
-    if arguments.json:
-        Path(arguments.json).write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
