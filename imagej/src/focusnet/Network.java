@@ -127,13 +127,6 @@ public final class Network {
         return result;
     }
 
-    /** Level probabilities of one patch of raw counts (row-major, patch x patch). */
-    public double[] predict(float[] counts) {
-        double[][] result = new double[1][];
-        predictRange(new float[][] {counts}, 0, 1, result);
-        return result[0];
-    }
-
     /** Patches from .. to - 1 in batches of nearly equal size (two sizes at most), each size with one workspace. */
     private void predictRange(float[][] patches, int from, int to, double[][] result) {
         int batches = (to - from + BATCH - 1) / BATCH;
@@ -154,7 +147,8 @@ public final class Network {
         final float[][][] shifted = new float[layers.length][][];
         final int[][] offsets = new int[layers.length][];
         final float[][] sums;
-        final double[][] means;
+        /** totals[b][c]: patch b's sum of the last layer's channel c over positions. */
+        final double[][] totals;
 
         Workspace(int count) {
             this.count = count;
@@ -171,7 +165,7 @@ public final class Network {
                 for (int t = 0; t < shifted[l].length; t++) shifted[l][t] = taps[layers[l].padding(t) ? 0 : t];
             }
             sums = new float[widest][CHUNK];
-            means = new double[count][features];
+            totals = new double[count][features];
         }
     }
 
@@ -201,7 +195,7 @@ public final class Network {
             phases = new int[conv.groups * GROUP];
             shifts = new int[phases.length];
             for (int t = 0; t < phases.length; t++) {
-                int tap = t < conv.kernel * conv.kernel ? t : 0;  // padding taps (zero weight) read tap 0's pixels
+                int tap = padding(t) ? 0 : t;  // padding taps (zero weight) read tap 0's pixels
                 int dy = tap / conv.kernel - padBefore, dx = tap % conv.kernel - padBefore;
                 phases[t] = Math.floorMod(dy, stride) * stride + Math.floorMod(dx, stride);
                 shifts[t] = (Math.floorDiv(dy, stride) - low) * side + Math.floorDiv(dx, stride) - low;
@@ -225,21 +219,15 @@ public final class Network {
             return offsets;
         }
 
-        /**
-         * Patch b's size x size pixels (at source[start + y * rowLength + x]) into its blocks of one input
-         * channel's phase planes; negative values become 0 when relu is set.
-         */
-        void scatter(float[] source, int start, int rowLength, boolean relu, int b, int count, float[] planes) {
+        /** Patch b's size x size pixels (row-major) into its blocks of one input channel's phase planes. */
+        void scatter(float[] pixels, int b, int count, float[] planes) {
             for (int phaseY = 0; phaseY < stride; phaseY++)
                 for (int phaseX = 0; phaseX < stride; phaseX++) {
                     int plane = ((phaseY * stride + phaseX) * count + b) * block - low * side - low;
+                    int columns = (size - phaseX + stride - 1) / stride;
                     for (int y = phaseY, r = 0; y < size; y += stride, r++) {
-                        int from = start + y * rowLength + phaseX, to = plane + r * side;
-                        int columns = (size - phaseX + stride - 1) / stride;
-                        if (relu)
-                            for (int q = 0; q < columns; q++) planes[to + q] = Math.max(source[from + q * stride], 0f);
-                        else
-                            for (int q = 0; q < columns; q++) planes[to + q] = source[from + q * stride];
+                        int from = y * size + phaseX, to = plane + r * side;
+                        for (int q = 0; q < columns; q++) planes[to + q] = pixels[from + q * stride];
                     }
                 }
         }
@@ -299,8 +287,8 @@ public final class Network {
     private void predictBatch(float[][] patches, int from, Workspace work, double[][] result) {
         int count = work.count;
         for (int b = 0; b < count; b++)
-            layers[0].scatter(preprocess(patches[from + b]), 0, patch, false, b, count, work.inputs[0][0]);
-        for (double[] row : work.means) Arrays.fill(row, 0);
+            layers[0].scatter(preprocess(patches[from + b]), b, count, work.inputs[0][0]);
+        for (double[] row : work.totals) Arrays.fill(row, 0);
         float[][] sums = work.sums;
         for (int l = 0; l < layers.length; l++) {
             Layer layer = layers[l];
@@ -320,16 +308,16 @@ public final class Network {
                 }
                 if (l + 1 < layers.length) layers[l + 1].gather(sums, conv.out, layer, start, length, count,
                         work.inputs[l + 1]);
-                else layer.sum(sums, conv.out, start, length, work.means);
+                else layer.sum(sums, conv.out, start, length, work.totals);
             }
         }
-        Layer last = layers[layers.length - 1];
+        int positions = layers[layers.length - 1].outSize * layers[layers.length - 1].outSize;
         for (int b = 0; b < count; b++) {
-            double[] logits = new double[levels];
+            double[] means = work.totals[b], logits = new double[levels];
+            for (int c = 0; c < features; c++) means[c] /= positions;  // in place: the totals are reset per batch
             for (int k = 0; k < levels; k++) {
                 logits[k] = denseBias[k];
-                for (int c = 0; c < features; c++)
-                    logits[k] += work.means[b][c] / (last.outSize * last.outSize) * denseWeights[c * levels + k];
+                for (int c = 0; c < features; c++) logits[k] += means[c] * denseWeights[c * levels + k];
             }
             result[from + b] = softmax(logits);
         }
