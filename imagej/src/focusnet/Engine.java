@@ -137,9 +137,8 @@ public final class Engine {
         double[] ratios = new double[n];
         for (int i = 0; i < n; i++) {
             ratios[i] = answers[i][0];
-            boolean significant = answers[i][1] > 0;
-            content[i] = significant && ratios[i] >= FocusArithmetic.MIN_STRUCTURE_TO_NOISE;
-            judged[i] = content[i] && ratios[i] >= FocusArithmetic.TOO_NOISY_BELOW;
+            content[i] = FocusArithmetic.hasContent(answers[i]);
+            judged[i] = FocusArithmetic.isJudged(answers[i]);
             if (content[i]) withContent++;
             if (judged[i]) judgedCount++;
         }

@@ -83,26 +83,22 @@ public final class FocusArithmetic {
 
     /** Whether a patch (raw counts, row-major, size x size) holds structure above its noise (focusnet.content). */
     public static boolean hasContent(double[] patch, int size) {
-        return structureToNoise(patch, size) >= MIN_STRUCTURE_TO_NOISE;
+        return hasContent(structureAndSignificance(patch, size, 1.0));
     }
 
     /** Whether a patch takes part in the answer: with content and not too noisy to judge (focusnet.content). */
     public static boolean isJudged(double[] patch, int size) {
-        return structureToNoise(patch, size) >= TOO_NOISY_BELOW;
+        return isJudged(structureAndSignificance(patch, size, 1.0));
     }
 
-    /** A patch's structure over its pixel noise, 0 when its block means do not vary significantly. */
-    public static double structureToNoise(double[] patch, int size) {
-        return structureToNoise(patch, size, 1.0);
+    /** The same decision from a region's {@link #structureAndSignificance} answer. */
+    public static boolean hasContent(double[] answer) {
+        return answer[1] > 0 && answer[0] >= MIN_STRUCTURE_TO_NOISE;
     }
 
-    /**
-     * The same for a region of the original image that the model sees resampled: {@code noiseReduction} is
-     * how much the resampling averages the noise down (1 / zoom when shrinking; 1 otherwise).
-     */
-    public static double structureToNoise(double[] patch, int size, double noiseReduction) {
-        double[] answer = structureAndSignificance(patch, size, noiseReduction);
-        return answer[1] > 0 ? answer[0] : 0.0;
+    /** The same decision from a region's {@link #structureAndSignificance} answer. */
+    public static boolean isJudged(double[] answer) {
+        return hasContent(answer) && answer[0] >= TOO_NOISY_BELOW;
     }
 
     /**
