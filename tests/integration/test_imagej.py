@@ -352,3 +352,13 @@ def test_a_model_with_an_impossible_stride_or_kernel_is_refused_by_name(tmp_path
     np.zeros((1, 84, 84), "<f4").tofile(tmp_path / "patches.f32")
     result = run_network(tmp_path)
     assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
+
+
+def test_a_save_path_that_is_not_a_csv_is_refused_and_the_image_is_untouched(tmp_path):
+    image = tmp_path / "image.tif"
+    shutil.copy(EXAMPLES / "BBBC006_z_aligned__a07__s1__w1_10.tif", image)
+    before = image.read_bytes()
+    output = run_imagej(tmp_path, measure_macro(image, [image]))
+    assert "give a path that ends in .csv" in output
+    assert image.read_bytes() == before
+    assert sorted(path.name for path in tmp_path.iterdir() if path.is_file()) == ["image.tif", "macro.ijm"]

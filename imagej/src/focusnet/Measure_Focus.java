@@ -72,6 +72,11 @@ public class Measure_Focus implements PlugIn {
         double aperture = dialog.getNextNumber(), index = dialog.getNextNumber(), wavelength = dialog.getNextNumber();
         String csv = dialog.getNextString();
         boolean listPatches = dialog.getNextBoolean();
+        // Only a .csv path: the table (and its _patches.csv) can then never overwrite an image being measured.
+        if (!csv.trim().isEmpty() && !csv.trim().toLowerCase(Locale.ROOT).endsWith(".csv")) {
+            fail("the table is saved as CSV: give a path that ends in .csv (not " + csv.trim() + ")");
+            return;
+        }
         try {
             Bundle bundle = Bundle.read(bundlePath);
             double[] micrometres = bundle.micrometres(wavelength, aperture, index);
