@@ -311,9 +311,18 @@ class MeasureFocusWidget(widgets.Container):
         A 2-D result: ``path`` is ``focusnet predict --csv`` and ``<stem>_patches.csv`` its
         ``--patches-csv``. A stack: ``path`` is ``focusnet stack --csv`` (one row per plane)
         and ``<stem>_stacks.csv`` its summary.
+
+        Raises
+        ------
+        InvalidParameterError
+            Before anything is written, when either file is the file an open layer was read from.
         """
+        from ..files import refuse_inputs_as_outputs
+
         path = Path(path)
         second = path.with_name(path.stem + ("_patches" if self.image_outcome is not None else "_stacks") + ".csv")
+        refuse_inputs_as_outputs([layer.source.path for layer in self.viewer.layers if layer.source.path],
+                                 [path, second])
         if self.image_outcome is not None:
             _measure.write_image_csvs(self.image_outcome, path, second)
         elif self.stack_result is not None:

@@ -6,6 +6,7 @@ run in this same environment (onnxruntime, the shipped ``default.onnx``).
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -289,3 +290,21 @@ def test_a_fresh_install_of_the_napari_extra_shows_the_widget_in_the_plugin_menu
     shown = subprocess.run([str(python), "-c", check], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert shown.stdout.split() == ["MeasureFocusWidget", "(21,", "336,", "420)"]
+
+
+def test_saving_over_a_file_an_open_layer_was_read_from_is_refused(widget, qtbot, tmp_path):
+    import tifffile
+
+    from focusnet.errors import InvalidParameterError
+
+    path = tmp_path / "image.tif"
+    shutil.copy(REPO / "examples" / "images" / "BBBC006_z_aligned__a07__s1__w1_10.tif", path)
+    before = path.read_bytes()
+    (layer,) = widget.viewer.open(path, plugin="focusnet")
+    widget.layer.value = layer.name
+    click(qtbot, widget, widget.measure_button)
+    assert widget.image_outcome is not None
+    with pytest.raises(InvalidParameterError, match="is an input"):
+        widget.save_csv(path)
+    assert path.read_bytes() == before and tifffile.imread(path).shape == layer.data.shape
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.tif"]
